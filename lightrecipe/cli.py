@@ -1,0 +1,50 @@
+"""The `lightrecipe` command. Each part of the package registers its own subcommands; this file only
+assembles them and turns user mistakes into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lightrecipe.errors import UserError
+
+USAGE_ERROR = 2  # exit code for user mistakes, as argparse uses
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (no usage dump) with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(USAGE_ERROR)
+
+
+def build_parser() -> Parser:
+    from lightrecipe.reports import commands as report_commands
+    from lightrecipe.search import commands as search_commands
+    from lightrecipe.spaces import commands as space_commands
+    from lightrecipe.trainers import commands as train_commands
+
+    parser = Parser(prog="lightrecipe", description=__doc__.split(".")[0] + ".")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for module in (train_commands, space_commands, search_commands, report_commands):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        sys.stderr.write(f"lightrecipe: error: {exc}\n")
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("lightrecipe: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The one exception type for user mistakes.
+
+Anything a user can get wrong (a flag, a file, a value, a path) raises `UserError` with a message that
+names the culprit and what would be valid. The CLI prints it as one line and exits with code 2; library
+callers can catch it like any `ValueError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class UserError(ValueError):
+    """A mistake in user input; the message is meant to be shown as is."""
+
+
+def nearest(name: str, valid: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest valid name, or '' when nothing is close."""
+    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""

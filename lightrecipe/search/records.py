@@ -1,0 +1,65 @@
+"""What a sweep writes into its Optuna trial database, and what reports read back.
+
+This module is the seam between search/ (the writer) and reports/ (the reader): both use these names and
+nothing else. One Optuna study per (space, arch); its name is `study_name(space, arch)`.
+
+Study user attributes
+    space            space name (str)
+    arch             timm architecture (str)
+    objective        the metric the study maximises, e.g. "knn_top1" (str)
+    max_epochs       epochs of a full trial (int)
+    space_spec       the space as a plain dict (its YAML, parsed)
+
+Trial: Optuna's own fields hold the state (COMPLETE / PRUNED / FAIL / RUNNING), `params` (the sampled
+values, Optuna distributions included) and `value` (the objective; a pruned trial keeps its last value).
+Intermediate values hold the objective per epoch (step = epoch). Trial user attributes:
+    state            "complete" | "pruned" | "failed" | "diverged" | "running"
+    error            message of a failure or divergence ("" otherwise)
+    baseline         True for the ResNet-50 settings trial (`lightrecipe` enqueues it first)
+    recipe           the full resolved recipe (dict, Recipe.to_dict())
+    history          per-epoch metrics: list of dicts with epoch, loss, lr, knn_top1, images_per_s,
+                     epoch_seconds (what train() reports each epoch)
+    metrics          the final metrics dict (train()'s return value; for a pruned trial, its last epoch)
+    params_count     backbone parameter count (int)
+    wall_seconds     trial wall time (float)
+    device_seconds   wall time x devices held (GPUs if any, else CPUs) (float)
+    node             host name / Ray node IP where the trial ran (str)
+    run_dir          absolute path of the trial's run folder (checkpoints, logs) (str)
+"""
+
+from __future__ import annotations
+
+# Study attributes
+SPACE = "space"
+ARCH = "arch"
+OBJECTIVE = "objective"
+MAX_EPOCHS = "max_epochs"
+SPACE_SPEC = "space_spec"
+
+# Trial attributes
+STATE = "state"
+ERROR = "error"
+BASELINE = "baseline"
+RECIPE = "recipe"
+HISTORY = "history"
+METRICS = "metrics"
+PARAMS_COUNT = "params_count"
+WALL_SECONDS = "wall_seconds"
+DEVICE_SECONDS = "device_seconds"
+NODE = "node"
+RUN_DIR = "run_dir"
+
+STATES = ("complete", "pruned", "failed", "diverged", "running")
+DEFAULT_OBJECTIVE = "knn_top1"  # val kNN: cheap per epoch, so ASHA and the final ranking use one metric
+DB_FILENAME = "trials.db"  # SQLite file inside the sweep folder when no --storage is given
+
+
+def study_name(space: str, arch: str) -> str:
+    return f"{space}/{arch}"
+
+
+def default_storage_url(sweep_dir: str) -> str:
+    """SQLite URL of the trial database inside a sweep folder (absolute: Ray trials change directory)."""
+    from pathlib import Path
+
+    return f"sqlite:///{(Path(sweep_dir).resolve() / DB_FILENAME).as_posix()}"

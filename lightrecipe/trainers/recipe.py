@@ -1,0 +1,395 @@
+"""The training recipe: one frozen dataclass, the only object passed into training.
+
+Every field has a default and says where the value comes from. Derived values (the effective learning
+rate) are properties. `Recipe.validate()` runs in `__post_init__`, so an invalid recipe cannot exist; each
+error names the field and what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from lightrecipe.errors import UserError, nearest
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": ("digits", "cifar10", "cifar100", "imagefolder"),
+    "lr_scaling": ("linear", "none"),
+    "optimizer": ("sgd", "lars", "adamw"),
+    "key_momentum_schedule": ("constant", "cosine"),
+    "smoothing": ("none", "topk", "uniform"),
+    "smoothing_schedule": ("constant", "warmup", "cosine"),
+    "probe_method": ("lbfgs", "sgd"),
+    "precision": ("fp32", "bf16", "fp16"),
+}
+
+# Inclusive numeric bounds (low, high); None means unbounded on that side.
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "image_size": (8, 1024),
+    "epochs": (1, None),
+    "batch_size": (2, None),
+    "base_lr": (0.0, None),
+    "momentum": (0.0, 1.0),
+    "weight_decay": (0.0, None),
+    "warmup_epochs": (0.0, None),
+    "temperature": (1e-4, None),
+    "queue_size": (0, None),
+    "key_momentum": (0.0, 1.0),
+    "proj_hidden_dim": (0, None),
+    "proj_out_dim": (1, None),
+    "proj_layers": (1, 8),
+    "predictor_hidden_dim": (0, None),
+    "loss_scale": (0.0, None),
+    "smoothing_alpha": (0.0, 1.0),
+    "smoothing_k": (0, None),
+    "aug_strength": (0.0, 4.0),
+    "crop_min_scale": (0.01, 1.0),
+    "color_jitter_prob": (0.0, 1.0),
+    "grayscale_prob": (0.0, 1.0),
+    "blur_prob": (0.0, 1.0),
+    "solarize_prob": (0.0, 1.0),
+    "hflip_prob": (0.0, 1.0),
+    "bn_splits": (1, None),
+    "knn_k": (1, None),
+    "knn_temperature": (1e-4, None),
+    "probe_epochs": (1, None),
+    "probe_lr": (0.0, None),
+    "probe_weight_decay": (0.0, None),
+    "data_fraction": (1e-4, 1.0),
+    "num_workers": (0, None),
+    "seed": (0, None),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    # --- model and data -------------------------------------------------------------------------
+    arch: str = "mobilenetv3_large_100"  # any timm name; the paper's main efficient net
+    dataset: str = "digits"  # scikit-learn's bundled 8x8 digits: real, offline
+    data_root: str = ""  # folder for cifar10/cifar100/imagefolder; unused by digits
+    image_size: int = 32  # digits are upsampled 8 -> 32 px (CIFAR's size); ImageNet uses 224
+    epochs: int = 20  # short schedule: a search trial, not a final run
+    batch_size: int = 256  # MoCo v2
+    data_fraction: float = 1.0  # share of the train split used: a fidelity knob for short trials
+    num_workers: int = 2  # DataLoader workers that decode imagefolder files (this machine has 2 cores)
+
+    # --- optimisation ---------------------------------------------------------------------------
+    base_lr: float = 0.03  # MoCo v2: lr 0.03 at batch 256
+    lr_scaling: str = "linear"  # linear: lr = base_lr * batch_size / 256 (Goyal et al.); none: lr = base_lr
+    optimizer: str = "sgd"  # MoCo v2: SGD
+    momentum: float = 0.9  # MoCo v2 SGD momentum (beta1 for adamw)
+    weight_decay: float = 1e-4  # MoCo v2
+    wd_on_norm_and_bias: bool = True  # MoCo v2 decays every parameter; MoCo v3/BYOL exclude norms and biases
+    warmup_epochs: float = 0.0  # MoCo v2 has no warm-up; MoCo v3 uses 10
+    precision: str = "fp32"  # bf16/fp16 autocast on GPUs
+    channels_last: bool = False  # faster convolutions on tensor-core GPUs
+    compile: bool = False  # torch.compile the encoders (GPU runs; costs start-up time)
+    seed: int = 0
+
+    # --- contrastive objective ------------------------------------------------------------------
+    temperature: float = 0.2  # MoCo v2
+    queue_size: int = 65536  # MoCo v2 K; 0 = in-batch negatives (MoCo v3)
+    key_momentum: float = 0.999  # MoCo v2 key-encoder EMA momentum
+    key_momentum_schedule: str = "constant"  # cosine: rises from key_momentum to 1 (MoCo v3)
+    proj_hidden_dim: int = 2048  # MoCo v2 projector feature_dim -> 2048 -> 128; 0 = backbone feature dim
+    proj_out_dim: int = 128  # MoCo v2
+    proj_layers: int = 2  # linear layers in the projector; MoCo v2: 2, MoCo v3: 3
+    proj_bn: bool = False  # BatchNorm in the projector (MoCo v3)
+    predictor_hidden_dim: int = 0  # MoCo v3 predictor on the query side; 0 = no predictor (MoCo v2)
+    symmetric: bool = False  # sum of both directions' losses (MoCo v3); behaves like twice the epochs
+    loss_scale: float = 1.0  # MoCo v3 multiplies the loss by 2T
+    bn_splits: int = 8  # single-device stand-in for shuffle BN, as in MoCo's CIFAR demo (8 splits)
+
+    # --- smoothed InfoNCE (PAPER.md) ------------------------------------------------------------
+    smoothing: str = "none"  # topk: alpha spread over the k most similar negatives; uniform: over all
+    smoothing_alpha: float = 0.0  # target mass moved off the positive; third-party notes: 0.02 to 0.2
+    smoothing_k: int = 0  # neighbours that share alpha; third-party notes: about 20
+    smoothing_schedule: str = "constant"  # warmup: 0 during warm-up epochs; cosine: ramps 0 -> alpha
+
+    # --- augmentation (MoCo v2 "aug+" at aug_strength 1) ----------------------------------------
+    aug_strength: float = 1.0  # scales ColorJitter(0.4, 0.4, 0.4, 0.1)
+    crop_min_scale: float = 0.2  # RandomResizedCrop scale (0.2, 1.0)
+    color_jitter_prob: float = 0.8  # MoCo v2
+    grayscale_prob: float = 0.2  # MoCo v2
+    blur_prob: float = 0.5  # MoCo v2, sigma in [0.1, 2.0] at 224 px (scaled with image size)
+    solarize_prob: float = 0.0  # MoCo v2 has none; BYOL/MoCo v3 use 0.2 on one view
+    hflip_prob: float = 0.5  # MoCo v2
+
+    # --- evaluation -----------------------------------------------------------------------------
+    knn_k: int = 20  # kNN monitor neighbours (field habit: 20 or 200)
+    knn_temperature: float = 0.1  # kNN weights exp(sim / t) (MoCo CIFAR demo: 0.1)
+    probe_method: str = "lbfgs"  # lbfgs: full-batch logistic regression, deterministic; sgd: MoCo v2 protocol
+    probe_epochs: int = 100  # MoCo v2 linear probe
+    probe_lr: float = 30.0  # MoCo v2 linear probe lr for SGD (lbfgs ignores it)
+    probe_weight_decay: float = 0.0  # MoCo v2 linear probe
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # --- derived values -------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """Peak learning rate after batch-size scaling."""
+        if self.lr_scaling == "linear":
+            return self.base_lr * self.batch_size / 256
+        return self.base_lr
+
+    # --- validation -----------------------------------------------------------------------------
+    def validate(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = hints[f.name]
+            if expected is bool:
+                if not isinstance(value, bool):
+                    raise UserError(f"recipe field '{f.name}' must be true or false, got {value!r}")
+            elif expected is int:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise UserError(f"recipe field '{f.name}' must be an integer, got {value!r}")
+            elif expected is float:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise UserError(f"recipe field '{f.name}' must be a finite number, got {value!r}")
+            elif expected is str and not isinstance(value, str):
+                raise UserError(f"recipe field '{f.name}' must be a string, got {value!r}")
+            if f.name in CHOICES and value not in CHOICES[f.name]:
+                valid = ", ".join(CHOICES[f.name])
+                raise UserError(f"recipe field '{f.name}' is {value!r}; valid: {valid}")
+            if f.name in BOUNDS:
+                low, high = BOUNDS[f.name]
+                if (low is not None and value < low) or (high is not None and value > high):
+                    span = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+                    raise UserError(f"recipe field '{f.name}' is {value!r}; valid range {span}")
+        self._validate_combinations()
+        _validate_arch(self.arch)
+
+    def _validate_combinations(self) -> None:
+        if self.smoothing == "topk" and self.smoothing_alpha > 0 and self.smoothing_k == 0:
+            raise UserError(
+                "recipe field 'smoothing_k' is 0 with smoothing_alpha > 0: top-k smoothing needs k >= 1 "
+                "neighbours to share alpha (set smoothing_k, or smoothing_alpha: 0)"
+            )
+        if self.smoothing == "topk" and self.queue_size > 0 and self.smoothing_k > self.queue_size:
+            raise UserError(
+                f"recipe field 'smoothing_k' ({self.smoothing_k}) exceeds queue_size ({self.queue_size}); "
+                "valid: 1..queue_size"
+            )
+        if self.queue_size > 0 and self.queue_size % self.batch_size != 0:
+            raise UserError(
+                f"recipe field 'queue_size' ({self.queue_size}) must be a multiple of batch_size "
+                f"({self.batch_size}), or 0 for in-batch negatives"
+            )
+        if self.batch_size % self.bn_splits != 0:
+            raise UserError(
+                f"recipe field 'bn_splits' ({self.bn_splits}) must divide batch_size ({self.batch_size})"
+            )
+        if self.warmup_epochs >= self.epochs and self.warmup_epochs > 0:
+            raise UserError(
+                f"recipe field 'warmup_epochs' ({self.warmup_epochs}) must be below epochs ({self.epochs})"
+            )
+        if self.dataset in ("cifar10", "cifar100", "imagefolder") and not self.data_root:
+            raise UserError(f"recipe field 'data_root' is empty; dataset '{self.dataset}' needs the folder it lives in")
+
+    # --- serialisation --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "recipe") -> "Recipe":
+        _check_names(data, source)
+        return cls(**_coerce_numbers(data))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Recipe":
+        """A recipe from a JSON or YAML file: a full recipe, or a preset name plus overrides.
+
+        `preset: NAME` in the file starts from that preset; the other keys override it.
+        """
+        data = load_mapping(path)
+        base = data.pop("preset", None)
+        if base is not None:
+            return preset(str(base)).replace(source=str(path), **data)
+        return cls.from_dict(data, source=str(path))
+
+    def replace(self, *, source: str = "override", **changes: Any) -> "Recipe":
+        _check_names(changes, source)
+        return dataclasses.replace(self, **_coerce_numbers(changes))
+
+    def with_overrides(self, assignments: list[str]) -> "Recipe":
+        """Apply `key=value` strings (the CLI's `--set`), each value parsed as YAML and checked."""
+        return self.replace(source="--set", **parse_assignments(assignments))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+
+FIELD_NAMES = tuple(f.name for f in fields(Recipe))
+
+
+def _check_names(data: Mapping[str, Any], source: str) -> None:
+    for key in data:
+        if key not in FIELD_NAMES:
+            raise UserError(f"{source}: unknown recipe field '{key}'{nearest(str(key), FIELD_NAMES)}")
+
+
+def _coerce_numbers(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Ints where a float field is expected become floats (YAML writes 1e-4 as a string, 1 as an int)."""
+    hints = typing.get_type_hints(Recipe)
+    out = dict(data)
+    for key, value in data.items():
+        if hints.get(key) is float and isinstance(value, str):
+            try:
+                out[key] = float(value)
+            except ValueError:
+                pass  # validate() reports it with the field name
+        elif hints.get(key) is float and isinstance(value, int) and not isinstance(value, bool):
+            out[key] = float(value)
+    return out
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """['lr=0.1', 'symmetric=true'] -> {'lr': 0.1, 'symmetric': True}; values are YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            raise UserError(f"--set {key.strip()}: expected a single value, got {raw!r}")
+        out[key.strip()] = value if value is not None else ""
+    return out
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML/JSON file as a dict; a missing or malformed file is a UserError naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"recipe file '{p}' does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"recipe file '{p}' is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"recipe file '{p}' must hold a mapping of recipe fields, got {type(data).__name__}")
+    return data
+
+
+def _validate_arch(arch: str) -> None:
+    import timm  # lazy: importing timm costs about a second
+
+    if not timm.is_model(arch):
+        raise UserError(
+            f"recipe field 'arch' is '{arch}', not a timm model{nearest(arch, timm.list_models())}; "
+            "see timm.list_models() for valid names"
+        )
+
+
+# --- presets -----------------------------------------------------------------------------------
+# Each preset lists only what differs from the field defaults, with the reason next to the value.
+
+_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "resnet50-mocov2": (
+        "MoCo v2 ResNet-50 settings (the field defaults), 200 epochs at 224 px; the baseline of every comparison",
+        dict(epochs=200, image_size=224, batch_size=256),
+    ),
+    "mocov3": (
+        "MoCo v3 ResNet-50 settings: LARS, in-batch negatives, symmetric loss, 3-layer BN projector + predictor",
+        dict(
+            epochs=100,  # MoCo v3's shortest ResNet-50 schedule
+            image_size=224,
+            batch_size=4096,  # MoCo v3
+            optimizer="lars",
+            base_lr=0.6,  # MoCo v3: 0.6 x batch/256
+            weight_decay=1e-6,  # MoCo v3
+            wd_on_norm_and_bias=False,  # LARS excludes norms and biases in MoCo v3
+            warmup_epochs=10.0,  # MoCo v3
+            temperature=1.0,  # MoCo v3 ResNet-50
+            loss_scale=2.0,  # MoCo v3 scales the loss by 2T
+            symmetric=True,
+            queue_size=0,  # in-batch negatives
+            key_momentum=0.99,  # rising to 1 on a cosine
+            key_momentum_schedule="cosine",
+            proj_hidden_dim=4096,
+            proj_out_dim=256,
+            proj_layers=3,
+            proj_bn=True,
+            predictor_hidden_dim=4096,
+            solarize_prob=0.2,  # BYOL augmentation, used by MoCo v3
+        ),
+    ),
+    "digits-small": (
+        "Small-data recipe for the bundled digits: mobilenetv3_small_050 at 32 px, gentle views, 80 epochs",
+        dict(
+            arch="mobilenetv3_small_050",
+            dataset="digits",
+            image_size=32,  # 8x8 digits upsampled to CIFAR's size
+            epochs=80,  # measured: val kNN 0.90 at 80 epochs vs 0.86 at random init
+            batch_size=64,  # ~17 steps per epoch on the 1078-image train split
+            base_lr=0.06,  # MoCo CIFAR demo lr, taken as is at this small batch
+            lr_scaling="none",
+            weight_decay=5e-4,  # MoCo CIFAR demo
+            temperature=0.1,  # MoCo CIFAR demo; Shi et al. for small nets
+            queue_size=256,  # well below the 1078 train images, so an image's own stale key is rarely a negative
+            key_momentum=0.99,  # MoCo CIFAR demo: short schedules need a faster key encoder
+            proj_hidden_dim=0,  # backbone feature dim
+            aug_strength=0.25,  # 8x8 digits: mild brightness/contrast jitter (PAPER.md, small nets)
+            crop_min_scale=0.5,  # tiny images need gentler crops (PAPER.md: 0.5 to 1)
+            blur_prob=0.0,  # MoCo CIFAR demo: no blur on small images
+            grayscale_prob=0.0,  # digits are grey already
+            hflip_prob=0.0,  # a mirrored digit is another symbol
+            knn_k=20,
+        ),
+    ),
+}
+
+
+def preset_names() -> list[str]:
+    return list(_PRESETS)
+
+
+def preset_description(name: str) -> str:
+    return _PRESETS[name][0]
+
+
+def preset(name: str, **overrides: Any) -> Recipe:
+    """A preset recipe, optionally with fields replaced."""
+    if name not in _PRESETS:
+        raise UserError(f"unknown preset '{name}'{nearest(name, _PRESETS)}; valid: {', '.join(_PRESETS)}")
+    base = dict(_PRESETS[name][1])
+    base.update(overrides)
+    return Recipe().replace(source=f"preset '{name}'", **base) if base else Recipe()
+
+
+def field_types() -> dict[str, type]:
+    """Field name -> Python type (bool, int, float, str); used by search spaces to check values."""
+    return {k: v for k, v in typing.get_type_hints(Recipe).items() if k in FIELD_NAMES}
+
+
+__all__ = [
+    "BOUNDS",
+    "CHOICES",
+    "FIELD_NAMES",
+    "Recipe",
+    "field_types",
+    "load_mapping",
+    "parse_assignments",
+    "preset",
+    "preset_description",
+    "preset_names",
+]
