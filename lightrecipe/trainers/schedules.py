@@ -1,0 +1,45 @@
+"""Pure schedule functions of training progress, evaluated per iteration.
+
+`step` counts optimiser steps from 0, `total` is the number of steps in the run. Each function returns the
+value to use at that step; none of them keep state.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def cosine(step: float, total: float, start: float, end: float) -> float:
+    """Half-cosine from `start` (step 0) to `end` (step total); clamped outside [0, total]."""
+    if total <= 0:
+        return end
+    progress = min(max(step / total, 0.0), 1.0)
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_cosine_lr(step: float, total: float, peak: float, warmup: float, final: float = 0.0) -> float:
+    """Linear warm-up from 0 to `peak` over `warmup` steps, then cosine decay to `final` (MoCo v2/v3)."""
+    if warmup > 0 and step < warmup:
+        return peak * (step + 1) / warmup  # +1: the first step already learns (MoCo v3 convention)
+    return cosine(step - warmup, total - warmup, peak, final)
+
+
+def key_momentum(step: float, total: float, base: float, schedule: str) -> float:
+    """EMA momentum of the key encoder: constant (MoCo v2) or cosine from `base` to 1 (MoCo v3, BYOL)."""
+    if schedule == "constant":
+        return base
+    if schedule == "cosine":
+        return cosine(step, total, base, 1.0)
+    raise ValueError(f"key momentum schedule {schedule!r}; valid: constant, cosine")
+
+
+def smoothing_alpha(step: float, total: float, alpha_max: float, schedule: str, warmup: float = 0.0) -> float:
+    """Smoothing mass: constant; `warmup`: 0 during warm-up steps, alpha_max after;
+    `cosine`: alpha_max * (1 - cos(pi * step / total)) / 2, rising from 0 (PAPER.md)."""
+    if schedule == "constant":
+        return alpha_max
+    if schedule == "warmup":
+        return 0.0 if step < warmup else alpha_max
+    if schedule == "cosine":
+        return cosine(step, total, 0.0, alpha_max)
+    raise ValueError(f"smoothing schedule {schedule!r}; valid: constant, warmup, cosine")
