@@ -379,24 +379,32 @@ def _check_corners(space: Space, source: str, overrides: dict[str, Any], *, low_
         return
     low = {n: s.extremes()[0] for n, s in searched.items()}
     high = {n: s.extremes()[-1] for n, s in searched.items()}
-    corners: list[tuple[str, dict[str, Any]]] = [("every parameter at its low end", low)]
+    # Single-parameter moves come before the all-high corner, so a failure names one parameter when it can.
+    corners: list[tuple[str | None, dict[str, Any]]] = [(None, low)]
     if not low_only:
-        corners.append(("every parameter at its high end", high))
         for base_name, base in (("low", low), ("high", high)):
             for name, spec in searched.items():
                 for value in spec.extremes():
                     corners.append(
                         (f"{name}={_fmt(value)} (the others at their {base_name} ends)", {**base, name: value})
                     )
+            if base_name == "low":
+                corners.append((None, high))
     seen: set[tuple] = set()
     for label, values in corners:
         key = tuple((k, type(v).__name__, v) for k, v in values.items())
         if key in seen:
             continue
         seen.add(key)
+        trial = FixedTrial(values)
         try:
-            space.suggest(FixedTrial(values), overrides)
+            space.suggest(trial, overrides)
         except UserError as exc:
+            if label is None:  # a whole corner: list the values when they fit on a line
+                end = "low" if values is low else "high"
+                label = f"every parameter at its {end} end"
+                if len(trial.params) <= 6:
+                    label += " (" + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()) + ")"
             raise UserError(
                 f"{source}: the space gives an invalid recipe at {label}: {exc}; "
                 "narrow that range or change 'fixed'"
