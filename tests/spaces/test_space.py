@@ -225,3 +225,13 @@ def test_validate_space_accepts_a_space_or_a_dict():
     space = load_space("smoothing-ablation")
     validate_space(space, source="x")
     validate_space(space.to_dict(), source="x")
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_space_pickles_for_ray(name):
+    import pickle
+
+    space = load_space(name)
+    copy = pickle.loads(pickle.dumps(space))
+    assert copy == space and copy.source == space.source
+    assert copy.suggest(FixedTrial(_corner(copy, 0))) == space.suggest(FixedTrial(_corner(space, 0)))
