@@ -1,7 +1,107 @@
-"""CLI subcommands of lightrecipe.search (filled in by its issue)."""
+"""`lightrecipe sweep`: search a space for each arch on a local Ray instance or a Ray cluster."""
 
 from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lightrecipe.errors import UserError
+from lightrecipe.search import records
+
+EPILOG = """examples:
+  lightrecipe sweep --space paper-efficient --arch mobilenetv3_large_100 --arch efficientnet_b0 \\
+      --trials 40 --epochs 20 --out sweeps/paper
+  lightrecipe sweep ... --out sweeps/paper --resume           # after a crash: continue, same flags
+  lightrecipe sweep ... --address 10.0.0.1:6379 --gpus-per-trial 0.5 \\
+      --storage postgresql://user:pw@db/lightrecipe             # on a Ray cluster (see CLUSTER.md)
+"""
 
 
 def register(subparsers) -> None:
     """Add this part's subcommands to the `lightrecipe` parser."""
+    p = subparsers.add_parser(
+        "sweep",
+        help="search a space of recipes for one or more archs (Ray Tune + Optuna + ASHA)",
+        description=(
+            "Run one Optuna study per (space, arch): TPE samples recipes, ASHA stops weak trials on val "
+            "knn_top1, every trial is recorded in the trial database. The ResNet-50 settings run as the "
+            "first trial of each study."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--space", required=True, help="built-in space name (see `lightrecipe spaces list`) or a YAML file")
+    p.add_argument("--arch", action="append", required=True, metavar="ARCH",
+                   help="timm architecture; repeat for several (one study each, run one after another)")
+    p.add_argument("--trials", type=int, required=True, metavar="N",
+                   help="trials per study, the baseline included")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="sweep folder: trial database (trials.db), run folders, Ray's logs")
+    p.add_argument("--epochs", type=int, help="epochs of a full trial (default: the space's fixed epochs)")
+    p.add_argument("--grace-epochs", type=int, metavar="E",
+                   help="epochs before ASHA may stop a trial (default: a quarter of --epochs)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
+                   help="fixed recipe field for every trial, e.g. --set dataset=cifar10 (repeatable)")
+    p.add_argument("--concurrency", type=int, help="trials at once (default: as many as the cluster fits)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C", help="CPUs each trial holds (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
+                   help="GPUs each trial holds; fractions share a GPU, e.g. 0.5 (default 0)")
+    p.add_argument("--address", help="join this Ray cluster (HOST:PORT of `ray start --head`); default: start a local one")
+    p.add_argument("--storage", metavar="URL",
+                   help="SQLAlchemy URL of the trial database (default: sqlite file DIR/trials.db)")
+    p.add_argument("--ray-storage", metavar="PATH|URI",
+                   help="Ray Tune's storage_path (default DIR/ray); on a cluster a shared folder or s3://...")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop the sweep after this long; unfinished trials continue with --resume")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep in DIR after a crash or a time budget (same flags)")
+    p.add_argument("--no-baseline", action="store_false", dest="baseline",
+                   help="do not run the ResNet-50 settings as the first trial of each study")
+    p.add_argument("--max-failures", type=int, default=2, metavar="K",
+                   help="restarts of a trial whose worker died, from its checkpoint (default 2)")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from lightrecipe.search.sweep import SweepSettings, run_sweep
+    from lightrecipe.trainers.recipe import parse_assignments
+
+    if args.max_failures < 0:
+        raise UserError(f"--max-failures must be 0 or more, got {args.max_failures}")
+    settings = SweepSettings(
+        space=args.space,
+        archs=tuple(args.arch),
+        trials=args.trials,
+        out=args.out,
+        epochs=args.epochs,
+        grace_epochs=args.grace_epochs,
+        overrides=parse_assignments(args.assignments),
+        concurrency=args.concurrency,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        address=args.address,
+        storage=args.storage,
+        ray_storage=args.ray_storage,
+        seed=args.seed,
+        time_budget=args.time_budget,
+        resume=args.resume,
+        baseline=args.baseline,
+        max_failures=args.max_failures,
+    )
+    outcomes = run_sweep(settings, stream=sys.stdout)
+    print()
+    for o in outcomes:
+        states = ", ".join(f"{n} {s}" for s, n in o.counts.items() if n)
+        print(f"{o.name}: {o.finished}/{o.trials} trials finished ({states or 'none'})")
+        if o.best:
+            print(f"  best: trial {o.best[0]}, knn_top1 {o.best[1]:.4f}")
+        if o.baseline:
+            value = "not complete" if o.baseline[1] is None else f"knn_top1 {o.baseline[1]:.4f}"
+            print(f"  ResNet-50 baseline: trial {o.baseline[0]}, {value}")
+        if o.unfinished or o.finished < o.trials:
+            print("  unfinished: run the same command with --resume to continue")
+    url = settings.storage or records.default_storage_url(str(args.out))
+    print(f"trial database: {url}")
+    return 0

@@ -9,6 +9,8 @@ Study user attributes
     objective        the metric the study maximises, e.g. "knn_top1" (str)
     max_epochs       epochs of a full trial (int)
     space_spec       the space as a plain dict (its YAML, parsed)
+    sweep            the sweep's settings: trials, epochs, grace_epochs, overrides (--set), seed,
+                     baseline; `--resume` checks them against its own flags (dict)
 
 Trial: Optuna's own fields hold the state (COMPLETE / PRUNED / FAIL / RUNNING), `params` (the sampled
 values, Optuna distributions included) and `value` (the objective; a pruned trial keeps its last value).
@@ -35,6 +37,7 @@ ARCH = "arch"
 OBJECTIVE = "objective"
 MAX_EPOCHS = "max_epochs"
 SPACE_SPEC = "space_spec"
+SWEEP = "sweep"
 
 # Trial attributes
 STATE = "state"

@@ -1,0 +1,143 @@
+"""The trial database: Optuna storage, one study per (space, arch), and the attributes of `records.py`.
+
+The database is the one source of truth of a sweep. Everything here runs in the driver process, so an
+SQLite file has a single writer; it is switched to WAL mode so that a report can read it while the sweep
+writes it. On a cluster, any SQLAlchemy URL works (`postgresql://...`, `mysql+pymysql://...`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import optuna
+from optuna.trial import TrialState
+
+from lightrecipe.errors import UserError
+from lightrecipe.search import records
+
+SQLITE_TIMEOUT_S = 60  # a report holding a read transaction must not make the sweep's writes fail
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """The RDB storage behind `url`; SQLite files get WAL mode. A bad URL is a UserError naming it."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.parent.is_dir():
+            raise UserError(f"--storage {url}: folder '{path.parent}' does not exist")
+        _enable_wal(path)
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+    elif "://" not in url:
+        raise UserError(
+            f"--storage '{url}' is not an SQLAlchemy URL; use e.g. sqlite:////abs/path/trials.db or "
+            "postgresql://user:password@host/db"
+        )
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as exc:  # noqa: BLE001 - driver missing, host unreachable, bad credentials: all user-side
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--storage {url}: cannot open the trial database: {first}") from None
+
+
+def _enable_wal(path: Path) -> None:
+    """WAL lets readers (reports) and the one writer (the sweep) work at once; the mode persists in the file."""
+    con = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
+def find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | None:
+    if name not in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}:
+        return None
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def create_study(
+    storage: optuna.storages.BaseStorage,
+    *,
+    space: str,
+    arch: str,
+    max_epochs: int,
+    space_spec: Mapping[str, Any],
+    sweep: Mapping[str, Any],
+    objective: str = records.DEFAULT_OBJECTIVE,
+) -> optuna.Study:
+    """A new study for (space, arch) with its study attributes; its sampler is set later by the searcher."""
+    study = optuna.create_study(
+        storage=storage, study_name=records.study_name(space, arch), direction="maximize"
+    )
+    study.set_user_attr(records.SPACE, space)
+    study.set_user_attr(records.ARCH, arch)
+    study.set_user_attr(records.OBJECTIVE, objective)
+    study.set_user_attr(records.MAX_EPOCHS, int(max_epochs))
+    study.set_user_attr(records.SPACE_SPEC, jsonable(dict(space_spec)))
+    study.set_user_attr(records.SWEEP, jsonable(dict(sweep)))
+    return study
+
+
+@dataclass
+class Census:
+    """Where a study stands: what `--resume` continues and how many trials are still to run."""
+
+    finished: int = 0
+    running: list[int] = field(default_factory=list)  # trial ids left RUNNING by a driver that died
+    waiting: int = 0  # enqueued, not yet asked (the baseline)
+    has_baseline: bool = False
+    total: int = 0
+
+    def remaining(self, trials: int) -> int:
+        return max(trials - self.finished, 0)
+
+
+def census(study: optuna.Study) -> Census:
+    out = Census()
+    for t in study.get_trials(deepcopy=False):
+        out.total += 1
+        if t.state in FINISHED:
+            out.finished += 1
+        elif t.state == TrialState.RUNNING:
+            out.running.append(t._trial_id)
+        elif t.state == TrialState.WAITING:
+            out.waiting += 1
+        if t.user_attrs.get(records.BASELINE):
+            out.has_baseline = True
+    return out
+
+
+def enqueue_baseline(study: optuna.Study, params: Mapping[str, Any]) -> None:
+    """The ResNet-50 settings as the next trial to be asked; `baseline` marks it from the start."""
+    study.enqueue_trial(dict(params), user_attrs={records.BASELINE: True})
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types (numpy scalars -> Python, tuples -> lists, non-finite floats -> None)."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if hasattr(value, "item"):  # numpy / torch scalar
+        return jsonable(value.item())
+    return json.loads(json.dumps(value, default=str))
+
+
+def run_dir(out: str | Path, space: str, arch: str, number: int) -> Path:
+    """Absolute run folder of trial `number` of a study: an id, never the recipe (STYLE.md rule 10)."""
+    return Path(out).resolve() / "runs" / f"{slug(space)}--{slug(arch)}" / f"trial-{number:04d}"
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

@@ -1,0 +1,79 @@
+"""`lightrecipe sweep` input mistakes: one line on stderr, exit code 2, nothing started."""
+
+from pathlib import Path
+
+import pytest
+
+from lightrecipe import cli
+from lightrecipe.search import records
+from lightrecipe.search.study import create_study, open_storage
+
+TINY_SPACE = str(Path(__file__).with_name("tiny.yaml"))
+
+ARCH = "mobilenetv3_small_050"
+TINY = ["--set", "dataset=digits", "--set", "image_size=32", "--set", "batch_size=64", "--set", "queue_size=256"]
+
+
+def sweep(tmp_path, *extra):
+    return ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "2", "--epochs", "2",
+            "--out", str(tmp_path / "sw"), *TINY, *extra]
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--grace-epochs", "3"], "--grace-epochs (3) exceeds --epochs (2)"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial must be above 0"),
+        (["--gpus-per-trial", "-1"], "--gpus-per-trial must be 0 or more"),
+        (["--time-budget", "0"], "--time-budget must be a positive number"),
+        (["--set", "arch=resnet18"], "use --arch"),
+        (["--set", "temprature=0.1"], "did you mean 'temperature'"),
+        (["--arch", ARCH], "--arch lists a name twice"),
+        (["--arch", "mobilenetv3_smal_050"], "not a timm model"),
+        (["--storage", "trials.db"], "not an SQLAlchemy URL"),
+        (["--resume"], "--resume: the trial database holds no study"),
+        (["--max-failures", "-1"], "--max-failures must be 0 or more"),
+    ],
+)
+def test_input_mistakes_end_with_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    assert cli.main(sweep(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("lightrecipe: error: ")
+
+
+def test_unknown_space_is_a_user_error(tmp_path, capsys):
+    argv = sweep(tmp_path)
+    argv[argv.index(TINY_SPACE)] = "smoothing-ablaton"
+    assert cli.main(argv) == 2
+    assert "unknown space 'smoothing-ablaton'" in capsys.readouterr().err
+
+
+def test_a_sweep_folder_with_that_study_needs_resume(tmp_path, capsys):
+    out = tmp_path / "sw"
+    out.mkdir()
+    storage = open_storage(records.default_storage_url(str(out)))
+    create_study(storage, space="tiny", arch=ARCH, max_epochs=2, space_spec={}, sweep={})
+    assert cli.main(sweep(tmp_path)) == 2
+    assert "already holds study 'tiny/mobilenetv3_small_050'" in capsys.readouterr().err
+
+
+def test_resume_refuses_changed_settings(tmp_path, capsys):
+    out = tmp_path / "sw"
+    out.mkdir()
+    storage = open_storage(records.default_storage_url(str(out)))
+    create_study(storage, space="tiny", arch=ARCH, max_epochs=3, space_spec={},
+                 sweep={"epochs": 3})
+    assert cli.main(sweep(tmp_path, "--resume")) == 2
+    assert "was run with epochs=3, this command gives 2" in capsys.readouterr().err
+
+
+def test_a_space_whose_corners_break_the_recipe_is_refused_before_ray_starts(tmp_path, capsys):
+    # paper-efficient searches warm-up up to 5 epochs: invalid for a 2-epoch trial.
+    argv = sweep(tmp_path)
+    argv[argv.index(TINY_SPACE)] = "paper-efficient"
+    assert cli.main(argv) == 2
+    assert "warmup_epochs" in capsys.readouterr().err

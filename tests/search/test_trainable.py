@@ -1,0 +1,54 @@
+"""The Ray adapter's pure parts: the final Tune result, failures, the wall clock over attempts."""
+
+import math
+
+from lightrecipe.errors import UserError
+from lightrecipe.search import trainable as tr
+
+EPOCH_KEYS = {"epoch": 3, "loss": 5.1, "lr": 0.01, "knn_top1": 0.7, "images_per_s": 900.0, "epoch_seconds": 1.5}
+
+
+def test_a_complete_run_reports_its_epoch_so_asha_sees_max_t():
+    final = {**EPOCH_KEYS, "linear_top1": 0.8, "params": 123, "state": "complete", "diverged_epoch": None, "error": ""}
+    out = tr.final_result(final)
+    assert out[tr.KIND] == tr.FINAL and out["state"] == "complete" and out["epoch"] == 3
+    assert out["knn_top1"] == 0.7 and tr.LAST_EPOCH not in out
+
+
+def test_a_diverged_run_hides_its_epoch_from_asha_and_still_names_the_metric():
+    final = {"epoch": 0, "params": 123, "state": "diverged", "diverged_epoch": 1, "error": "loss became nan"}
+    out = tr.final_result(final)
+    assert "epoch" not in out and out[tr.LAST_EPOCH] == 0
+    assert math.isnan(out["knn_top1"])  # Tune requires the metric in every result
+    assert out["state"] == "diverged" and out["error"] == "loss became nan"
+
+
+def test_a_failure_keeps_the_last_epoch_it_finished():
+    out = tr.failed_result("boom", dict(EPOCH_KEYS))
+    assert out["state"] == "failed" and out["error"] == "boom"
+    assert "epoch" not in out and out[tr.LAST_EPOCH] == 3 and out["knn_top1"] == 0.7
+    empty = tr.failed_result("boom", None)
+    assert empty[tr.LAST_EPOCH] is None and math.isnan(empty["knn_top1"])
+
+
+def test_describe_names_user_errors_plainly_and_bugs_with_their_place():
+    assert tr.describe(UserError("data_root '/x' does not exist")) == "data_root '/x' does not exist"
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        text = tr.describe(exc)
+    assert text.startswith("KeyError: 'missing' (at test_trainable.py:")
+
+
+def test_wall_clock_adds_up_attempts(tmp_path):
+    first = tr.WallClock(tmp_path)
+    first.start -= 10.0  # this attempt ran 10 s
+    assert 10.0 <= first.save() < 11.0
+    second = tr.WallClock(tmp_path)  # a retry in the same run folder
+    second.start -= 5.0
+    assert 15.0 <= second.save() < 16.0
+
+
+def test_node_label_outside_ray_is_still_a_label():
+    host, ip, node = tr.node_label().split("/")
+    assert host and ip and node
