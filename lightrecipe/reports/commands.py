@@ -1,7 +1,38 @@
-"""CLI subcommands of lightrecipe.reports (filled in by its issue)."""
+"""`lightrecipe report SOURCE... --out DIR`: trial databases -> HTML/Markdown report, CSV, figures, best recipes."""
 
 from __future__ import annotations
+
+import argparse
+
+from lightrecipe.reports import tables
 
 
 def register(subparsers) -> None:
     """Add this part's subcommands to the `lightrecipe` parser."""
+    p = subparsers.add_parser(
+        "report",
+        help="report how the best recipe per arch differs from the ResNet-50 settings",
+        description="Read one or more trial databases (sweep folders or SQLAlchemy URLs; a running sweep is "
+        "fine, it is read from a snapshot) and write report.html, report.md, trials.csv, figures (PNG, SVG) "
+        "and best-<arch>.yaml recipes to --out.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="sweep folder (its trials.db), SQLite file, or database URL; several are merged")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the report (created if missing)")
+    p.add_argument("--metric", default="knn_top1", choices=tables.REPORT_METRICS,
+                   help="validation metric that ranks recipes (default: knn_top1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightrecipe.reports.build import build_report
+
+    report = build_report(args.sources, args.out, metric=args.metric)
+    for note in report.notes:
+        print(f"note: {note}")
+    for row in report.headline.itertuples():
+        if row.best == row.best:  # not NaN
+            print(f"{row.arch}: ResNet-50 settings {row.baseline:.1f}% -> best {row.best:.1f}% "
+                  f"({row.delta:+.1f} pts); top knobs: {row.top_knobs or 'n/a'}")
+    print(f"report: {report.html.resolve()}")
+    return 0

@@ -1,0 +1,51 @@
+"""One look for every figure: colours per arch, the baseline's marker, fonts, and saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from matplotlib.figure import Figure
+
+# Okabe & Ito's colour-blind-safe palette (Color Universal Design, 2002), black left out for the baseline.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+BASELINE_COLOR = "#222222"  # the ResNet-50 settings: black stars and dashed lines in every figure
+BASELINE_LABEL = "ResNet-50 settings"
+BEST_LABEL = "best recipe found"
+BASELINE_MARKER = dict(marker="*", s=150, color=BASELINE_COLOR, edgecolor="white", linewidth=0.6, zorder=5)
+FADED_ALPHA = 0.25  # pruned trials: visible, but behind the complete ones
+
+RC = {
+    "font.size": 9,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9,
+    "figure.titlesize": 11,
+    "figure.titleweight": "bold",
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#E5E5E5",
+    "grid.linewidth": 0.6,
+    "axes.axisbelow": True,
+    "svg.fonttype": "none",  # SVG text stays text: searchable and editable in a paper's figure tool
+}
+
+
+def arch_colors(archs: Iterable[str]) -> dict[str, str]:
+    """Arch -> colour, in the order given (pass `tables.arch_order` so every figure agrees)."""
+    return {arch: PALETTE[i % len(PALETTE)] for i, arch in enumerate(archs)}
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure not attached to pyplot (no global state, freed with its last reference)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save(fig: Figure, stem: Path) -> tuple[Path, Path]:
+    """PNG (for HTML and Markdown) and SVG (for papers) next to each other."""
+    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    fig.savefig(png, dpi=150, facecolor="white")
+    fig.savefig(svg, facecolor="white", metadata={"Date": None})  # no date: same data, same file
+    return png, svg

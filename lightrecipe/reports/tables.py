@@ -1,0 +1,250 @@
+"""Trial databases -> tidy DataFrames: one row per trial, and one row per trial x epoch.
+
+Everything the figures and the report show is computed from these two frames. Column names follow
+`lightrecipe.search.records`; the column list is documented in `load_trials` and `load_curves`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lightrecipe.errors import UserError
+from lightrecipe.reports import sources as sources_mod
+from lightrecipe.search import records
+from lightrecipe.trainers.recipe import FIELD_NAMES
+
+METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # always present as columns
+REPORT_METRICS = ("knn_top1", "linear_top1")  # validation metrics a report may rank by (never test ones)
+_OPTUNA_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+
+TRIAL_COLUMNS = (
+    "source", "study", "space", "arch", "objective", "max_epochs", "number", "optuna_state", "state", "baseline",
+    "value", *METRICS, "epochs", "params_count", "wall_seconds", "device_seconds", "node", "run_dir", "error",
+    "datetime_start", "datetime_complete",
+)  # then param_<name> (sampled values), recipe_<field> (resolved recipe) and `distributions` (JSON)
+
+
+def load_trials(sources: str | Sequence[str]) -> pd.DataFrame:
+    """One row per trial of every study in every source.
+
+    Columns: source, study, space, arch, objective, max_epochs, number, optuna_state (Optuna's own),
+    state (complete | pruned | failed | diverged | running | waiting), baseline (bool), value (the objective),
+    the final metrics (knn_top1, linear_top1, test_knn_top1, test_linear_top1 and any other scalar the trial
+    recorded), epochs (epochs run), params_count, wall_seconds, device_seconds, node, run_dir, error,
+    datetime_start, datetime_complete, `param_<name>` for each sampled parameter, `recipe_<field>` for every
+    Recipe field (NaN where the trial has no recorded recipe yet) and `distributions` (the sampled parameters'
+    Optuna distributions as JSON, for importance evaluation).
+    """
+    return _load(sources)[0]
+
+
+def load_curves(sources: str | Sequence[str]) -> pd.DataFrame:
+    """One row per trial x epoch: source, study, arch, number, state, baseline, epoch, `objective_value`
+    (the intermediate value Optuna holds for that step) and every per-epoch metric in the trial's history
+    (loss, lr, knn_top1, images_per_s, epoch_seconds, ...)."""
+    return _load(sources)[1]
+
+
+def load(sources: str | Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, curves) from one read of each source."""
+    return _load(sources)
+
+
+def _load(sources: str | Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if isinstance(sources, str):
+        sources = [sources]
+    if not sources:
+        raise UserError("no source given; give one or more sweep folders or database URLs")
+    resolved = [sources_mod.resolve(s) for s in sources]  # all paths checked before any is read
+    trial_rows: list[dict[str, Any]] = []
+    curve_rows: list[dict[str, Any]] = []
+    for source in resolved:
+        storage = sources_mod.open_storage(source)
+        try:
+            for study in storage.get_all_studies():
+                _read_study(storage, source.label, study, trial_rows, curve_rows)
+        except UserError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"source '{source.label}' could not be read as an Optuna trial database: {first}") from None
+        finally:
+            storage.engine.dispose()
+    return _trials_frame(trial_rows), _curves_frame(curve_rows)
+
+
+def _read_study(storage: Any, label: str, study: Any, trial_rows: list, curve_rows: list) -> None:
+    attrs = study.user_attrs
+    name = study.study_name
+    space = str(attrs.get(records.SPACE, name.split("/")[0] if "/" in name else ""))
+    arch = str(attrs.get(records.ARCH, name.split("/")[-1]))
+    objective = str(attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE))
+    max_epochs = attrs.get(records.MAX_EPOCHS)
+    for trial in storage.get_all_trials(study._study_id, deepcopy=False):
+        ua = trial.user_attrs
+        optuna_state = trial.state.name
+        state = _state(optuna_state, ua.get(records.STATE))
+        metrics = ua.get(records.METRICS) or {}
+        history = ua.get(records.HISTORY) or []
+        recipe = ua.get(records.RECIPE) or {}
+        row: dict[str, Any] = {
+            "source": label,
+            "study": name,
+            "space": space,
+            "arch": arch,
+            "objective": objective,
+            "max_epochs": max_epochs,
+            "number": trial.number,
+            "optuna_state": optuna_state,
+            "state": state,
+            "baseline": bool(ua.get(records.BASELINE, False)),
+            "value": trial.value if trial.values is not None else math.nan,
+            "epochs": len(history) if history else len(trial.intermediate_values),
+            "params_count": ua.get(records.PARAMS_COUNT),
+            "wall_seconds": ua.get(records.WALL_SECONDS),
+            "device_seconds": ua.get(records.DEVICE_SECONDS),
+            "node": ua.get(records.NODE, ""),
+            "run_dir": ua.get(records.RUN_DIR, ""),
+            "error": str(ua.get(records.ERROR, "") or ""),
+            "datetime_start": trial.datetime_start,
+            "datetime_complete": trial.datetime_complete,
+        }
+        for key, val in metrics.items():
+            if _is_number(val):
+                row[key if key not in TRIAL_COLUMNS or key in METRICS else f"metric_{key}"] = float(val)
+        if _is_nan(row.get(objective)) and not _is_nan(row["value"]):
+            row[objective] = row["value"]  # the objective is the trial's value when no metrics dict was written
+        for key, val in trial.params.items():
+            row[f"param_{key}"] = val
+        for field in FIELD_NAMES:
+            row[f"recipe_{field}"] = recipe.get(field, math.nan)
+        row["distributions"] = json.dumps(
+            {k: _distribution_json(d) for k, d in trial.distributions.items()}, sort_keys=True
+        )
+        trial_rows.append(row)
+
+        base = {"source": label, "study": name, "arch": arch, "number": trial.number, "state": state,
+                "baseline": row["baseline"]}
+        by_epoch: dict[int, dict[str, Any]] = {}
+        for entry in history:
+            if not isinstance(entry, dict) or "epoch" not in entry:
+                continue
+            point = by_epoch.setdefault(int(entry["epoch"]), {})
+            point.update({k: v for k, v in entry.items() if k != "epoch" and (_is_number(v) or isinstance(v, str))})
+        for step, val in trial.intermediate_values.items():
+            by_epoch.setdefault(int(step), {})["objective_value"] = val
+        for epoch in sorted(by_epoch):
+            curve_rows.append({**base, "epoch": epoch, **by_epoch[epoch]})
+
+
+def _distribution_json(dist: Any) -> str:
+    import optuna
+
+    return optuna.distributions.distribution_to_json(dist)
+
+
+def _state(optuna_state: str, recorded: Any) -> str:
+    """The trial's state: Optuna's, refined by the state the trainer recorded (`diverged` is only recorded).
+
+    A trial Optuna still holds as RUNNING is shown as running whatever it recorded: it has not finished
+    (or its sweep crashed while it ran)."""
+    base = _OPTUNA_STATES.get(optuna_state, optuna_state.lower())
+    if base in ("running", "waiting"):
+        return base
+    if recorded in records.STATES and recorded != "running":
+        if base == "complete" and recorded in ("failed", "pruned"):
+            return base  # Optuna's terminal state wins over a stale attribute
+        return str(recorded)
+    return base
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _is_nan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _trials_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in TRIAL_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = math.nan if column in METRICS or column == "value" else None
+    for column in (*METRICS, "value", "wall_seconds", "device_seconds", "params_count"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    if "distributions" not in frame.columns:
+        frame["distributions"] = pd.Series(dtype=str)
+    recipe_cols = [f"recipe_{f}" for f in FIELD_NAMES]
+    for column in recipe_cols:
+        if column not in frame.columns:
+            frame[column] = math.nan
+    extra = sorted(c for c in frame.columns if c not in TRIAL_COLUMNS and not c.startswith(("param_", "recipe_"))
+                   and c != "distributions")
+    params = sorted(c for c in frame.columns if c.startswith("param_"))
+    order = [*TRIAL_COLUMNS, *extra, *params, *recipe_cols, "distributions"]
+    frame = frame[order]
+    if len(frame):
+        frame = frame.sort_values(["source", "study", "number"], kind="stable").reset_index(drop=True)
+    frame["baseline"] = frame["baseline"].astype(bool)
+    return frame
+
+
+def _curves_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in ("source", "study", "arch", "number", "state", "baseline", "epoch", "objective_value"):
+        if column not in frame.columns:
+            frame[column] = pd.Series(dtype=float if column == "objective_value" else object)
+    return frame
+
+
+# --- selections the figures and the report share ----------------------------------------------------------
+
+
+def searched_params(trials: pd.DataFrame) -> list[str]:
+    """Names of the sampled parameters (without the `param_` prefix)."""
+    return [c[len("param_"):] for c in trials.columns if c.startswith("param_") and trials[c].notna().any()]
+
+
+def scored(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Complete trials with a finite value of `metric`."""
+    if metric not in trials.columns:
+        return trials.iloc[0:0]
+    mask = (trials["state"] == "complete") & np.isfinite(pd.to_numeric(trials[metric], errors="coerce"))
+    return trials[mask]
+
+
+def best_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per arch, the complete trial with the highest `metric` (ties: the earlier trial)."""
+    done = scored(trials, metric)
+    if done.empty:
+        return done
+    ordered = done.sort_values([metric, "number"], ascending=[False, True], kind="stable")
+    return ordered.groupby("arch", sort=True).head(1).set_index("arch", drop=False).sort_index()
+
+
+def arch_order(trials: pd.DataFrame) -> list[str]:
+    """Archs in a stable order: efficient nets by parameter count, ResNets last."""
+    archs = sorted(set(trials["arch"].dropna().astype(str)))
+    counts = trials.groupby("arch")["params_count"].max() if len(trials) else pd.Series(dtype=float)
+    return sorted(archs, key=lambda a: (a.startswith("resnet"), float(counts.get(a, np.inf) or np.inf), a))
+
+
+def state_counts(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per study: how many trials are in each state."""
+    if trials.empty:
+        return pd.DataFrame(columns=["source", "study", "arch"])
+    table = trials.groupby(["source", "study", "arch", "state"]).size().unstack("state", fill_value=0)
+    return table.reset_index()
+
+
+def as_percent(values: Iterable[float] | pd.Series) -> pd.Series:
+    """Accuracies as percentages: fractions (all <= 1) are multiplied by 100, percentages are kept."""
+    series = pd.to_numeric(pd.Series(values), errors="coerce")
+    finite = series[np.isfinite(series)]
+    return series * 100.0 if len(finite) and finite.abs().max() <= 1.0 else series

@@ -1,0 +1,207 @@
+"""Builds real Optuna trial databases shaped exactly as `lightrecipe.search.records` describes, with numbers
+planted so that report tests can assert on them.
+
+`build_study` writes one study from a list of `Planted` trials through Optuna's public API (`add_trial` for
+finished trials, `ask` + `report` for a trial still running). `planted_sweep` builds a whole sweep folder:
+two efficient archs, each with ResNet-50-settings baseline trials (two seeds), complete, pruned, failed and
+diverged trials with histories, smoothing on and off; `Expected` holds the numbers the tests check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from lightrecipe.search import records
+from lightrecipe.trainers.recipe import Recipe
+
+SPACE = "paper-efficient"
+MAX_EPOCHS = 6
+SCRIPT = "<script>window.__pwned = 1</script>"  # planted in user strings: the HTML must escape it
+
+DISTRIBUTIONS = {
+    "base_lr": FloatDistribution(0.01, 0.3, log=True),
+    "weight_decay": FloatDistribution(1e-6, 1e-3, log=True),
+    "temperature": FloatDistribution(0.05, 0.5),
+    "crop_min_scale": FloatDistribution(0.1, 1.0),
+    "symmetric": CategoricalDistribution([False, True]),
+    "smoothing": CategoricalDistribution(["none", "topk"]),
+    "smoothing_alpha": FloatDistribution(0.0, 0.3),  # sampled only when smoothing == "topk"
+    "smoothing_k": IntDistribution(1, 64, log=True),  # sampled only when smoothing == "topk"
+}
+# The ResNet-50 (MoCo v2) values of the searched knobs: what `lightrecipe` enqueues as the baseline trial.
+BASELINE_PARAMS = dict(base_lr=0.03, weight_decay=1e-4, temperature=0.2, crop_min_scale=0.2, symmetric=False,
+                       smoothing="none")
+# Short-schedule fidelity every trial of the planted sweep shares (not searched).
+FIDELITY = dict(epochs=MAX_EPOCHS, image_size=32, batch_size=64, queue_size=256, dataset="digits")
+
+
+def recipe_dict(arch: str, params: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """The resolved recipe a trial records: the field defaults (= ResNet-50 MoCo v2) + fidelity + params.
+
+    Built from the dataclass defaults without validation, so building a database does not import timm."""
+    base = {f.name: f.default for f in dataclasses.fields(Recipe)}
+    base.update(FIDELITY, arch=arch, seed=seed)
+    base.update(params)
+    return base
+
+
+@dataclass
+class Planted:
+    params: dict[str, Any]
+    final: float | None  # final knn_top1 (fraction); None for failed/diverged trials
+    state: str = "complete"  # records.STATES
+    baseline: bool = False
+    seed: int = 0
+    epochs: int = MAX_EPOCHS  # epochs run (pruned/failed trials stop early)
+    error: str = ""
+    node: str = "node-1"
+    extra_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def curve(final: float, epochs: int, full: int = MAX_EPOCHS) -> list[float]:
+    """A rising learning curve that reaches `final` at epoch `full - 1` (truncated to `epochs` points)."""
+    return [final * (0.55 + 0.45 * (e + 1) / full) for e in range(epochs)]
+
+
+def _history(values: list[float], start: int = 0) -> list[dict[str, Any]]:
+    return [
+        dict(epoch=e, loss=round(6.0 - 0.5 * e, 3), lr=0.03 * math.cos(math.pi * e / (2 * MAX_EPOCHS)),
+             knn_top1=v, images_per_s=1500.0, epoch_seconds=2.0)
+        for e, v in enumerate(values, start=start)
+    ]
+
+
+def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_count: int, running: int = 0,
+                space: str = SPACE) -> optuna.Study:
+    study = optuna.create_study(storage=storage_url, study_name=records.study_name(space, arch), direction="maximize")
+    study.set_user_attr(records.SPACE, space)
+    study.set_user_attr(records.ARCH, arch)
+    study.set_user_attr(records.OBJECTIVE, records.DEFAULT_OBJECTIVE)
+    study.set_user_attr(records.MAX_EPOCHS, MAX_EPOCHS)
+    study.set_user_attr(records.SPACE_SPEC, {"name": space, "params": sorted(DISTRIBUTIONS)})
+    for p in trials:
+        dists = {k: DISTRIBUTIONS[k] for k in p.params}
+        values = curve(p.final, p.epochs) if p.final is not None else curve(0.3, p.epochs)
+        history = _history(values)
+        metrics: dict[str, Any] = {}
+        if p.state in ("complete", "pruned"):
+            last = values[-1]
+            metrics = dict(knn_top1=last, linear_top1=last + 0.03, test_knn_top1=last - 0.01,
+                           test_linear_top1=last + 0.02, epochs=p.epochs, **p.extra_metrics)
+        if p.state == "diverged":
+            history[-1]["loss"] = float("nan")
+        optuna_state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
+                        "failed": TrialState.FAIL, "diverged": TrialState.FAIL}[p.state]
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna_state,
+            value=values[-1] if p.state in ("complete", "pruned") else None,
+            params=p.params,
+            distributions=dists,
+            intermediate_values={e: v for e, v in enumerate(values)},
+            user_attrs={
+                records.STATE: p.state,
+                records.ERROR: p.error,
+                records.BASELINE: p.baseline,
+                records.RECIPE: recipe_dict(arch, p.params, p.seed),
+                records.HISTORY: history,
+                records.METRICS: metrics,
+                records.PARAMS_COUNT: params_count,
+                records.WALL_SECONDS: 10.0 * p.epochs,
+                records.DEVICE_SECONDS: 20.0 * p.epochs,
+                records.NODE: p.node,
+                records.RUN_DIR: f"/runs/{arch}/{p.seed}",
+            },
+        ))
+    for _ in range(running):  # a trial the sweep is still training: asked, two epochs reported, never told
+        trial = study.ask({k: DISTRIBUTIONS[k] for k in ("base_lr", "temperature")})
+        trial.set_user_attr(records.STATE, "running")
+        trial.set_user_attr(records.BASELINE, False)
+        trial.set_user_attr(records.HISTORY, _history(curve(0.5, 2)))
+        trial.set_user_attr(records.PARAMS_COUNT, params_count)
+        for e, v in enumerate(curve(0.5, 2)):
+            trial.report(v, e)
+    return study
+
+
+def _topk(alpha: float, k: int) -> dict[str, Any]:
+    return dict(smoothing="topk", smoothing_alpha=alpha, smoothing_k=k)
+
+
+@dataclass
+class Expected:
+    folder: Path
+    archs: tuple[str, ...]
+    baseline: dict[str, list[float]]  # arch -> baseline finals (two seeds)
+    best: dict[str, float]  # arch -> best final knn_top1
+    best_params: dict[str, dict[str, Any]]
+    near_best_temperature: dict[str, tuple[float, float]]  # arch -> temperature range within 1 point of best
+    counts: dict[str, dict[str, int]]  # arch -> state -> count
+    params_count: dict[str, int]
+
+
+def arch_trials(best: float, base: tuple[float, float], shift: float) -> tuple[list[Planted], dict[str, Any]]:
+    """Trials of one arch: two baseline seeds, 9 searched complete trials, 2 pruned, 1 failed, 1 diverged."""
+    common = dict(base_lr=0.06, crop_min_scale=0.5, symmetric=True)
+    best_params = dict(common, weight_decay=1e-5, temperature=0.1, **_topk(0.1, 16))
+    trials = [
+        Planted(dict(BASELINE_PARAMS), base[0], baseline=True, seed=0),
+        Planted(dict(BASELINE_PARAMS), base[1], baseline=True, seed=1),
+        Planted(best_params, best),
+        Planted(dict(common, weight_decay=2e-5, temperature=0.12, **_topk(0.05, 8)), best - 0.005),  # within 1 pt
+        Planted(dict(common, weight_decay=1e-5, temperature=0.3, smoothing="none"), best - 0.05 + shift),
+        Planted(dict(common, weight_decay=3e-4, temperature=0.07, smoothing="none"), best - 0.08),
+        Planted(dict(common, weight_decay=5e-6, temperature=0.15, **_topk(0.2, 32)), best - 0.03),
+        Planted(dict(common, weight_decay=1e-4, temperature=0.45, **_topk(0.02, 4)), best - 0.15),
+        Planted(dict(common, weight_decay=8e-4, temperature=0.25, smoothing="none"), best - 0.2),
+        Planted(dict(BASELINE_PARAMS, base_lr=0.2, crop_min_scale=0.9), best - 0.25 + shift),
+        Planted(dict(common, weight_decay=3e-6, temperature=0.09, **_topk(0.15, 2)), best - 0.04),
+        Planted(dict(common, weight_decay=1e-3, temperature=0.5, smoothing="none"), 0.3, state="pruned", epochs=2),
+        Planted(dict(common, weight_decay=9e-4, temperature=0.05, **_topk(0.3, 64)), 0.35, state="pruned", epochs=3),
+        Planted(dict(common, weight_decay=1e-6, temperature=0.2, smoothing="none"), None, state="failed", epochs=1,
+                error=f"CUDA out of memory {SCRIPT}", node=f"gpu-{SCRIPT}"),
+        Planted(dict(common, base_lr=0.29, weight_decay=1e-6, temperature=0.06, smoothing="none"), None,
+                state="diverged", epochs=3, error="loss became nan at epoch 2"),
+    ]
+    return trials, best_params
+
+
+def planted_sweep(folder: Path, *, running: int = 1) -> Expected:
+    """A sweep folder with `trials.db`: studies for mobilenetv3_large_100 and efficientnet_b0."""
+    folder.mkdir(parents=True, exist_ok=True)
+    url = records.default_storage_url(str(folder))
+    plan = {
+        "mobilenetv3_large_100": (0.71, (0.40, 0.42), 0.0, 4_202_000),
+        "efficientnet_b0": (0.74, (0.45, 0.44), 0.01, 4_007_000),
+    }
+    expected = Expected(folder, tuple(plan), {}, {}, {}, {}, {}, {})
+    for arch, (best, base, shift, count) in plan.items():
+        trials, best_params = arch_trials(best, base, shift)
+        build_study(url, arch=arch, trials=trials, params_count=count, running=running)
+        expected.baseline[arch] = list(base)
+        expected.best[arch] = best
+        expected.best_params[arch] = best_params
+        expected.near_best_temperature[arch] = (0.1, 0.12)
+        states = [t.state for t in trials] + ["running"] * running
+        expected.counts[arch] = {s: states.count(s) for s in set(states)}
+        expected.params_count[arch] = count
+    return expected
+
+
+def resnet50_sweep(folder: Path) -> float:
+    """A second sweep folder with a resnet50 study (ResNet-50 settings on ResNet-50); returns its best."""
+    folder.mkdir(parents=True, exist_ok=True)
+    trials = [
+        Planted(dict(BASELINE_PARAMS), 0.80, baseline=True, seed=0),
+        Planted(dict(BASELINE_PARAMS, temperature=0.1), 0.82),
+        Planted(dict(BASELINE_PARAMS, weight_decay=1e-5), 0.78),
+    ]
+    build_study(records.default_storage_url(str(folder)), arch="resnet50", trials=trials, params_count=23_508_032)
+    return 0.82
