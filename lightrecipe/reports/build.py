@@ -261,8 +261,11 @@ def _html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn: list[
             parts.append(f"<figure><figcaption><b>{_e(f.caption)}</b> <span class=skipped>— skipped: "
                          f"{_e(f.skipped)}</span></figcaption></figure>")
             continue
-        data = base64.b64encode(f.png.read_bytes()).decode("ascii")
-        parts.append(f"<figure id='fig-{_e(f.stem)}'><img src='data:image/png;base64,{data}' alt='{_e(f.caption)}'>"
+        raw = f.png.read_bytes()
+        width = int.from_bytes(raw[16:20], "big") * 96 // 150  # PNG IHDR width at 150 dpi -> CSS px at 96 dpi
+        data = base64.b64encode(raw).decode("ascii")
+        parts.append(f"<figure id='fig-{_e(f.stem)}'><img src='data:image/png;base64,{data}' width={width} "
+                     f"alt='{_e(f.caption)}'>"
                      f"<figcaption><b>{_e(f.caption)}</b> · <a href='{_e(f.png.name)}'>PNG</a> · "
                      f"<a href='{_e(f.svg.name if f.svg else '')}'>SVG</a></figcaption></figure>")
     parts.append("<h2>Studies</h2>")

@@ -1,0 +1,34 @@
+"""Planted trial databases and one report built from them, shared by the report tests of a session."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reports import sweepdb
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory) -> sweepdb.Expected:
+    """Sweep folder with mobilenetv3_large_100 and efficientnet_b0 studies (see sweepdb.planted_sweep)."""
+    return sweepdb.planted_sweep(tmp_path_factory.mktemp("sweep") / "sweep")
+
+
+@pytest.fixture(scope="session")
+def resnet_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("r50") / "sweep"
+    sweepdb.resnet50_sweep(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def frames(planted, resnet_folder):
+    from lightrecipe.reports import tables
+
+    return tables.load([str(planted.folder), str(resnet_folder)])
+
+
+@pytest.fixture(scope="session")
+def report(planted, resnet_folder, tmp_path_factory):
+    from lightrecipe.reports.build import build_report
+
+    return build_report([str(planted.folder), str(resnet_folder)], tmp_path_factory.mktemp("report") / "out")

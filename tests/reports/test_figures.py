@@ -1,0 +1,114 @@
+"""Figure data frames hold the planted numbers; every figure renders from its frame."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lightrecipe.reports import figures
+
+MNV3, EFF = "mobilenetv3_large_100", "efficientnet_b0"
+
+
+def test_comparison_baseline_vs_best_with_seed_error_bars(frames, planted):
+    data = figures.comparison_data(frames[0]).set_index(["arch", "kind"])
+    base = data.loc[(MNV3, "baseline")]
+    assert base.top1 == pytest.approx(100 * np.mean(planted.baseline[MNV3]))
+    assert base.n == 2 and base["std"] == pytest.approx(100 * np.std(planted.baseline[MNV3], ddof=1))
+    best = data.loc[(MNV3, "best")]
+    assert best.top1 == pytest.approx(100 * planted.best[MNV3]) and best.n == 1 and best["std"] == 0
+    assert best.delta == pytest.approx(100 * (planted.best[MNV3] - np.mean(planted.baseline[MNV3])))
+    assert data.loc[("resnet50", "best")].top1 == pytest.approx(82.0)  # the ResNet-50 arch itself
+
+
+def test_shift_reference_best_and_range_within_one_point(frames, planted):
+    data = figures.shift_data(frames[0]).set_index(["knob", "arch"])
+    row = data.loc[("temperature", MNV3)]
+    assert row.resnet50 == 0.2 and row.best == pytest.approx(0.1)
+    assert (row.near_min, row.near_max) == pytest.approx(planted.near_best_temperature[MNV3]) and row.moved
+    assert data.loc[("smoothing", EFF)].near_values == ["topk"] and data.loc[("smoothing", EFF)].resnet50 == "none"
+    assert data.loc[("smoothing_k", MNV3)].best == 16  # an int field stays an int
+    assert not data.loc[("base_lr", "resnet50")].moved
+    assert "seed" not in data.index.get_level_values("knob")
+
+
+def test_sensitivity_rows_per_complete_trial_and_knob(frames):
+    trials = frames[0]
+    data = figures.sensitivity_data(trials)
+    n_temp = ((trials["state"] == "complete") & trials["param_temperature"].notna()).sum()
+    assert (data["knob"] == "temperature").sum() == n_temp
+    assert data.loc[data["knob"] == "weight_decay", "log"].all() and not data.loc[data["knob"] == "temperature", "log"].any()
+    assert (data.loc[data["knob"] == "smoothing_alpha", "value"] > 0).all()  # conditional: only where sampled
+
+
+def test_importance_per_arch_is_normalised_seeded_and_skips_small_studies(frames):
+    data = figures.importance_data(frames[0])
+    again = figures.importance_data(frames[0])
+    pd.testing.assert_frame_equal(data, again)
+    for arch in (MNV3, EFF):
+        sub = data[data["arch"] == arch]
+        assert sub["importance"].sum() == pytest.approx(1.0)
+        assert {"temperature", "weight_decay", "smoothing_alpha", "smoothing_k"} <= set(sub["knob"])
+    assert "resnet50" not in set(data["arch"])
+    assert any("resnet50" in n for n in data.attrs["notes"])
+
+
+def test_history_best_so_far_and_curves_flags(frames, planted):
+    trials, curves = frames
+    hist = figures.history_data(trials)
+    mnv3 = hist[hist["arch"] == MNV3]
+    assert mnv3["best_so_far"].is_monotonic_increasing
+    assert mnv3["best_so_far"].iloc[-1] == pytest.approx(100 * planted.best[MNV3])
+    assert set(mnv3["state"]) == {"complete", "pruned"}
+    data = figures.curves_data(curves, trials)
+    best_lines = data[data["best"]]
+    assert set(best_lines["arch"]) == {MNV3, EFF, "resnet50"}
+    assert best_lines[best_lines["arch"] == MNV3]["top1"].max() == pytest.approx(100 * planted.best[MNV3])
+    assert set(data["state"]) >= {"complete", "pruned", "running"}
+
+
+def test_smoothing_on_vs_off(frames):
+    data = figures.smoothing_data(frames[0])
+    gains = figures.smoothing_gain(data)
+    assert gains[MNV3] == pytest.approx(71.0 - 66.0) and gains[EFF] == pytest.approx(74.0 - 70.0)
+    assert "resnet50" not in gains  # resnet50 never ran smoothing: no on-vs-off to report
+    on = data[data["on"]]
+    assert (on["mode"] == "topk").all() and (on["alpha"] > 0).all() and (on["k"] >= 1).all()
+
+
+def test_size_data(frames, planted):
+    data = figures.size_data(frames[0]).set_index("arch")
+    assert data.loc[MNV3, "params_m"] == pytest.approx(planted.params_count[MNV3] / 1e6)
+    assert data.loc[EFF, "best"] == pytest.approx(74.0) and data.loc[EFF, "baseline"] == pytest.approx(44.5)
+
+
+@pytest.mark.parametrize("stem", [f[0] for f in figures.FIGURES])
+def test_every_figure_renders_from_its_data(frames, stem):
+    trials, curves = frames
+    _, _, data_fn, plot_fn = next(f for f in figures.FIGURES if f[0] == stem)
+    data = figures.curves_data(curves, trials) if stem == "curves" else data_fn(trials, "knn_top1")
+    assert not data.empty
+    fig = plot_fn(data)
+    assert fig.axes and fig.get_suptitle()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=40)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("stem", [f[0] for f in figures.FIGURES if f[0] != "curves"])
+def test_no_complete_trial_gives_empty_frames_with_a_reason(frames, stem):
+    trials = frames[0]
+    unfinished = trials.assign(state=np.where(trials["state"] == "complete", "running", trials["state"]))
+    data_fn = next(f for f in figures.FIGURES if f[0] == stem)[2]
+    data = data_fn(unfinished, "knn_top1")
+    assert data.empty and data.attrs["reason"]
+
+
+def test_linear_metric_ranks_by_linear_probe(frames):
+    data = figures.comparison_data(frames[0], "linear_top1").set_index(["arch", "kind"])
+    assert data.loc[(MNV3, "best")].top1 == pytest.approx(74.0)
+    assert math.isclose(data.loc[(MNV3, "baseline")].top1, 44.0)
