@@ -147,22 +147,26 @@ class StudySearch(OptunaSearch):
         """Take one Tune result into the record; True when it added an epoch to the history."""
         rec.node = str(result.get("node") or rec.node)
         rec.wall_seconds = float(result.get("wall_seconds") or rec.wall_seconds)
+        rows = []
         if result.get(tr.KIND) == tr.FINAL:
             rec.final = dict(result)
+            rows += [r for r in result.get(tr.FULL_HISTORY) or [] if isinstance(r, dict)]
         epoch = result.get("epoch", result.get(tr.LAST_EPOCH))
-        if epoch is None or int(epoch) < 1 or int(epoch) in rec.reported_steps:
-            return False
-        if any(result.get(k) is None for k in tr.HISTORY_KEYS if k != "epoch"):
-            return False  # a final result without epoch metrics (a failure before the first epoch ended)
-        row = {k: result.get(k) for k in tr.HISTORY_KEYS}
-        row["epoch"] = int(epoch)
-        rec.history.append(jsonable(row))
+        if epoch is not None and all(result.get(k) is not None for k in tr.HISTORY_KEYS if k != "epoch"):
+            rows.append({**{k: result.get(k) for k in tr.HISTORY_KEYS}, "epoch": epoch})
+        added = False
+        for row in rows:
+            epoch = int(row.get("epoch") or 0)
+            if epoch < 1 or epoch in rec.reported_steps:
+                continue
+            rec.history.append(jsonable({**{k: row.get(k) for k in tr.HISTORY_KEYS}, "epoch": epoch}))
+            rec.reported_steps.add(epoch)
+            value = row.get(tr.OBJECTIVE)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self._ot_trials[trial_id].report(float(value), step=epoch)
+            added = True
         rec.history.sort(key=lambda h: h["epoch"])
-        rec.reported_steps.add(int(epoch))
-        value = result.get(tr.OBJECTIVE)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            self._ot_trials[trial_id].report(float(value), step=int(epoch))
-        return True
+        return added
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         rec = self._records.get(trial_id)
@@ -192,9 +196,10 @@ class StudySearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         final = rec.final or {}
         if final and state != "pruned":
-            metrics = {k: v for k, v in final.items() if k not in (tr.KIND, "node", "wall_seconds", tr.LAST_EPOCH)}
+            metrics = {k: final.get(k) for k in final.get(tr.METRIC_KEYS) or ()}
             if tr.LAST_EPOCH in final:
                 metrics["epoch"] = final[tr.LAST_EPOCH]
+            metrics["state"], metrics["error"] = state, message
         else:
             metrics = dict(rec.history[-1]) if rec.history else {}
         if final.get("params"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import math
 import os
 import sys
@@ -270,6 +271,9 @@ def _run_study(
     from lightrecipe.search.searcher import StudySearch
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # history lives in the trial database
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables stay silent (verbose=0); ours prints
+    # Tune's result grid looks for the per-trial result files the line above turns off: not an error here.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     progress = Progress(
         plan.name, key_params=list(space.params), max_epochs=plan.max_epochs, objective=tr.OBJECTIVE,
         stream=stream,

@@ -7,7 +7,7 @@ the same folder and train() continues from its last checkpoint.
 
 Results sent to Tune (the searcher in `searcher.py` turns them into trial records):
     kind="epoch"   one per epoch but the last: train()'s epoch metrics (epoch, loss, lr, knn_top1, ...)
-    kind="final"   once: train()'s final metrics plus `state` and `error`. It carries `epoch` only when the
+    kind="final"   once: train()'s final metrics plus `state` and `error` (`metric_keys` lists them). It carries `epoch` only when the
                    trial completed, so ASHA (time attribute `epoch`) never ranks a failed or diverged trial;
                    otherwise the last finished epoch is in `last_epoch`.
 The last epoch is sent merged into the final result: ASHA stops a trial as soon as it reports `max_t`
@@ -16,6 +16,7 @@ epochs, which would cut off the final evaluation (linear probe, test metrics).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -32,8 +33,12 @@ OBJECTIVE = records.DEFAULT_OBJECTIVE
 KIND = "kind"
 EPOCH, FINAL = "epoch", "final"
 LAST_EPOCH = "last_epoch"
+METRIC_KEYS = "metric_keys"  # which keys of the final result are train()'s (Tune adds its own)
 HISTORY_KEYS = ("epoch", "loss", "lr", "knn_top1", "images_per_s", "epoch_seconds")  # records.HISTORY
 CLOCK_FILE = "trial.json"  # wall time of earlier attempts of this trial, next to train()'s own files
+HISTORY_FILE = "history.csv"  # train() writes every finished epoch here (the trainer's contract)
+FULL_HISTORY = "history"  # the final result carries the run folder's whole history: epochs whose report
+#                           died with a killed driver are in it
 
 # Keys of the config that the searcher hands to each trial.
 CFG_RECIPE = "recipe"
@@ -83,14 +88,15 @@ def run_trial(config: dict[str, Any]) -> None:
         final = train(recipe, workdir=run_dir, device=device, report=report)
     except Exception as exc:  # noqa: BLE001 - a trial that raises is recorded as failed; the sweep goes on
         traceback.print_exc()  # the full traceback goes to the worker's log
-        tune.report(stamp(failed_result(describe(exc), held or None)))
+        tune.report(stamp({**failed_result(describe(exc), held or None), FULL_HISTORY: read_history(run_dir)}))
         return
-    tune.report(stamp(final_result(final)))
+    tune.report(stamp({**final_result(final), FULL_HISTORY: read_history(run_dir)}))
 
 
 def final_result(final: dict[str, Any]) -> dict[str, Any]:
     """train()'s return value as the last Tune result (see the module docstring)."""
     out = _numbers(final)
+    out[METRIC_KEYS] = sorted(final)
     state = str(final.get("state") or "complete")
     out.update({KIND: FINAL, "state": state, "error": str(final.get("error") or "")})
     if state != "complete":
@@ -103,6 +109,7 @@ def final_result(final: dict[str, Any]) -> dict[str, Any]:
 
 def failed_result(error: str, last_row: dict[str, Any] | None) -> dict[str, Any]:
     out = dict(last_row or {})
+    out[METRIC_KEYS] = sorted(set(out) | {"state", "error"})
     out[LAST_EPOCH] = out.pop("epoch", None)
     out.setdefault(OBJECTIVE, float("nan"))
     out.update({KIND: FINAL, "state": "failed", "error": error})
@@ -116,6 +123,23 @@ def describe(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The epochs train() finished in this run folder (all attempts), as numbers; [] when there are none."""
+    path = run_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(newline="") as f:
+        for raw in csv.DictReader(f):
+            try:
+                row = {k: float(raw[k]) for k in HISTORY_KEYS}
+            except (KeyError, TypeError, ValueError):
+                continue  # a row without the epoch metrics is not an epoch
+            row["epoch"] = int(row["epoch"])
+            rows.append(row)
+    return rows
 
 
 def node_label() -> str:
