@@ -1,0 +1,217 @@
+"""Datasets: the bundled digits (default), CIFAR-10/100 and an ImageNet-layout folder, as uint8 splits.
+
+Every split is stratified and deterministic: it depends on a fixed seed (`SPLIT_SEED`), never on
+`recipe.seed`, so every trial of a sweep trains and is scored on the same images. A split hands out uint8
+batches (B, 3, S, S) on the training device; augmentation and normalisation happen there, batched.
+
+In-memory datasets (digits, CIFAR) move their whole uint8 tensor to the device once and index batches there,
+so loading costs almost nothing next to a training step. An image folder is decoded by DataLoader workers.
+The on-disk formats live in `data_formats.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lightrecipe.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision / timm ImageNet statistics, RGB in [0, 1]
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLIT_SEED = 20230103  # fixed: splits must not move with recipe.seed, or trials would be scored on different images
+DIGITS_FRACTIONS = (0.6, 0.2, 0.2)  # train / val / test share of the 1797 digits
+CIFAR_VAL_FRACTION = 0.1  # 5000 of CIFAR-10's 50000 training images, a common held-out size
+RESIZE_CHUNK = 1024  # images resized per interpolate call: bounds the float32 working copy
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, S, S) on any device -> float32 normalised with ImageNet mean/std, on the same device."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"normalize expects uint8 images, got {images.dtype}")
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255
+    return (images.float() - mean) / std
+
+
+class Split:
+    """One split (train/val/test): `len(split)`, `split.labels` (int64, CPU), `split.num_classes`."""
+
+    def __init__(self, labels: torch.Tensor, num_classes: int, image_size: int):
+        self.labels = labels.to(torch.int64).cpu()
+        self.num_classes = num_classes
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+    def batches(self, batch_size: int, *, shuffle: bool, drop_last: bool, device: torch.device,
+                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yields (uint8 images (B, 3, S, S), int64 labels (B,)), both on `device`.
+
+        `shuffle=True` draws the order from `generator` (a CPU generator), so an epoch is reproducible.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if drop_last and len(self) < batch_size:
+            raise UserError(
+                f"batch_size ({batch_size}) exceeds the {len(self)} images of this split, so no full batch "
+                "exists; lower batch_size or raise data_fraction"
+            )
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        end = len(self) - len(self) % batch_size if drop_last else len(self)
+        yield from self._batches(order[:end], batch_size, torch.device(device))
+
+    def _batches(self, order: torch.Tensor, batch_size: int, device: torch.device):
+        raise NotImplementedError
+
+
+class TensorSplit(Split):
+    """A split held in memory as one uint8 tensor (N, 3, S, S); copied to each device once, then indexed there."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int):
+        super().__init__(labels, num_classes, images.shape[-1])
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] != len(self):
+            raise ValueError(f"expected uint8 images (N, 3, S, S) matching {len(self)} labels, got "
+                             f"{images.dtype} {tuple(images.shape)}")
+        self.images = images.contiguous()
+        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) on `device`, copied there on first use and cached."""
+        key = str(device)
+        if key not in self._on_device:
+            self._on_device[key] = (self.images.to(device), self.labels.to(device))
+        return self._on_device[key]
+
+    def _batches(self, order, batch_size, device):
+        images, labels = self.on(device)
+        order = order.to(device)
+        for start in range(0, order.numel(), batch_size):
+            idx = order[start:start + batch_size]
+            yield images[idx], labels[idx]
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+
+
+def load_dataset(recipe) -> Dataset:
+    """The recipe's dataset at `recipe.image_size`, with `recipe.data_fraction` of the train split."""
+    from lightrecipe.trainers import data_formats
+
+    if recipe.dataset == "digits":
+        images, labels = load_digits_arrays()
+        train_idx, val_idx, test_idx = digits_partition(labels)
+        images = resize_uint8(torch.from_numpy(images), recipe.image_size)
+        labels = torch.from_numpy(labels)
+        train_idx = subsample(labels[train_idx].numpy(), recipe.data_fraction, train_idx)
+        return _tensor_dataset("digits", images, labels, 10, train_idx, val_idx, test_idx)
+    if recipe.dataset in ("cifar10", "cifar100"):
+        num_classes = 10 if recipe.dataset == "cifar10" else 100
+        (train_x, train_y), (test_x, test_y) = data_formats.read_cifar(recipe.data_root, num_classes)
+        holdout = stratified_holdout(train_y, round(CIFAR_VAL_FRACTION * len(train_y)))
+        train_idx = np.setdiff1d(np.arange(len(train_y)), holdout)
+        train_idx = subsample(train_y[train_idx], recipe.data_fraction, train_idx)
+        train, labels = torch.from_numpy(train_x), torch.from_numpy(train_y.astype(np.int64))
+        parts = [torch.as_tensor(p) for p in (train_idx, holdout)]
+        return Dataset(
+            recipe.dataset,
+            *(TensorSplit(resize_uint8(train[p], recipe.image_size), labels[p], num_classes) for p in parts),
+            TensorSplit(resize_uint8(torch.from_numpy(test_x), recipe.image_size),
+                        torch.from_numpy(test_y.astype(np.int64)), num_classes),
+            num_classes,
+        )
+    if recipe.dataset == "imagefolder":
+        return data_formats.load_imagefolder(recipe)
+    raise UserError(f"recipe field 'dataset' is {recipe.dataset!r}; valid: digits, cifar10, cifar100, imagefolder")
+
+
+# --- digits ------------------------------------------------------------------------------------
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as uint8 (1797, 1, 8, 8) in 0..255 (from 0..16) and int64 labels."""
+    from sklearn.datasets import load_digits  # lazy: scikit-learn is only needed for the default dataset
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[:, None]
+    return images, bunch.target.astype(np.int64)
+
+
+def digits_partition(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified train / val / test indices (60/20/20), fixed by SPLIT_SEED."""
+    n = len(labels)
+    n_train = int(DIGITS_FRACTIONS[0] * n)
+    n_val = round(DIGITS_FRACTIONS[1] * n)
+    test = stratified_holdout(labels, n - n_train - n_val)
+    rest = np.setdiff1d(np.arange(n), test)
+    val = rest[stratified_holdout(labels[rest], n_val)]
+    train = np.setdiff1d(rest, val)
+    return train, val, test
+
+
+# --- split helpers -----------------------------------------------------------------------------
+def class_orders(labels: np.ndarray, seed: int = SPLIT_SEED) -> dict[int, np.ndarray]:
+    """For each class, its positions in `labels` in a fixed random order."""
+    rng = np.random.default_rng(seed)
+    return {int(c): rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+
+
+def stratified_holdout(labels: np.ndarray, size: int, seed: int = SPLIT_SEED) -> np.ndarray:
+    """Sorted positions of exactly `size` items, each class represented in proportion (largest remainder)."""
+    orders = class_orders(labels, seed)
+    counts = np.array([len(o) for o in orders.values()])
+    quota = size * counts / max(len(labels), 1)
+    take = np.floor(quota).astype(int)
+    by_remainder = np.argsort(-(quota - take), kind="stable")
+    take[by_remainder[: size - int(take.sum())]] += 1
+    picked = [order[:t] for order, t in zip(orders.values(), take)]
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def per_class_holdout(labels: np.ndarray, count: Callable[[int], int], seed: int = SPLIT_SEED) -> np.ndarray:
+    """Sorted positions of `count(n_c)` items of each class c (n_c = the class's size)."""
+    picked = [order[: count(len(order))] for order in class_orders(labels, seed).values()]
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def subsample(labels: np.ndarray, fraction: float, positions: np.ndarray) -> np.ndarray:
+    """`positions` thinned to `fraction` per class (at least one image per class).
+
+    Nested: each class keeps a prefix of one fixed order, so a smaller fraction is a subset of a larger one.
+    """
+    if fraction >= 1.0:
+        return positions
+    keep = per_class_holdout(labels, lambda n: max(1, math.floor(fraction * n + 0.5)), SPLIT_SEED + 1)
+    return positions[keep]
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> uint8 (N, 3, size, size): bilinear (antialiased when shrinking), grey -> 3 channels."""
+    n, c, h, w = images.shape
+    if (h, w) != (size, size):
+        out = torch.empty((n, c, size, size), dtype=torch.uint8)
+        for start in range(0, n, RESIZE_CHUNK):
+            chunk = images[start:start + RESIZE_CHUNK].float()
+            chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False,
+                                  antialias=size < max(h, w))
+            out[start:start + RESIZE_CHUNK] = chunk.round_().clamp_(0, 255).to(torch.uint8)
+        images = out
+    return images.expand(n, 3, size, size).contiguous() if c == 1 else images.contiguous()
+
+
+def _tensor_dataset(name: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                    *parts: Sequence[int]) -> Dataset:
+    splits = [TensorSplit(images[torch.as_tensor(p)], labels[torch.as_tensor(p)], num_classes) for p in parts]
+    return Dataset(name, *splits, num_classes)
+
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Dataset", "Split", "TensorSplit", "load_dataset", "normalize"]
