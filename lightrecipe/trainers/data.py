@@ -83,6 +83,8 @@ class TensorSplit(Split):
 
     def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, labels) on `device`, copied there on first use and cached."""
+        if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" share one copy
+            device = torch.device("cuda", torch.cuda.current_device())
         key = str(device)
         if key not in self._on_device:
             self._on_device[key] = (self.images.to(device), self.labels.to(device))

@@ -172,8 +172,8 @@ def load_imagefolder(recipe) -> Dataset:
             paths, labels = [paths[i] for i in idx], labels[idx]
         return FileSplit(paths, torch.from_numpy(labels), len(classes), recipe.image_size, recipe.num_workers)
 
-    return Dataset("imagefolder", split(train_paths, train_labels, train_idx), split(train_paths, train_labels, holdout),
-                   split(test_paths, test_labels), len(classes))
+    train, val = split(train_paths, train_labels, train_idx), split(train_paths, train_labels, holdout)
+    return Dataset("imagefolder", train, val, split(test_paths, test_labels), len(classes))
 
 
 def scan_classes(folder: Path, classes: list[str] | None = None):

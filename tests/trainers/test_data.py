@@ -25,6 +25,15 @@ from lightrecipe.trainers.recipe import Recipe
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True)
+def _threads():
+    """Small tensors: one thread avoids oversubscribing the 2 shared cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def rows(images: torch.Tensor) -> list[bytes]:
     return [bytes(x.numpy().tobytes()) for x in images]
 
@@ -194,7 +203,8 @@ def test_cifar_round_trip(tmp_path, num_classes, fmt, protocol):
         assert torch.equal(data.test.images, torch.from_numpy(test_x.reshape(-1, 3, 32, 32)))
         assert data.test.labels.tolist() == test_y.tolist()
         assert len(data.val) == len(train_y) // 10
-        assert np.all(np.bincount(data.val.labels.numpy(), minlength=num_classes) <= 1 + len(train_y) // num_classes // 10)
+        per_class = np.bincount(data.val.labels.numpy(), minlength=num_classes)
+        assert np.all(per_class <= 1 + len(train_y) // num_classes // 10)
         source = dict(zip(rows(torch.from_numpy(train_x.reshape(-1, 3, 32, 32))), train_y.tolist()))
         seen = [*zip(rows(data.train.images), data.train.labels.tolist()),
                 *zip(rows(data.val.images), data.val.labels.tolist())]
