@@ -40,6 +40,15 @@ class Progress:
         self._last_draw = 0.0
         self._dirty = False
 
+    # Tune pickles its configuration (the searcher, callbacks and so this object) when a run starts; a
+    # terminal or a captured stream does not pickle, and a copy has no business printing anyway.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "stream": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.stream = sys.stdout
+
     # --- data -----------------------------------------------------------------------------------
     def update(self, number: int, row: dict[str, Any]) -> None:
         before = self.trials.get(number, {}).get("state")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,18 +32,25 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         path = Path(url[len("sqlite:///"):])
         if not path.parent.is_dir():
             raise UserError(f"--storage {url}: folder '{path.parent}' does not exist")
-        _enable_wal(path)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     elif "://" not in url:
         raise UserError(
             f"--storage '{url}' is not an SQLAlchemy URL; use e.g. sqlite:////abs/path/trials.db or "
             "postgresql://user:password@host/db"
         )
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    except Exception as exc:  # noqa: BLE001 - driver missing, host unreachable, bad credentials: all user-side
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--storage {url}: cannot open the trial database: {first}") from None
+    for attempt in range(3):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)  # creates the tables
+            if url.startswith("sqlite:///"):
+                _enable_wal(Path(url[len("sqlite:///"):]))
+            return storage
+        except Exception as exc:  # noqa: BLE001 - driver missing, host unreachable, bad credentials: all user-side
+            if any(m in str(exc) for m in ("already exists", "UNIQUE constraint")) and attempt < 2:
+                time.sleep(0.5)  # another process was creating the tables at the same moment; they are there now
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"--storage {url}: cannot open the trial database: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def _enable_wal(path: Path) -> None:

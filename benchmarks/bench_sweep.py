@@ -1,0 +1,160 @@
+"""Sweep overhead and ASHA savings, printed as tables (no timed asserts).
+
+1. Overhead: N identical short trainings through `lightrecipe sweep` (concurrency 1) against `train()` called
+   N times in one process, both as fresh processes timed from the outside (imports, Ray start-up and
+   shutdown included), each trial and each direct call with the same number of CPU threads. Median of
+   --repeats runs; target: the sweep at most 15% slower. Then the same sweep at concurrency 2: its speed-up.
+2. ASHA savings: a real sweep of the tiny test space with ASHA, and the same sweep (same seed, so the same
+   sampled recipes while TPE is in its random start-up phase) with pruning off. Reports epochs run over
+   trials x max epochs, and whether the best trial of the full sweep survived ASHA.
+
+    python benchmarks/bench_sweep.py                 # defaults sized for a 2-core laptop, a few minutes
+    python benchmarks/bench_sweep.py --trials 8 --epochs 3 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = "mobilenetv3_small_050"
+SIZES = {"dataset": "digits", "image_size": 32, "batch_size": 64, "queue_size": 256}
+ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "MPLBACKEND": "Agg",
+}
+IDENTICAL_SPACE = """\
+# N identical trials: the one searched value has a single choice, so every trial trains the same recipe.
+name: bench-identical
+base: digits-small
+fixed: {{epochs: {epochs}}}
+params:
+  temperature: {{choice: [0.1]}}
+"""
+DIRECT = """\
+import sys, time, torch
+from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.train import train
+n, epochs, threads, root = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+torch.set_num_threads(threads)
+recipe = preset("digits-small", epochs=epochs, temperature=0.1, {sizes})
+for i in range(n):
+    train(recipe, workdir=f"{{root}}/run-{{i}}", device="cpu")
+"""
+
+
+def timed(cmd: list[str]) -> float:
+    env = {**os.environ, **ENV}
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
+        raise SystemExit(f"command failed: {' '.join(cmd)}")
+    return elapsed
+
+
+def sets(values: dict) -> list[str]:
+    return [a for k, v in values.items() for a in ("--set", f"{k}={v}")]
+
+
+def sweep_cmd(space: Path, out: Path, trials: int, epochs: int, concurrency: int, extra: list[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "lightrecipe.cli", "sweep", "--space", str(space), "--arch", ARCH,
+        "--trials", str(trials), "--epochs", str(epochs), "--concurrency", str(concurrency),
+        "--cpus-per-trial", "1", "--out", str(out), *sets(SIZES), *extra,
+    ]
+
+
+def overhead(args: argparse.Namespace, tmp: Path) -> None:
+    space = tmp / "identical.yaml"
+    space.write_text(IDENTICAL_SPACE.format(epochs=args.epochs))
+    script = tmp / "direct.py"
+    script.write_text(DIRECT.format(sizes=", ".join(f"{k}={v!r}" for k, v in SIZES.items())))
+    no_asha = ["--no-baseline", "--grace-epochs", str(args.epochs)]
+    rows: dict[str, list[float]] = {"train() x N, one process": [], "sweep, concurrency 1": [], "sweep, concurrency 2": []}
+    for r in range(args.repeats):
+        rows["train() x N, one process"].append(
+            timed([sys.executable, str(script), str(args.trials), str(args.epochs), "1", str(tmp / f"direct-{r}")])
+        )
+        rows["sweep, concurrency 1"].append(timed(sweep_cmd(space, tmp / f"c1-{r}", args.trials, args.epochs, 1, no_asha)))
+        rows["sweep, concurrency 2"].append(timed(sweep_cmd(space, tmp / f"c2-{r}", args.trials, args.epochs, 2, no_asha)))
+        print(f"  run {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in rows.items()), flush=True)
+    base = statistics.median(rows["train() x N, one process"])
+    print(f"\nOverhead: {args.trials} identical trainings of {args.epochs} epochs ({ARCH}, digits 32 px, batch 64, "
+          f"1 CPU thread each), median of {args.repeats} runs, wall time of the whole process")
+    print(f"{'how':<28} {'median s':>9} {'min s':>7} {'max s':>7} {'vs train()':>11}")
+    for name, values in rows.items():
+        med = statistics.median(values)
+        print(f"{name:<28} {med:>9.1f} {min(values):>7.1f} {max(values):>7.1f} {med / base:>10.2f}x")
+    c1, c2 = statistics.median(rows["sweep, concurrency 1"]), statistics.median(rows["sweep, concurrency 2"])
+    print(f"sweep overhead at concurrency 1: {100 * (c1 / base - 1):+.1f}% (target <= +15%)")
+    print(f"speed-up of concurrency 2 over concurrency 1: {c1 / c2:.2f}x (cores on this machine: {os.cpu_count()})")
+
+
+def asha(args: argparse.Namespace, tmp: Path) -> None:
+    import optuna
+
+    from lightrecipe.search import records
+
+    space = ROOT / "tests" / "search" / "tiny.yaml"
+    results = {}
+    for name, grace in (("asha", ["--grace-epochs", "1"]), ("full", ["--grace-epochs", str(args.asha_epochs)])):
+        out = tmp / f"asha-{name}"
+        seconds = timed(sweep_cmd(space, out, args.asha_trials, args.asha_epochs, 2, ["--seed", "0", *grace]))
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(study_name=records.study_name("tiny", ARCH),
+                                  storage=records.default_storage_url(str(out)))
+        results[name] = (study.trials, seconds)
+    trials, seconds = results["asha"]
+    full, full_seconds = results["full"]
+    max_epochs = args.asha_epochs
+    run = sum(len(t.user_attrs.get(records.HISTORY) or []) for t in trials)
+    states = {s: sum(t.user_attrs.get(records.STATE) == s for t in trials) for s in records.STATES}
+    same = [tuple(sorted(a.params.items())) for a in trials] == [tuple(sorted(b.params.items())) for b in full]
+    best_full = max((t for t in full if t.value is not None), key=lambda t: t.value)
+    survivor = trials[best_full.number]
+    best_asha = max((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
+    print(f"\nASHA savings: tiny space (temperature), {len(trials)} trials x {max_epochs} epochs, grace 1, "
+          f"reduction factor 3, concurrency 2, seed 0")
+    print(f"{'sweep':<14} {'epochs run':>10} {'of':>5} {'share':>7} {'wall s':>8}")
+    full_run = sum(len(t.user_attrs.get(records.HISTORY) or []) for t in full)
+    print(f"{'ASHA':<14} {run:>10} {len(trials) * max_epochs:>5} {run / (len(trials) * max_epochs):>7.0%} {seconds:>8.1f}")
+    print(f"{'no pruning':<14} {full_run:>10} {len(full) * max_epochs:>5} {full_run / (len(full) * max_epochs):>7.0%} "
+          f"{full_seconds:>8.1f}")
+    print("ASHA trial states: " + ", ".join(f"{n} {s}" for s, n in states.items() if n))
+    print(f"same sampled recipes in both sweeps: {same}")
+    print(f"best of the full sweep: trial {best_full.number} (knn_top1 {best_full.value:.4f}); under ASHA it was "
+          f"{survivor.user_attrs.get(records.STATE)}; ASHA's best: trial {best_asha.number} "
+          f"(knn_top1 {best_asha.value:.4f})")
+    print(f"best trial survived: {survivor.user_attrs.get(records.STATE) == 'complete'}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--trials", type=int, default=4, help="identical trainings per measurement")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--asha-trials", type=int, default=8, help="at most 10: TPE's random start-up phase")
+    p.add_argument("--asha-epochs", type=int, default=4)
+    p.add_argument("--skip-overhead", action="store_true")
+    p.add_argument("--skip-asha", action="store_true")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        if not args.skip_overhead:
+            overhead(args, Path(tmp))
+        if not args.skip_asha:
+            asha(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
