@@ -1,0 +1,99 @@
+"""CLI: `lightrecipe train`, `lightrecipe presets`, `lightrecipe bench train`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from lightrecipe.cli import Parser
+from lightrecipe.errors import UserError
+from lightrecipe.trainers.recipe import Recipe, preset, preset_description, preset_names
+
+METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "params", "state")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train one recipe and print its metrics")
+    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(preset_names())}")
+    p.add_argument("--recipe", default=None, metavar="FILE.yaml", help="recipe file (full recipe, or preset: + overrides)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one recipe field (repeatable)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder; an existing run there resumes")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser("presets", help="list the recipe presets")
+    p.add_argument("--show", default=None, metavar="NAME", help="print one preset as YAML")
+    p.set_defaults(func=run_presets)
+
+    bench = subparsers.add_parser("bench", help="measure training throughput")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="WHAT", parser_class=Parser)
+    bench_sub.required = True
+    p = bench_sub.add_parser("train", help="time training steps; prints one JSON line")
+    p.add_argument("--arch", default="mobilenetv3_large_100")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup-steps", type=int, default=3)
+    p.add_argument("--device", default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=run_bench)
+
+
+def resolve_recipe(preset_name: str | None, recipe_file: str | None, overrides: list[str]) -> Recipe:
+    if recipe_file is not None:
+        recipe = Recipe.from_file(recipe_file)
+        if preset_name is not None:
+            raise UserError("give --preset or --recipe, not both (a recipe file can name its preset: 'preset: NAME')")
+    else:
+        recipe = preset(preset_name) if preset_name else Recipe()
+    return recipe.with_overrides(overrides)
+
+
+def use_all_cores() -> None:
+    """Outside Ray, one process owns the machine: let torch use every core (Ray sets its own limits)."""
+    import torch
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+
+
+def run_train(args) -> int:
+    from lightrecipe.trainers.progress import EpochBar
+    from lightrecipe.trainers.train import train
+
+    recipe = resolve_recipe(args.preset, args.recipe, args.overrides)
+    use_all_cores()
+    out = Path(args.out).resolve()
+    with EpochBar(recipe.epochs) as bar:
+        metrics = train(recipe, workdir=out, device=args.device, report=bar.update)
+    summary = {k: metrics.get(k) for k in METRIC_KEYS}
+    print(json.dumps(summary))
+    if metrics.get("state") == "diverged":
+        print(f"lightrecipe: run diverged: {metrics.get('error')}", file=sys.stderr)
+        return 1
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def run_presets(args) -> int:
+    if args.show:
+        print(preset(args.show).to_yaml(), end="")
+        return 0
+    width = max(len(n) for n in preset_names())
+    for name in preset_names():
+        print(f"{name:<{width}}  {preset_description(name)}")
+    return 0
+
+
+def run_bench(args) -> int:
+    from lightrecipe.trainers.bench import bench_train
+
+    use_all_cores()
+    result = bench_train(
+        arch=args.arch, batch_size=args.batch_size, image_size=args.image_size, steps=args.steps,
+        warmup_steps=args.warmup_steps, device=args.device, overrides=args.overrides,
+    )
+    print(json.dumps(result))
+    return 0

@@ -1,0 +1,93 @@
+"""`lightrecipe train / presets / bench train` through the real CLI: output and exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lightrecipe.cli import main
+
+TINY = ["--preset", "digits-small", "--set", "epochs=1", "--set", "data_fraction=0.3", "--set", "probe_epochs=10",
+        "--set", "queue_size=128"]
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "lightrecipe.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_train_prints_metrics(tmp_path):
+    result = run_cli("train", *TINY, "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["state"] == "complete" and 0 < metrics["knn_top1"] <= 1
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_recipe_file_accepted(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("preset: digits-small\nepochs: 1\ndata_fraction: 0.3\nprobe_epochs: 5\nqueue_size: 128\n")
+    assert main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")]) == 0
+    assert json.loads(capsys.readouterr().out.strip())["state"] == "complete"
+
+
+def test_presets_listed(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet50-mocov2" in out and "digits-small" in out and "mocov3" in out
+    assert main(["presets", "--show", "mocov3"]) == 0
+    assert "optimizer: lars" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--preset", "resnet51", "--out", "x"], "unknown preset 'resnet51'"),
+        (["train", "--set", "temprature=0.1", "--out", "x"], "unknown recipe field 'temprature' (did you mean 'temperature'?)"),
+        (["train", "--set", "temperature=-1", "--out", "x"], "'temperature' is -1.0; valid range"),
+        (["train", "--set", "arch=mobilenet_v9", "--out", "x"], "'arch' is 'mobilenet_v9', not a timm model"),
+        (["train", "--set", "smoothing=topk", "--set", "smoothing_alpha=0.1", "--out", "x"], "'smoothing_k' is 0"),
+        (["train", "--set", "queue_size=1000", "--out", "x"], "'queue_size' (1000) must be a multiple of batch_size"),
+        (["train", "--recipe", "/nonexistent/r.yaml", "--out", "x"], "recipe file '/nonexistent/r.yaml' does not exist"),
+        (["train", "--set", "dataset=imagefolder", "--set", "data_root=/nonexistent/imagenet", "--out", "{tmp}/r"],
+         "/nonexistent/imagenet"),
+        (["train", "--set", "dataset=cifar10", "--set", "data_root=/nonexistent/cifar", "--out", "{tmp}/r"],
+         "/nonexistent/cifar"),
+        (["train", "--bogus-flag", "--out", "x"], "unrecognized arguments: --bogus-flag"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path, capsys):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    with pytest.raises(SystemExit) if "--bogus-flag" in args else _no_raise():
+        code = main(args)
+        assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_user_mistake_through_real_process_has_no_traceback():
+    result = run_cli("train", "--set", "optimizer=adam", "--out", "x")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "lightrecipe: error: recipe field 'optimizer' is 'adam'; valid: sgd, lars, adamw"
+    ]
+
+
+def test_bench_train_prints_json(capsys):
+    assert main(["bench", "train", "--arch", "mobilenetv3_small_050", "--batch-size", "32", "--image-size", "32",
+                 "--steps", "2", "--warmup-steps", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"images_per_s", "step_ms", "data_ms", "peak_mem_mb"} <= set(result)
+    assert result["images_per_s"] > 0 and 0 < result["data_ms"] < result["step_ms"]
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
