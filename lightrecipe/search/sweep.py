@@ -193,13 +193,18 @@ def _plans(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -
              "seed": s.seed, "baseline": s.baseline}
         )
         study = find_study(storage, name)
+        found += study is not None
+        if study is not None and not _started(study):
+            # Created by a sweep that stopped before its first trial ran (Ray did not start, a bad --address):
+            # nothing to keep, so start it again with this command's settings.
+            optuna.delete_study(study_name=name, storage=storage)
+            study = None
         if study is not None and not s.resume:
             raise UserError(
                 f"the trial database already holds study '{name}' ({len(study.trials)} trials); "
                 "pass --resume to continue it, or use another --out/--storage"
             )
         if study is not None:
-            found += 1
             _check_resumable(study, space, sweep_attrs)
             study.set_user_attr(records.SWEEP, {**study.user_attrs.get(records.SWEEP, {}), "trials": s.trials})
         else:
@@ -222,6 +227,10 @@ def _plans(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -
             f"{', '.join(s.archs)}; check --out/--storage, or drop --resume to start the sweep"
         )
     return plans
+
+
+def _started(study: optuna.Study) -> bool:
+    return any(t.state != optuna.trial.TrialState.WAITING for t in study.get_trials(deepcopy=False))
 
 
 def _check_resumable(study: optuna.Study, space: Any, sweep_attrs: dict[str, Any]) -> None:

@@ -52,21 +52,25 @@ def test_unknown_space_is_a_user_error(tmp_path, capsys):
     assert "unknown space 'smoothing-ablaton'" in capsys.readouterr().err
 
 
-def test_a_sweep_folder_with_that_study_needs_resume(tmp_path, capsys):
+def started_study(tmp_path, **kwargs):
+    """A study in the sweep folder with one finished trial, as an earlier sweep leaves it."""
     out = tmp_path / "sw"
     out.mkdir()
     storage = open_storage(records.default_storage_url(str(out)))
-    create_study(storage, space="tiny", arch=ARCH, max_epochs=2, space_spec={}, sweep={})
+    study = create_study(storage, space="tiny", arch=ARCH, space_spec={}, **kwargs)
+    trial = study.ask()
+    study.tell(trial, 0.5)
+    return study
+
+
+def test_a_sweep_folder_with_that_study_needs_resume(tmp_path, capsys):
+    started_study(tmp_path, max_epochs=2, sweep={})
     assert cli.main(sweep(tmp_path)) == 2
     assert "already holds study 'tiny/mobilenetv3_small_050'" in capsys.readouterr().err
 
 
 def test_resume_refuses_changed_settings(tmp_path, capsys):
-    out = tmp_path / "sw"
-    out.mkdir()
-    storage = open_storage(records.default_storage_url(str(out)))
-    create_study(storage, space="tiny", arch=ARCH, max_epochs=3, space_spec={},
-                 sweep={"epochs": 3})
+    started_study(tmp_path, max_epochs=3, sweep={"epochs": 3})
     assert cli.main(sweep(tmp_path, "--resume")) == 2
     assert "was run with epochs=3, this command gives 2" in capsys.readouterr().err
 

@@ -137,6 +137,24 @@ def test_a_killed_trial_worker_is_restarted_and_its_trial_completes(ray_local, t
     assert [h["epoch"] for h in trial.user_attrs[records.HISTORY]] == [1, 2]
 
 
+def test_several_archs_run_one_study_each_in_turn(ray_local, tmp_path, capsys):
+    archs = [ARCH, "mobilenetv3_small_075"]
+    out = tmp_path / "sweep"
+    code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", archs[0], "--arch", archs[1], "--trials", "1",
+                     "--epochs", "1", "--no-baseline", "--out", str(out), *DATA])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.index(f"[tiny/{archs[0]}] 1 trials to run") < printed.index(f"[tiny/{archs[1]}] 1 trials to run")
+    counts = []
+    for arch in archs:
+        study = load(out, records.study_name("tiny", arch))
+        (trial,) = study.trials
+        assert study.user_attrs[records.ARCH] == arch and trial.user_attrs[records.RECIPE]["arch"] == arch
+        assert trial.user_attrs[records.BASELINE] is False and trial.user_attrs[records.STATE] == "complete"
+        counts.append(trial.user_attrs[records.PARAMS_COUNT])
+    assert counts[0] < counts[1]  # the 0.75-width net is the bigger one
+
+
 def fault_space(tmp_path: Path) -> str:
     """A space whose samples train fine, diverge (a huge lr) or fail (a data folder that does not exist)."""
     path = tmp_path / "faults.yaml"
