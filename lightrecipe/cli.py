@@ -20,15 +20,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
+    from lightrecipe import demo
     from lightrecipe.reports import commands as report_commands
     from lightrecipe.search import commands as search_commands
     from lightrecipe.spaces import commands as space_commands
     from lightrecipe.trainers import commands as train_commands
 
-    parser = Parser(prog="lightrecipe", description=__doc__.split(".")[0] + ".")
+    parser = Parser(
+        prog="lightrecipe",
+        description="Search MoCo-style contrastive training recipes for efficient networks and compare them "
+        "with the ResNet-50 settings. Start with `lightrecipe demo`.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (train_commands, space_commands, search_commands, report_commands):
+    for module in (train_commands, space_commands, search_commands, report_commands, demo):
         module.register(sub)
     return parser
 
