@@ -8,7 +8,7 @@
    sampled recipes while TPE is in its random start-up phase) with pruning off. Reports epochs run over
    trials x max epochs, and whether the best trial of the full sweep survived ASHA.
 
-    python benchmarks/bench_sweep.py                 # defaults sized for a 2-core laptop, a few minutes
+    python benchmarks/bench_sweep.py                 # defaults: about 15 minutes on 2 busy cores
     python benchmarks/bench_sweep.py --trials 8 --epochs 3 --repeats 5
 """
 
@@ -144,8 +144,8 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=4, help="identical trainings per measurement")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--asha-trials", type=int, default=8, help="at most 10: TPE's random start-up phase")
-    p.add_argument("--asha-epochs", type=int, default=4)
+    p.add_argument("--asha-trials", type=int, default=6, help="at most 10: TPE's random start-up phase")
+    p.add_argument("--asha-epochs", type=int, default=3)
     p.add_argument("--skip-overhead", action="store_true")
     p.add_argument("--skip-asha", action="store_true")
     args = p.parse_args()

@@ -82,7 +82,12 @@ def run_trial(config: dict[str, Any]) -> None:
     cpus = float(config.get(CFG_CPUS, 1) or 1)
     gpus = float(config.get(CFG_GPUS, 0) or 0)
     torch.set_num_threads(max(1, int(round(cpus))))  # as many threads as CPUs reserved, not the machine's
-    device = "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
+    if gpus > 0 and not torch.cuda.is_available():  # never fall back to a CPU silently: 50x slower
+        tune.report(stamp(failed_result(
+            f"--gpus-per-trial {gpus:g}, but this worker sees no CUDA device (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}, torch {torch.__version__})", None)))
+        return
+    device = "cuda" if gpus > 0 else "cpu"
     try:
         recipe = Recipe.from_dict(config[CFG_RECIPE], source="trial recipe")
         final = train(recipe, workdir=run_dir, device=device, report=report)
