@@ -276,13 +276,15 @@ def test_a_sweep_on_a_two_node_ray_cluster_records_both_nodes(tmp_path):
     temp = Path(tempfile.mkdtemp(prefix="lr-ray-", dir="/tmp"))
     env = dict(os.environ)
     # Ray refuses `ray start --address` when RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (the test session's setting
-    # for single-node Ray), so this cluster, and its driver, run with Ray's Linux default.
+    # for single-node Ray), so this cluster, and its driver, run with Ray's Linux default; --node-ip-address
+    # keeps every node, and so all of the cluster's traffic, on 127.0.0.1.
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
     started: list[subprocess.Popen] = []
 
     def start_node(name: str, *args: str) -> None:
         log = tmp_path / f"{name}.log"
-        cmd = [ray_bin, "start", *args, "--temp-dir", str(temp / name), "--num-cpus", "1", "--disable-usage-stats",
+        cmd = [ray_bin, "start", *args, "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp / name),
+               "--num-cpus", "1", "--disable-usage-stats",
                "--dashboard-agent-listen-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
                "--block"]  # blocks in the foreground: its PID owns the node, SIGTERM stops it
         with open(log, "w") as f:
