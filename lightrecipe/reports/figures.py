@@ -161,13 +161,15 @@ def plot_comparison(data: pd.DataFrame):
                         ha="center", fontsize=9, fontweight="bold", color=colors[arch])
     ax.set_xticks(range(len(order)), order)
     ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
-    ax.set_ylim(0, min(100, data["top1"].max() + data["std"].max() + 14))
+    # Headroom above the tallest bar for its value and delta labels; ticks stop at 100%.
+    ax.set_ylim(0, data["top1"].max() + data["std"].fillna(0).max() + 16)
+    ax.set_yticks(range(0, 101, 20))
     ax.grid(axis="x", visible=False)
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///", label=style.BASELINE_LABEL),
                        Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")],
-              loc="upper left", ncols=2)
+              loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2, frameon=False)
     best_rows = data[data["kind"] == "best"]
     efficient = best_rows[~best_rows["arch"].map(is_reference_arch)]
     deltas = [d for d in (efficient if len(efficient) else best_rows)["delta"] if np.isfinite(d)]

@@ -128,6 +128,7 @@ class StudySearch(OptunaSearch):
             tr.CFG_RUN_DIR: str(folder),
             tr.CFG_CPUS: self._cpus,
             tr.CFG_GPUS: self._gpus,
+            tr.CFG_BASELINE: baseline,
             "params": jsonable(rec.params),
             "number": rec.number,
         }

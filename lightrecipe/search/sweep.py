@@ -26,7 +26,7 @@ from typing import Any, Iterator, TextIO
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from lightrecipe.errors import UserError
 from lightrecipe.search import records
@@ -93,6 +93,18 @@ class StudyOutcome:
     best: tuple[int, float] | None  # (trial number, objective)
     baseline: tuple[int, float | None] | None  # (trial number, objective or None)
     unfinished: int = 0  # trials left RUNNING (time budget); `--resume` runs them
+
+
+class BaselineKeepingASHA(ASHAScheduler):
+    """ASHA that never stops the ResNet-50 settings trial.
+
+    The baseline is the reference every recipe is compared with, so it always runs its full schedule. Its
+    results still count at every rung, so it also sets the bar the searched recipes must clear.
+    """
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = super().on_trial_result(tune_controller, trial, result)
+        return TrialScheduler.CONTINUE if trial.config.get(tr.CFG_BASELINE) else decision
 
 
 def default_grace(epochs: int) -> int:
@@ -315,7 +327,7 @@ def _run_study(
         orphans=orphans,
         on_update=progress.update,
     )
-    scheduler = ASHAScheduler(
+    scheduler = BaselineKeepingASHA(
         time_attr="epoch",
         metric=tr.OBJECTIVE,
         mode="max",

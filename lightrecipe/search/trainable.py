@@ -46,6 +46,7 @@ CFG_RECIPE_ERROR = "recipe_error"
 CFG_RUN_DIR = "run_dir"
 CFG_CPUS = "cpus"
 CFG_GPUS = "gpus"
+CFG_BASELINE = "baseline"  # the ResNet-50 settings trial: ASHA never stops it (see sweep.BaselineKeepingASHA)
 
 
 def run_trial(config: dict[str, Any]) -> None:
