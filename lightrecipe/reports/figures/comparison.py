@@ -1,0 +1,101 @@
+"""Figure 1, recipe comparison: ResNet-50 settings vs the best recipe found, per arch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from lightrecipe.reports import style, tables
+from lightrecipe.reports.figures._common import (_empty, _finding_range, _recipe_key, _suptitle, _with_top1,
+                                                 is_reference_arch, metric_label)
+
+
+# --- 1. recipe comparison -------------------------------------------------------------------------------
+
+
+def comparison_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+    """Per arch: the ResNet-50 settings (baseline trials) and the best recipe found, as mean +- std over the
+    trials that repeat that recipe (different seeds); `delta` is best minus baseline in points."""
+    done = _with_top1(trials, metric)
+    order = tables.arch_order(trials)
+    if done.empty:
+        return _empty(f"no complete trial has a {metric} value yet", order=order, metric=metric)
+    done = done.assign(recipe_key=done.apply(_recipe_key, axis=1))
+    rows = []
+    for arch in order:
+        sub = done[done["arch"] == arch]
+        if sub.empty:
+            continue
+        groups = sub.groupby("recipe_key")["top1"].agg(["mean", "std", "size"])
+        best_key = groups["mean"].idxmax()
+        base = sub[sub["baseline"]]
+        best = sub[sub["recipe_key"] == best_key]
+        base_mean = float(base["top1"].mean()) if len(base) else math.nan
+        for kind, part in (("baseline", base), ("best", best)):
+            if part.empty:
+                continue
+            rows.append(dict(
+                arch=arch, kind=kind, top1=float(part["top1"].mean()),
+                std=float(part["top1"].std(ddof=1)) if len(part) > 1 else 0.0, n=len(part),
+                trials=",".join(str(n) for n in part["number"]),
+                params_count=float(part["params_count"].max()),
+                delta=float(part["top1"].mean()) - base_mean if kind == "best" else 0.0,
+            ))
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(order=order, metric=metric)
+    return frame
+
+
+def plot_comparison(data: pd.DataFrame):
+    order = [a for a in data.attrs["order"] if a in set(data["arch"])]
+    colors = style.arch_colors(data.attrs["order"])
+    fig = style.new_figure(max(5.5, 1.6 * len(order) + 2.0), 3.8)
+    ax = fig.add_subplot()
+    width = 0.38
+    for i, arch in enumerate(order):
+        for kind, dx in (("baseline", -width / 2), ("best", width / 2)):
+            row = data[(data["arch"] == arch) & (data["kind"] == kind)]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            is_base = kind == "baseline"
+            ax.bar(i + dx, r.top1, width, color="white" if is_base else colors[arch],
+                   edgecolor=style.BASELINE_COLOR if is_base else colors[arch], hatch="///" if is_base else None,
+                   linewidth=1.0, yerr=r["std"] if r.n > 1 else None, capsize=3,
+                   error_kw=dict(elinewidth=1, ecolor="#444444"))
+            ax.annotate(f"{r.top1:.1f}", (i + dx, r.top1 + (r["std"] if r.n > 1 else 0)), xytext=(0, 2),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
+        best = data[(data["arch"] == arch) & (data["kind"] == "best")]
+        base = data[(data["arch"] == arch) & (data["kind"] == "baseline")]
+        if len(best) and len(base):
+            top = max(best.iloc[0].top1 + best.iloc[0]["std"], base.iloc[0].top1 + base.iloc[0]["std"])
+            ax.annotate(f"{best.iloc[0].delta:+.1f} pts", (i, top), xytext=(0, 14), textcoords="offset points",
+                        ha="center", fontsize=9, fontweight="bold", color=colors[arch])
+    ax.set_xticks(range(len(order)), order)
+    ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
+    # Headroom above the tallest bar for its value and delta labels; ticks stop at 100%.
+    ax.set_ylim(0, data["top1"].max() + data["std"].fillna(0).max() + 16)
+    ax.set_yticks(range(0, 101, 20))
+    ax.grid(axis="x", visible=False)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///", label=style.BASELINE_LABEL),
+                       Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")],
+              loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2, frameon=False)
+    best_rows = data[data["kind"] == "best"]
+    efficient = best_rows[~best_rows["arch"].map(is_reference_arch)]
+    deltas = [d for d in (efficient if len(efficient) else best_rows)["delta"] if np.isfinite(d)]
+    if deltas and min(deltas) > 0:
+        who = "efficient nets" if len(efficient) else "every arch"
+        title = f"The searched recipe lifts {who} by {_finding_range(deltas)} points over the ResNet-50 settings"
+    elif deltas:
+        title = f"Best recipe found vs ResNet-50 settings ({_finding_range(deltas)} points)"
+    else:
+        title = "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
+    _suptitle(fig, title)
+    ax.set_title("bars: mean over repeated seeds; whiskers: std where a recipe was repeated", fontsize=8,
+                 color="#555555")
+    return fig

@@ -1,0 +1,154 @@
+"""Figure 5, optimisation history per study, and the learning curves per study.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from lightrecipe.reports import style, tables
+from lightrecipe.reports.figures._common import _empty, _suptitle, metric_label
+from lightrecipe.reports.tables import as_percent
+
+
+# --- 5. optimisation history and learning curves --------------------------------------------------------
+
+
+def history_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+    """One row per trial with a value: study, arch, number, state, baseline, top1 (pruned trials keep their
+    last value) and best_so_far (best complete top1 up to this trial number)."""
+    order = tables.arch_order(trials)
+    if metric not in trials.columns or trials.empty:
+        return _empty("no trials", order=order, metric=metric)
+    pct = as_percent(trials[metric]).set_axis(trials.index)
+    has = trials[np.isfinite(pct) & trials["state"].isin(["complete", "pruned"])]
+    if has.empty or not (has["state"] == "complete").any():
+        return _empty(f"no complete trial has a {metric} value yet", order=order, metric=metric)
+    frame = has[["source", "study", "arch", "number", "state", "baseline"]].assign(top1=pct.loc[has.index])
+    frame = frame.sort_values(["source", "study", "number"]).reset_index(drop=True)
+    complete_top1 = frame["top1"].where(frame["state"] == "complete")
+    frame["best_so_far"] = complete_top1.groupby([frame["source"], frame["study"]]).cummax()
+    frame["best_so_far"] = frame.groupby(["source", "study"])["best_so_far"].ffill()
+    frame.attrs.update(order=order, metric=metric)
+    return frame
+
+
+def _studies_in_order(data: pd.DataFrame) -> list[tuple[str, str]]:
+    """(source, study) pairs ordered like the archs, so panels line up with the other figures."""
+    rank = {a: i for i, a in enumerate(data.attrs["order"])}
+    pairs = data[["source", "study", "arch"]].drop_duplicates()
+    pairs = pairs.assign(rank=pairs["arch"].map(rank)).sort_values(["rank", "source", "study"])
+    return list(zip(pairs["source"], pairs["study"]))
+
+
+def _study_panels(n: int) -> tuple[int, int]:
+    ncols = min(3, n)
+    return math.ceil(n / ncols), ncols
+
+
+def plot_history(data: pd.DataFrame):
+    colors = style.arch_colors(data.attrs["order"])
+    studies = _studies_in_order(data)
+    nrows, ncols = _study_panels(len(studies))
+    fig = style.new_figure(3.4 * ncols + 0.4, 2.7 * nrows + 0.7)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
+    from matplotlib.ticker import MaxNLocator
+
+    multi_source = len({s for s, _ in studies}) > 1
+    for ax, (source, study) in zip(axes, studies):
+        part = data[(data["source"] == source) & (data["study"] == study)]
+        color = colors[part["arch"].iloc[0]]
+        comp = part[(part["state"] == "complete") & ~part["baseline"]]
+        pruned = part[part["state"] == "pruned"]
+        base = part[part["baseline"] & (part["state"] == "complete")]
+        ax.scatter(pruned["number"], pruned["top1"], color=color, alpha=style.FADED_ALPHA, s=16, marker="v",
+                   label="pruned (last value)")
+        ax.scatter(comp["number"], comp["top1"], color=color, s=20, edgecolor="white", linewidth=0.4,
+                   label="complete")
+        if len(base):
+            ax.scatter(base["number"], base["top1"], **style.BASELINE_MARKER, label=style.BASELINE_LABEL)
+        steps = part.dropna(subset=["best_so_far"])
+        ax.step(steps["number"], steps["best_so_far"], where="post", color=color, linewidth=1.6,
+                label="best so far")
+        ax.set_title(study + (f"\n{source}" if multi_source else ""), fontsize=8.5)
+        ax.set_xlabel("trial number")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
+    for ax in axes[len(studies):]:
+        ax.set_visible(False)
+    from matplotlib.lines import Line2D
+
+    grey = "#666666"
+    fig.legend(handles=[Line2D([], [], marker="o", color=grey, linestyle="", label="complete"),
+                        Line2D([], [], marker="v", color=grey, alpha=style.FADED_ALPHA + 0.15, linestyle="",
+                               label="pruned (last value)"),
+                        Line2D([], [], marker="*", color=style.BASELINE_COLOR, markersize=11, linestyle="",
+                               label=style.BASELINE_LABEL),
+                        Line2D([], [], color=grey, linewidth=1.6, drawstyle="steps-post", label="best so far")],
+               loc="outside lower center", ncols=4)
+    _suptitle(fig, "Optimisation history: the best recipe so far, trial by trial")
+    return fig
+
+
+def curves_data(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+    """One row per trial x epoch: study, arch, number, state, baseline, best (the arch's best trial), epoch and
+    top1 (the per-epoch `metric` if the history has it, else the objective Optuna recorded)."""
+    order = tables.arch_order(trials)
+    if curves.empty:
+        return _empty("no trial reported an epoch yet", order=order, metric=metric)
+    column = metric if metric in curves.columns and curves[metric].notna().any() else "objective_value"
+    shown = metric if column == metric else "objective"
+    frame = curves[["source", "study", "arch", "number", "state", "baseline", "epoch"]].assign(
+        top1=as_percent(curves[column]).set_axis(curves.index))
+    frame = frame[np.isfinite(frame["top1"])]
+    if frame.empty:
+        return _empty(f"no per-epoch {column} values", order=order, metric=metric)
+    best = tables.best_trials(trials, metric)
+    best_keys = set(zip(best["source"], best["study"], best["number"]))
+    frame = frame.assign(best=[k in best_keys for k in zip(frame["source"], frame["study"], frame["number"])])
+    frame.attrs.update(order=order, metric=shown)
+    return frame.reset_index(drop=True)
+
+
+def plot_curves(data: pd.DataFrame):
+    colors = style.arch_colors(data.attrs["order"])
+    studies = _studies_in_order(data)
+    nrows, ncols = _study_panels(len(studies))
+    fig = style.new_figure(3.4 * ncols + 0.4, 2.7 * nrows + 0.7)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
+    for ax, (source, study) in zip(axes, studies):
+        part = data[(data["source"] == source) & (data["study"] == study)]
+        color = colors[part["arch"].iloc[0]]
+        for (number, state, baseline, best), line in part.groupby(["number", "state", "baseline", "best"]):
+            line = line.sort_values("epoch")
+            if baseline:
+                kw = dict(color=style.BASELINE_COLOR, linestyle="--", linewidth=1.3, alpha=0.9, zorder=4)
+            elif best:
+                kw = dict(color=color, linewidth=2.4, zorder=5)
+            elif state == "complete":
+                kw = dict(color=color, linewidth=1.0, alpha=0.75)
+            elif state == "running":
+                kw = dict(color=color, linewidth=1.0, linestyle=":", alpha=0.9)
+            else:  # pruned, failed, diverged: faded
+                kw = dict(color=color, linewidth=0.9, alpha=style.FADED_ALPHA)
+            ax.plot(line["epoch"], line["top1"], **kw)
+        ax.set_title(study, fontsize=8.5)
+        ax.set_xlabel("epoch")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
+    for ax in axes[len(studies):]:
+        ax.set_visible(False)
+    from matplotlib.lines import Line2D
+
+    fig.legend(handles=[Line2D([], [], color="#555555", linewidth=2.4, label=style.BEST_LABEL),
+                        Line2D([], [], color="#555555", linewidth=1.0, label="complete"),
+                        Line2D([], [], color="#555555", linewidth=0.9, alpha=style.FADED_ALPHA,
+                               label="pruned / failed"),
+                        Line2D([], [], color="#555555", linestyle=":", label="running"),
+                        Line2D([], [], color=style.BASELINE_COLOR, linestyle="--", label=style.BASELINE_LABEL)],
+               loc="outside lower center", ncols=5)
+    _suptitle(fig, "Learning curves: pruned trials (faded) stopped early, the best recipe in bold")
+    return fig

@@ -1,0 +1,147 @@
+"""Figure 2, recipe shift: how the best recipe differs from the ResNet-50 settings, knob by knob.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lightrecipe.reports import style, tables
+from lightrecipe.reports.figures._common import (_empty, _is_numeric, _plain, _plain_log_axis, _suptitle,
+                                                 _with_top1, is_reference_arch)
+from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
+
+POINT = 1.0  # "within 1 point of the best": one percentage point of top-1
+# Recipe fields that describe the run rather than the recipe: never shown as knobs that "shift".
+NOT_KNOBS = ("arch", "seed", "data_root", "num_workers", "compile", "channels_last", "precision")
+RESNET50_SETTINGS = {f.name: f.default for f in dataclasses.fields(Recipe)}  # the field defaults are MoCo v2's
+
+
+# --- 2. recipe shift ------------------------------------------------------------------------------------
+
+
+def _knobs(done: pd.DataFrame) -> list[str]:
+    knobs = []
+    for field in FIELD_NAMES:
+        col = f"recipe_{field}"
+        if field in NOT_KNOBS or col not in done.columns:
+            continue
+        values = done[col].dropna().map(_plain)
+        if values.astype(str).nunique() > 1:
+            knobs.append(field)
+    return knobs
+
+
+def _int_if_whole(value: Any) -> Any:
+    """16.0 -> 16 (integer fields read back as floats when a column also holds NaN)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return int(value)
+    return value
+
+
+def shift_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+    """Knob by knob and arch by arch: the ResNet-50 value (the arch's baseline trial, else MoCo v2's default),
+    the best trial's value, and the range (numbers) or set (choices) of values among trials within
+    `POINT` of the best. Knobs are the recipe fields that differ between complete trials."""
+    done = _with_top1(trials, metric)
+    order = tables.arch_order(trials)
+    if done.empty:
+        return _empty(f"no complete trial has a {metric} value yet", order=order, metric=metric)
+    knobs = _knobs(done)
+    if not knobs:
+        return _empty("every complete trial ran the same recipe: no knob was searched", order=order, metric=metric)
+    rows = []
+    for arch in order:
+        sub = done[done["arch"] == arch]
+        if sub.empty:
+            continue
+        best = sub.sort_values(["top1", "number"], ascending=[False, True]).iloc[0]
+        near = sub[sub["top1"] >= best.top1 - POINT]
+        base = sub[sub["baseline"]]
+        for knob in knobs:
+            col = f"recipe_{knob}"
+            numeric = _is_numeric(done[col])
+            ref = _plain(base.iloc[0][col]) if len(base) else RESNET50_SETTINGS[knob]
+            values = near[col].dropna().map(_plain).map(_int_if_whole)
+            rows.append(dict(
+                knob=knob, arch=arch, numeric=numeric, resnet50=_int_if_whole(ref), best=_int_if_whole(_plain(best[col])),
+                near_min=float(values.min()) if numeric and len(values) else math.nan,
+                near_max=float(values.max()) if numeric and len(values) else math.nan,
+                near_values=sorted({str(v) for v in values}), n_near=len(near), best_top1=float(best.top1),
+                moved=(not (values.min() <= ref <= values.max())) if numeric and len(values) and ref is not None
+                else str(ref) not in {str(v) for v in values},
+            ))
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(order=order, metric=metric)
+    return frame
+
+
+def plot_shift(data: pd.DataFrame):
+    knobs = list(dict.fromkeys(data["knob"]))
+    order = [a for a in data.attrs["order"] if a in set(data["arch"])]
+    colors = style.arch_colors(data.attrs["order"])
+    ncols = min(4, len(knobs))
+    nrows = math.ceil(len(knobs) / ncols)
+    fig = style.new_figure(2.7 * ncols + 0.6, 0.5 + nrows * (0.45 * len(order) + 1.0))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax, knob in zip(axes, knobs):
+        part = data[data["knob"] == knob].set_index("arch")
+        numeric = bool(part["numeric"].iloc[0])
+        ref = part["resnet50"].iloc[0]
+        ax.grid(axis="y", visible=False)
+        if numeric:
+            vals = pd.concat([part["near_min"], part["near_max"], part["best"].astype(float),
+                              part["resnet50"].astype(float)]).dropna()
+            if (vals > 0).all() and vals.max() / vals.min() >= 10:
+                ax.set_xscale("log")
+                _plain_log_axis(ax.xaxis, vals)
+            for y, arch in enumerate(order):
+                if arch not in part.index:
+                    continue
+                r = part.loc[arch]
+                ax.plot([r.near_min, r.near_max], [y, y], color=colors[arch], alpha=0.35, linewidth=7,
+                        solid_capstyle="round")
+                ax.scatter([r.best], [y], color=colors[arch], s=36, zorder=4, edgecolor="white", linewidth=0.5)
+                ax.scatter([float(r.resnet50)], [y], **style.BASELINE_MARKER)
+        else:
+            cats = sorted({str(v) for v in part["resnet50"]} | {str(v) for v in part["best"]}
+                          | {v for vs in part["near_values"] for v in vs})
+            pos = {c: i for i, c in enumerate(cats)}
+            for y, arch in enumerate(order):
+                if arch not in part.index:
+                    continue
+                r = part.loc[arch]
+                ax.scatter([pos[v] for v in r.near_values], [y] * len(r.near_values), color=colors[arch],
+                           alpha=0.35, s=110, linewidth=0)
+                ax.scatter([pos[str(r.best)]], [y], color=colors[arch], s=36, zorder=4, edgecolor="white")
+                ax.scatter([pos[str(r.resnet50)]], [y], **style.BASELINE_MARKER)
+            ax.set_xticks(range(len(cats)), cats)
+            ax.set_xlim(-0.6, len(cats) - 0.4)
+        ax.set_yticks(range(len(order)), order if ax.get_subplotspec().is_first_col() else [""] * len(order))
+        ax.set_ylim(-0.7, len(order) - 0.3)
+        ax.invert_yaxis()
+        eff = part[~part.index.map(is_reference_arch)]
+        moved = bool((eff if len(eff) else part)["moved"].all())
+        ax.set_title(knob + ("  (moved)" if moved else ""), fontweight="bold" if moved else "normal")
+    for ax in axes[len(knobs):]:
+        ax.set_visible(False)
+    eff = data[~data["arch"].map(is_reference_arch)]
+    eff = eff if len(eff) else data
+    moved = sorted({k for k in knobs if eff.loc[eff["knob"] == k, "moved"].all()})
+    who = "every efficient net" if len(eff) < len(data) or not data["arch"].map(is_reference_arch).any() else "every arch"
+    _suptitle(fig, f"Recipe shift: {len(moved)} of {len(knobs)} knobs move away from the ResNet-50 settings "
+              f"for {who}"
+                 if moved else "Recipe shift: best value per arch vs the ResNet-50 settings")
+    from matplotlib.lines import Line2D
+
+    fig.legend(handles=[Line2D([], [], **{k: v for k, v in style.BASELINE_MARKER.items() if k in ("marker", "color")},
+                               linestyle="", markersize=11, label=style.BASELINE_LABEL),
+                        Line2D([], [], marker="o", color="#777777", linestyle="", label=style.BEST_LABEL),
+                        Line2D([], [], color="#777777", alpha=0.35, linewidth=7,
+                               label=f"within {POINT:g} point of the best")],
+               loc="outside lower center", ncols=3)
+    return fig
