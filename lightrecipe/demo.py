@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n")[1].replace("\n", " "),
     )
     p.add_argument("--out", type=Path, default=Path("demo"), help="folder for the sweep and report (default: demo)")
-    p.add_argument("--trials", type=int, default=6, help="trials per arch, the ResNet-50 baseline included (default 6)")
+    p.add_argument("--trials", type=int, default=5, help="trials per arch, the ResNet-50 baseline included (default 5)")
     p.add_argument("--epochs", type=int, default=10, help="epochs of a full trial (default 10)")
     p.add_argument("--arch", action="append", default=None, metavar="ARCH",
                    help=f"arch to search, repeatable (default: {' and '.join(DEMO_ARCHS)})")
@@ -50,7 +50,7 @@ def run_demo(args: argparse.Namespace) -> int:
         trials=args.trials,
         out=sweep_dir,
         epochs=args.epochs,
-        grace_epochs=max(1, args.epochs // 3),  # kNN dips before it climbs on digits: judge trials late
+        grace_epochs=max(1, args.epochs // 2),  # kNN on digits dips for a few epochs before it climbs: judge late
         overrides=dict(DEMO_OVERRIDES),
         concurrency=args.concurrency,
         resume=args.resume or (sweep_dir / "trials.db").exists(),

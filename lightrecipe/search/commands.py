@@ -14,7 +14,7 @@ EPILOG = """examples:
       --trials 40 --epochs 20 --out sweeps/paper
   lightrecipe sweep ... --out sweeps/paper --resume           # after a crash: continue, same flags
   lightrecipe sweep ... --address 10.0.0.1:6379 --gpus-per-trial 0.5 \\
-      --storage postgresql://user:pw@db/lightrecipe             # on a Ray cluster (see CLUSTER.md)
+      --storage postgresql://user:pw@db/lightrecipe             # on a Ray cluster (see README, "Running a sweep on a Ray cluster")
 """
 
 
