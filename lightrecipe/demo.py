@@ -39,6 +39,7 @@ def register(subparsers) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from lightrecipe.reports.build import build_report
+    from lightrecipe.reports.commands import print_summary
     from lightrecipe.search.sweep import SweepSettings, run_sweep
 
     out = args.out.resolve()
@@ -61,12 +62,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     for o in outcomes:
         print(f"{o.name}: {o.finished}/{o.trials} trials finished")
-    for note in report.notes:
-        print(f"note: {note}")
-    for row in report.headline.itertuples():
-        if row.best == row.best:  # not NaN
-            print(f"{row.arch}: ResNet-50 settings {row.baseline:.1f}% -> best {row.best:.1f}% "
-                  f"({row.delta:+.1f} pts) val kNN; top knobs: {row.top_knobs or 'n/a'}")
+    print_summary(report)
     total = time.perf_counter() - started
     print(f"sweep {swept / 60:.1f} min, report {(total - swept) / 60:.1f} min")
     print(f"trial database: {sweep_dir / 'trials.db'}")

@@ -65,7 +65,8 @@ def build_report(sources: str | Sequence[str], out: str | Path, *, metric: str =
                                  for study, part in counts.groupby(level=0)))
     importance = figures.importance_data(trials, metric)  # computed once: the figure and the headline share it
     drawn = _draw_figures(trials, curves, metric, out, notes, importance)
-    notes.extend(f"importance skipped for {n}" for n in importance.attrs.get("notes", []))
+    if not importance.empty:  # when the whole figure is skipped, its note already names every arch
+        notes.extend(f"importance skipped for {n}" for n in importance.attrs.get("notes", []))
     headline = headline_data(trials, metric, importance)
     best_files = _write_best_recipes(trials, metric, out, notes)
 

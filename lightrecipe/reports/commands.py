@@ -28,11 +28,16 @@ def run(args: argparse.Namespace) -> int:
     from lightrecipe.reports.build import build_report
 
     report = build_report(args.sources, args.out, metric=args.metric)
+    print_summary(report)
+    print(f"report: {report.html.resolve()}")
+    return 0
+
+
+def print_summary(report) -> None:
+    """The report's notes and, per arch, ResNet-50 settings -> best recipe, as the terminal sees them."""
     for note in report.notes:
         print(f"note: {note}")
     for row in report.headline.itertuples():
         if row.best == row.best:  # not NaN
             print(f"{row.arch}: ResNet-50 settings {row.baseline:.1f}% -> best {row.best:.1f}% "
                   f"({row.delta:+.1f} pts); top knobs: {row.top_knobs or 'n/a'}")
-    print(f"report: {report.html.resolve()}")
-    return 0

@@ -87,7 +87,7 @@ class Recipe:
     momentum: float = 0.9  # MoCo v2 SGD momentum (beta1 for adamw)
     weight_decay: float = 1e-4  # MoCo v2
     wd_on_norm_and_bias: bool = True  # MoCo v2 decays every parameter; MoCo v3/BYOL exclude norms and biases
-    warmup_epochs: float = 0.0  # MoCo v2 has no warm-up; MoCo v3 uses 10
+    warmup_epochs: float = 0.0  # MoCo v2 has no warm-up; MoCo v3 uses 10; >= epochs: the whole run warms up
     precision: str = "fp32"  # bf16/fp16 autocast on GPUs
     channels_last: bool = False  # faster convolutions on tensor-core GPUs
     compile: bool = False  # torch.compile the encoders (GPU runs; costs start-up time)
@@ -188,10 +188,6 @@ class Recipe:
         if self.batch_size % self.bn_splits != 0:
             raise UserError(
                 f"recipe field 'bn_splits' ({self.bn_splits}) must divide batch_size ({self.batch_size})"
-            )
-        if self.warmup_epochs >= self.epochs and self.warmup_epochs > 0:
-            raise UserError(
-                f"recipe field 'warmup_epochs' ({self.warmup_epochs}) must be below epochs ({self.epochs})"
             )
         if self.dataset in ("cifar10", "cifar100", "imagefolder") and not self.data_root:
             raise UserError(f"recipe field 'data_root' is empty; dataset '{self.dataset}' needs the folder it lives in")

@@ -76,8 +76,8 @@ def test_resume_refuses_changed_settings(tmp_path, capsys):
 
 
 def test_a_space_whose_corners_break_the_recipe_is_refused_before_ray_starts(tmp_path, capsys):
-    # paper-efficient searches warm-up up to 5 epochs: invalid for a 2-epoch trial.
-    argv = sweep(tmp_path)
+    # paper-efficient searches smoothing_k up to 64: invalid with a 32-key queue.
+    argv = sweep(tmp_path, "--set", "batch_size=32", "--set", "queue_size=32")
     argv[argv.index(TINY_SPACE)] = "paper-efficient"
     assert cli.main(argv) == 2
-    assert "warmup_epochs" in capsys.readouterr().err
+    assert "'smoothing_k' (64) exceeds queue_size (32)" in capsys.readouterr().err

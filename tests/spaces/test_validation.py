@@ -140,10 +140,6 @@ CASES = {
         ["queue_size: {choice: [4096, 1000]}"],
         ["invalid recipe at queue_size=1000 (the others at their low ends)", "multiple of batch_size (256)"],
     ),
-    "warm-up past the epochs at the high corner": (
-        ["warmup_epochs: {float: [0.0, 30.0]}"],
-        ["invalid recipe at warmup_epochs=30.0 (the others at their low ends)", "'warmup_epochs' (30.0) must be below epochs (20)"],
-    ),
     "k above the queue for one choice": (
         ["queue_size: {choice: [65536, 4096, 0]}", "smoothing: {choice: [none, topk]}", "smoothing_k: {int: [1, 8192], when: {smoothing: topk}}"],
         ["invalid recipe at", "exceeds queue_size (4096)"],
@@ -218,9 +214,9 @@ def test_validate_space_names_the_given_source():
 
 def test_check_with_sweep_overrides_finds_a_conflict_the_plain_space_does_not_have():
     space = load_space("paper-efficient")
-    space.check({"epochs": 8})
-    with pytest.raises(UserError, match=r"warmup_epochs=5.0 .*must be below epochs \(4\)"):
-        space.check({"epochs": 4})
+    space.check({"batch_size": 64, "queue_size": 256})
+    with pytest.raises(UserError, match=r"'smoothing_k' \(64\) exceeds queue_size \(32\)"):
+        space.check({"batch_size": 32, "queue_size": 32})
 
 
 def test_unknown_space_name_and_missing_file(tmp_path):

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from lightrecipe.reports import style, tables
 from lightrecipe.reports.figures._common import (_empty, _is_numeric, _plain, _plain_log_axis, _suptitle,
@@ -96,9 +97,11 @@ def plot_shift(data: pd.DataFrame):
         if numeric:
             vals = pd.concat([part["near_min"], part["near_max"], part["best"].astype(float),
                               part["resnet50"].astype(float)]).dropna()
-            if (vals > 0).all() and vals.max() / vals.min() >= 10:
+            if (vals > 0).all() and vals.max() / vals.min() >= 5:  # spans of 5x and more read better on log
                 ax.set_xscale("log")
                 _plain_log_axis(ax.xaxis, vals)
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(4))  # narrow panels: long tick labels would collide
             for y, arch in enumerate(order):
                 if arch not in part.index:
                     continue
