@@ -56,12 +56,15 @@ SpaceLoader.add_implicit_resolver(
 
 
 def parse_yaml(text: str, source: str) -> object:
+    loader = SpaceLoader(text)  # a SafeLoader: plain data only, never Python objects
     try:
-        return yaml.load(text, Loader=SpaceLoader)  # noqa: S506 - SpaceLoader is a SafeLoader
+        return loader.get_single_data()
     except DuplicateKeyError as exc:
         raise UserError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+    finally:
+        loader.dispose()
 
 
 def _builtin_root():
