@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from lightrecipe.cli import main
+from lightrecipe.demo import DEMO_ARCHS
 from lightrecipe.search import records
 from lightrecipe.trainers.recipe import Recipe
 
@@ -18,7 +19,7 @@ def test_demo_runs_sweep_and_writes_report(tmp_path, capsys, ray_local):
 
     storage = records.default_storage_url(str(out / "sweep"))
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
-    assert names == ["paper-efficient/mobilenetv3_small_050", "paper-efficient/resnet18"]
+    assert names == sorted(f"paper-efficient/{arch}" for arch in DEMO_ARCHS)
     for name in names:
         trials = optuna.load_study(study_name=name, storage=storage).trials
         assert len(trials) == 2 and trials[0].user_attrs[records.BASELINE] is True
@@ -28,6 +29,6 @@ def test_demo_runs_sweep_and_writes_report(tmp_path, capsys, ray_local):
     for name in ("report.html", "report.md", "trials.csv", "comparison.png", "shift.png", "curves.png"):
         assert (report / name).stat().st_size > 0, name
     table = pd.read_csv(report / "trials.csv")
-    assert set(table["arch"]) == {"mobilenetv3_small_050", "resnet18"} and len(table) == 4
+    assert set(table["arch"]) == set(DEMO_ARCHS) and len(table) == 4
     best = Recipe.from_file(report / "best-mobilenetv3_small_050.yaml")
     assert best.arch == "mobilenetv3_small_050" and best.epochs == 6
