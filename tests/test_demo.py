@@ -6,6 +6,7 @@ import pytest
 
 from lightrecipe.cli import main
 from lightrecipe.demo import DEMO_ARCHS
+from lightrecipe.reports.figures import FIGURES
 from lightrecipe.search import records
 from lightrecipe.trainers.recipe import Recipe
 
@@ -26,8 +27,11 @@ def test_demo_runs_sweep_and_writes_report(tmp_path, capsys, ray_local):
         assert all(t.user_attrs[records.RECIPE]["dataset"] == "digits" for t in trials)
 
     report = out / "report"
-    for name in ("report.html", "report.md", "trials.csv", "comparison.png", "shift.png", "curves.png"):
+    for name in ("report.html", "report.md", "trials.csv", "comparison.png", "history.png", "curves.png"):
         assert (report / name).stat().st_size > 0, name
+    notes = (report / "report.md").read_text()
+    for stem, *_ in FIGURES:  # with 2 trials some figures have nothing to show: then the report says why
+        assert (report / f"{stem}.png").exists() or f"figure '{stem}' skipped" in notes, stem
     table = pd.read_csv(report / "trials.csv")
     assert set(table["arch"]) == set(DEMO_ARCHS) and len(table) == 4
     best = Recipe.from_file(report / "best-mobilenetv3_small_050.yaml")
