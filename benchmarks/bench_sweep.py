@@ -42,7 +42,7 @@ params:
 """
 DIRECT = """\
 import sys, time, torch
-from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.presets import preset
 from lightrecipe.trainers.train import train
 n, epochs, threads, root = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(threads)

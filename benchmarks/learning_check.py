@@ -16,7 +16,7 @@ import torch
 from lightrecipe.trainers.data import load_dataset
 from lightrecipe.trainers.evaluate import extract_features, knn_top1, linear_probe
 from lightrecipe.trainers.model import MoCo
-from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.presets import preset
 from lightrecipe.trainers.train import train
 
 

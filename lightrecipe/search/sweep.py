@@ -187,7 +187,7 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 def _plans(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -> list[StudyPlan]:
-    from lightrecipe.trainers.recipe import preset
+    from lightrecipe.trainers.presets import preset
 
     epochs = s.epochs or s.overrides.get("epochs") or space.fixed.get("epochs") or preset(space.base).epochs
     grace = s.grace_epochs or default_grace(int(epochs))

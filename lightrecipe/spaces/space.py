@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import KINDS, Choice, Float, Int, ParamSpec, same_value
-from lightrecipe.trainers.recipe import BOUNDS, CHOICES, FIELD_NAMES, Recipe, field_types, preset, preset_names
+from lightrecipe.trainers.presets import preset, preset_names
+from lightrecipe.trainers.recipe import BOUNDS, CHOICES, FIELD_NAMES, Recipe, field_types
 
 BASELINE_PRESET = "resnet50-mocov2"  # PAPER.md: the ResNet-50 MoCo v2 settings every comparison needs
 TOP_KEYS = ("name", "description", "base", "fixed", "params")

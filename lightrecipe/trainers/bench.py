@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from lightrecipe.trainers.data import load_dataset
-from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.presets import preset
 from lightrecipe.trainers.train import Trainer, resolve_device
 
 QUEUE = 4096  # MoCo's CIFAR demo K: a short-schedule queue that fits any power-of-two batch

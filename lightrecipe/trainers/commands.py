@@ -9,7 +9,8 @@ from pathlib import Path
 
 from lightrecipe.cli import Parser
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.recipe import Recipe, preset, preset_description, preset_names
+from lightrecipe.trainers.presets import preset, preset_description, preset_names
+from lightrecipe.trainers.recipe import Recipe
 
 METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "params", "state")
 

@@ -10,7 +10,8 @@ from optuna.trial import FixedTrial
 
 from lightrecipe.errors import UserError
 from lightrecipe.spaces import Choice, Float, Int, Space, builtin_space_names, load_space, validate_space
-from lightrecipe.trainers.recipe import Recipe, preset
+from lightrecipe.trainers.presets import preset
+from lightrecipe.trainers.recipe import Recipe
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,7 +5,8 @@ import torch
 
 from lightrecipe.trainers.model import KeyQueue, MoCo
 from lightrecipe.trainers.optim import build_optimizer
-from lightrecipe.trainers.recipe import Recipe, preset, preset_names
+from lightrecipe.trainers.presets import preset, preset_names
+from lightrecipe.trainers.recipe import Recipe
 
 ARCHS = ["mobilenetv3_large_100", "mobilenetv3_small_050", "efficientnet_b0", "resnet18", "resnet50"]
 SMALL = dict(image_size=32, batch_size=8, queue_size=32, bn_splits=2, proj_hidden_dim=64, predictor_hidden_dim=0)

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, parse_assignments, preset, preset_names
+from lightrecipe.trainers.presets import preset, preset_names
+from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, parse_assignments
 
 CONTRACT_FIELDS = """arch dataset data_root image_size epochs batch_size base_lr lr_scaling optimizer momentum weight_decay
 wd_on_norm_and_bias warmup_epochs temperature queue_size key_momentum key_momentum_schedule proj_hidden_dim

@@ -8,7 +8,7 @@ import timm
 import torch
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.presets import preset
 from lightrecipe.trainers.train import train
 
 EPOCH_KEYS = {"epoch", "loss", "lr", "knn_top1", "images_per_s", "epoch_seconds"}
