@@ -6,7 +6,8 @@ import pytest
 
 from lightrecipe import cli
 from lightrecipe.search import records
-from lightrecipe.search.study import create_study, open_storage
+from lightrecipe.search.storage import open_storage
+from lightrecipe.search.study import create_study
 
 TINY_SPACE = str(Path(__file__).with_name("tiny.yaml"))
 
