@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import records
+from lightrecipe.search import dashboard, records
 from lightrecipe.search.storage import masked
 
 EPILOG = """examples:
@@ -68,6 +68,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-failures", type=int, default=2, metavar="K",
                    help="restarts of a trial whose worker died, from its checkpoint (default 2)")
     p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
+    dashboard.register(subparsers)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
