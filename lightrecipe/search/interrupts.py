@@ -65,6 +65,7 @@ def _on_signal(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def catch_signals() -> Iterator[None]:
     """Inside the block, SIGINT and SIGTERM are recorded (see the module docstring); handlers come back after.
+    Enter it after `ray.init()`: Ray installs a SIGTERM handler of its own that aborts the process.
 
     Outside the main thread (a notebook's worker thread) signals cannot be caught; Python's defaults stay.
     """
@@ -78,4 +79,4 @@ def catch_signals() -> Iterator[None]:
         yield
     finally:
         for sig, handler in before.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python

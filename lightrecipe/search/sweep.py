@@ -123,11 +123,11 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
 
     space = load_space(s.space)
     out = make_out(s.out)
-    with _exclusive(out), catch_signals():
+    with _exclusive(out):
         url = s.storage or records.default_storage_url(str(out))
         storage = open_storage(url)
         plans = _plans(space, s, storage)
-        with ray_session(s.address):
+        with ray_session(s.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             fit = trials_that_fit(s.cpus_per_trial, s.gpus_per_trial)
             concurrency = s.concurrency or fit
             deadline = time.monotonic() + s.time_budget if s.time_budget else None
