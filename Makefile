@@ -3,10 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Quiet, local, offline Ray (keeps it on 127.0.0.1) and a headless matplotlib.
+# Quiet, offline Ray and a headless matplotlib. Ray's authentication stays as users get it (token auth on a
+# local instance); lightrecipe keeps its own Ray on 127.0.0.1.
 export RAY_USAGE_STATS_ENABLED := 0
-export RAY_AUTH_MODE := disabled
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export MPLBACKEND := Agg
 
 .PHONY: install demo test bench clean
@@ -23,6 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash tests/reports/ensure_chromium.sh
+	bash tests/search/ensure_postgres.sh
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -1,13 +1,26 @@
-"""Test-wide settings: a quiet, local, offline Ray and a headless matplotlib, set before anything imports them."""
+"""Test-wide settings, set before anything imports Ray or matplotlib: quiet, offline Ray and headless plots.
 
+Ray runs as a user gets it: token authentication on (Ray's default for a local instance), and each private
+instance on 127.0.0.1 because lightrecipe's own `local_ray` keeps it there. The one difference: the session's
+token lives in a temp file named by RAY_AUTH_TOKEN_PATH (Ray reads it before ~/.ray/auth_token), so the
+tests neither need nor write the machine's ~/.ray.
+"""
+
+import atexit
 import os
+import secrets
+import shutil
+import tempfile
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keeps Ray on 127.0.0.1
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-import logging  # noqa: E402
+if "RAY_AUTH_TOKEN" not in os.environ and "RAY_AUTH_TOKEN_PATH" not in os.environ:
+    _token_dir = tempfile.mkdtemp(prefix="lr-token-")
+    atexit.register(shutil.rmtree, _token_dir, True)
+    _token_file = os.path.join(_token_dir, "auth_token")
+    with open(os.open(_token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as _f:
+        _f.write(secrets.token_hex(32))  # the form `ray get-auth-token --generate` writes
+    os.environ["RAY_AUTH_TOKEN_PATH"] = _token_file
 
 import pytest  # noqa: E402
 
@@ -16,20 +29,26 @@ import pytest  # noqa: E402
 def ray_local():
     """One local Ray instance for the whole test session (starting Ray costs seconds on 2 shared cores).
 
-    `address="local"` never joins another instance on this machine (RAY_ADDRESS, /tmp/ray). Code under test
-    that finds Ray initialised uses it and leaves it running. Yields the GCS address, so a subprocess (the
-    CLI as a user runs it) can join with `--address`.
+    Started by the product's own `local_ray` (new instance, loopback only, token auth). Code under test that
+    finds Ray initialised uses it and leaves it running. Yields the GCS address, so a subprocess (the CLI as
+    a user runs it) can join with `--address`.
     """
-    import ray
+    from lightrecipe.search.cluster import local_ray
 
-    ray.init(
-        address="local",
-        num_cpus=2,  # this machine's cores; trials ask for 1 CPU each
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    with local_ray(num_cpus=2) as gcs_address:  # this machine's cores; trials ask for 1 CPU each
+        yield gcs_address
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server on 127.0.0.1 for the session (see tests/search/postgres.py), stopped at the end."""
+    from tests.search import postgres
+
     try:
-        yield ray.get_runtime_context().gcs_address
+        server = postgres.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
     finally:
-        ray.shutdown()
+        postgres.stop(server)

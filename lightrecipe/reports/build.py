@@ -17,6 +17,7 @@ import yaml
 
 from lightrecipe.errors import UserError
 from lightrecipe.reports import figures, style, tables
+from lightrecipe.search.storage import masked
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, field_types
 
 TOP_KNOBS = 3  # knobs named per arch in the headline
@@ -49,6 +50,7 @@ def build_report(sources: str | Sequence[str], out: str | Path, *, metric: str =
                         "(test metrics are never used to pick a recipe)")
     sources = [sources] if isinstance(sources, str) else list(sources)
     trials, curves = tables.load(sources)
+    sources = [masked(str(s)) for s in sources]  # a database password never reaches the report or a message
     if trials.empty:
         raise UserError(f"no trials in {', '.join(repr(str(s)) for s in sources)}: the database holds no "
                         "study with trials yet (start a sweep, or give the sweep folder it writes to)")

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from lightrecipe.errors import UserError
 from lightrecipe.search import records
+from lightrecipe.search import storage as storage_rules
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Source:
 def resolve(source: str) -> Source:
     """A sweep folder, an SQLite file or an SQLAlchemy URL -> `Source`; anything else is a UserError."""
     text = str(source)
+    if text.startswith(storage_rules.JOURNAL_SCHEME):
+        storage_rules.journal_path(text)  # a UserError for a relative or empty path
+        return Source(label=text, url=text, sqlite_path=None)
     if "://" in text:
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -36,8 +40,9 @@ def resolve(source: str) -> Source:
         try:
             url = make_url(text)
         except ArgumentError:
-            raise UserError(f"source '{text}' is not a valid database URL (e.g. sqlite:////abs/trials.db)") from None
-        label = url.render_as_string(hide_password=True)
+            raise UserError(f"source '{storage_rules.masked(text)}' is not a valid database URL "
+                            "(e.g. sqlite:////abs/trials.db)") from None
+        label = storage_rules.masked(text)
         if url.get_backend_name() == "sqlite":
             if not url.database or url.database == ":memory:":
                 raise UserError(f"source '{label}' names no SQLite file; give the file, e.g. sqlite:////abs/trials.db")
@@ -81,6 +86,8 @@ def open_storage(source: Source) -> Any:
 
     kwargs: dict[str, Any] = {}
     url = source.url
+    if url.startswith(storage_rules.JOURNAL_SCHEME):
+        return storage_rules.journal_snapshot(url)
     if source.sqlite_path is not None:
         memory = _snapshot(source.sqlite_path)
         kwargs = {"creator": lambda: memory, "poolclass": StaticPool}
@@ -97,5 +104,5 @@ def open_storage(source: Source) -> Any:
     except UserError:
         raise
     except Exception as exc:  # a driver's connection or schema error, shown as one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = storage_rules.first_line(exc, source.url)
         raise UserError(f"source '{source.label}' could not be opened as an Optuna trial database: {first}") from None

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import records
+from lightrecipe.search import dashboard, records
+from lightrecipe.search.storage import masked
 
 EPILOG = """examples:
   lightrecipe sweep --space paper-efficient --arch mobilenetv3_large_100 --arch efficientnet_b0 \\
       --trials 40 --epochs 20 --out sweeps/paper
   lightrecipe sweep ... --out sweeps/paper --resume           # after a crash: continue, same flags
   lightrecipe sweep ... --address 10.0.0.1:6379 --gpus-per-trial 0.5 \\
-      --storage postgresql://user:pw@db/lightrecipe             # on a Ray cluster (see README, "Running a sweep on a Ray cluster")
+      --storage postgresql://user@db/lightrecipe                # on a Ray cluster (see README, "Running a sweep on a Ray cluster")
+
+exit codes: 0 every study has its --trials finished; 1 anything else; 2 a user error; 3 stopped by
+--time-budget (resumable); 130 / 143 interrupted by SIGINT / SIGTERM (resumable with the printed command).
 """
 
 
@@ -46,25 +51,28 @@ def register(subparsers) -> None:
     p.add_argument("--concurrency", type=int, help="trials at once (default: as many as the cluster fits)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C", help="CPUs each trial holds (default 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
-                   help="GPUs each trial holds; fractions share a GPU, e.g. 0.5 (default 0)")
+                   help="GPUs each trial holds, 0 to 1; fractions share a GPU, e.g. 0.5 (default 0)")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT of `ray start --head`); default: start a local one")
     p.add_argument("--storage", metavar="URL",
-                   help="SQLAlchemy URL of the trial database (default: sqlite file DIR/trials.db)")
+                   help="trial database: an SQLAlchemy URL (postgresql://user@host/db, password in ~/.pgpass "
+                        "or PGPASSWORD) or journal:////shared/path/trials.log (default: sqlite file DIR/trials.db)")
     p.add_argument("--ray-storage", metavar="PATH|URI",
                    help="Ray Tune's storage_path (default DIR/ray); on a cluster a shared folder or s3://...")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop the sweep after this long; unfinished trials continue with --resume")
     p.add_argument("--resume", action="store_true",
-                   help="continue the sweep in DIR after a crash or a time budget (same flags)")
+                   help="continue the sweep in DIR after a crash, a time budget or an interrupt (same flags)")
     p.add_argument("--no-baseline", action="store_false", dest="baseline",
                    help="do not run the ResNet-50 settings as the first trial of each study")
     p.add_argument("--max-failures", type=int, default=2, metavar="K",
                    help="restarts of a trial whose worker died, from its checkpoint (default 2)")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
+    dashboard.register(subparsers)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from lightrecipe.search.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
     from lightrecipe.search.sweep import SweepSettings, run_sweep
     from lightrecipe.trainers.recipe import parse_assignments
 
@@ -90,18 +98,47 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         max_failures=args.max_failures,
     )
-    outcomes = run_sweep(settings, stream=sys.stdout)
+    try:
+        outcomes = run_sweep(settings, stream=sys.stdout)
+    except Interrupted as stop:
+        print(f"\n{stop}: running trials stay in the trial database, resumable. Continue with:", flush=True)
+        print(f"  {resume_command(args)}", flush=True)
+        return stop.exit_code
     print()
     for o in outcomes:
-        states = ", ".join(f"{n} {s}" for s, n in o.counts.items() if n)
-        print(f"{o.name}: {o.finished}/{o.trials} trials finished ({states or 'none'})")
-        if o.best:
-            print(f"  best: trial {o.best[0]}, knn_top1 {o.best[1]:.4f}")
-        if o.baseline:
-            value = "not complete" if o.baseline[1] is None else f"knn_top1 {o.baseline[1]:.4f}"
-            print(f"  ResNet-50 baseline: trial {o.baseline[0]}, {value}")
-        if o.unfinished or o.finished < o.trials:
-            print("  unfinished: run the same command with --resume to continue")
+        print_outcome(o)
     url = settings.storage or records.default_storage_url(str(args.out))
-    print(f"trial database: {url}")
-    return 0
+    print(f"trial database: {masked(url)}")
+    if all(o.finished >= o.trials for o in outcomes):
+        return EXIT_DONE
+    print(f"to continue: {resume_command(args)}")
+    return EXIT_TIME_BUDGET if settings.time_budget else EXIT_OTHER
+
+
+def print_outcome(o) -> None:
+    states = ", ".join(f"{n} {s}" for s, n in o.counts.items() if n)
+    print(f"{o.name}: {o.finished}/{o.trials} trials finished ({states or 'none'})")
+    if o.best:
+        print(f"  best: trial {o.best[0]}, knn_top1 {o.best[1]:.4f}")
+    if o.baseline:
+        value = "not complete" if o.baseline[1] is None else f"knn_top1 {o.baseline[1]:.4f}"
+        print(f"  ResNet-50 baseline: trial {o.baseline[0]}, {value}")
+    if o.unfinished or o.finished < o.trials:
+        print("  unfinished: run the same command with --resume to continue")
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """This sweep's command line with --resume, as a shell would take it; a password in --storage shows as ***
+    (give it through ~/.pgpass or PGPASSWORD instead of the URL)."""
+    parts = ["lightrecipe", "sweep"]
+    for action in args.parser_of_sweep._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest in ("help", "resume") or value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            parts.append(flag)
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            parts += [flag, masked(str(item)) if action.dest == "storage" else str(item)]
+    return shlex.join([*parts, "--resume"])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,48 +16,9 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from lightrecipe.errors import UserError
 from lightrecipe.search import records
 
-SQLITE_TIMEOUT_S = 60  # a report holding a read transaction must not make the sweep's writes fail
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
-
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """The RDB storage behind `url`; SQLite files get WAL mode. A bad URL is a UserError naming it."""
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
-        if not path.parent.is_dir():
-            raise UserError(f"--storage {url}: folder '{path.parent}' does not exist")
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-    elif "://" not in url:
-        raise UserError(
-            f"--storage '{url}' is not an SQLAlchemy URL; use e.g. sqlite:////abs/path/trials.db or "
-            "postgresql://user:password@host/db"
-        )
-    for attempt in range(3):
-        try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)  # creates the tables
-            if url.startswith("sqlite:///"):
-                _enable_wal(Path(url[len("sqlite:///"):]))
-            return storage
-        except Exception as exc:  # noqa: BLE001 - driver missing, host unreachable, bad credentials: all user-side
-            if any(m in str(exc) for m in ("already exists", "UNIQUE constraint")) and attempt < 2:
-                time.sleep(0.5)  # another process was creating the tables at the same moment; they are there now
-                continue
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"--storage {url}: cannot open the trial database: {first}") from None
-    raise AssertionError("unreachable")
-
-
-def _enable_wal(path: Path) -> None:
-    """WAL lets readers (reports) and the one writer (the sweep) work at once; the mode persists in the file."""
-    con = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
-    try:
-        con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()
 
 
 def find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | None:

@@ -32,6 +32,7 @@ from lightrecipe.errors import UserError
 from lightrecipe.search import records
 from lightrecipe.search import trainable as tr
 from lightrecipe.search.cluster import ray_session, trials_that_fit
+from lightrecipe.search.interrupts import Interrupted, SignalStopper, catch_signals, received
 from lightrecipe.search.progress import Progress
 from lightrecipe.search.study import (
     Census,
@@ -40,9 +41,9 @@ from lightrecipe.search.study import (
     enqueue_baseline,
     find_study,
     jsonable,
-    open_storage,
     slug,
 )
+from lightrecipe.search.storage import open_storage
 
 REDUCTION_FACTOR = 3  # ASHA keeps the best third at each rung (Li et al. 2020 use 3 or 4)
 MAX_FAILURES = 2  # Ray restarts a trial whose worker died this many times, then records it failed
@@ -121,24 +122,27 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress table says what happens
 
     space = load_space(s.space)
-    out = Path(s.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_out(s.out)
     with _exclusive(out):
         url = s.storage or records.default_storage_url(str(out))
         storage = open_storage(url)
         plans = _plans(space, s, storage)
-        with ray_session(s.address):
+        with ray_session(s.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             fit = trials_that_fit(s.cpus_per_trial, s.gpus_per_trial)
             concurrency = s.concurrency or fit
             deadline = time.monotonic() + s.time_budget if s.time_budget else None
             outcomes = []
             for plan in plans:
                 budget = None if deadline is None else deadline - time.monotonic()
-                if budget is not None and budget <= 0:
+                if received() is not None:
+                    stream.write(f"[{plan.name}] not started: interrupted; --resume runs it\n")
+                elif budget is not None and budget <= 0:
                     stream.write(f"[{plan.name}] not started: --time-budget used up; --resume runs it\n")
                 else:
                     _run_study(plan, space, s, storage, out, concurrency, budget, stream)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), s.trials))
+        if received() is not None:
+            raise Interrupted(received())
     return outcomes
 
 
@@ -159,10 +163,26 @@ def _check_settings(s: SweepSettings) -> None:
         raise UserError(f"--cpus-per-trial must be above 0, got {s.cpus_per_trial:g}")
     if s.gpus_per_trial < 0:
         raise UserError(f"--gpus-per-trial must be 0 or more (fractions share a GPU), got {s.gpus_per_trial:g}")
+    if s.gpus_per_trial > 1:  # a trial trains on one device; reserving more would leave them idle
+        raise UserError(
+            f"--gpus-per-trial {s.gpus_per_trial:g}: a trial trains on one GPU; valid: 0 to 1 (fractions share a GPU)"
+        )
     if s.time_budget is not None and not s.time_budget > 0:
         raise UserError(f"--time-budget must be a positive number of seconds, got {s.time_budget:g}")
     if "arch" in s.overrides:
         raise UserError("--set arch=... is not allowed; use --arch (repeatable)")
+
+
+def make_out(out: Path | str) -> Path:
+    """The sweep folder, created if missing; a path that is a file or cannot be made is a UserError."""
+    path = Path(out).resolve()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out '{out}' is a file; give a folder for the sweep (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out '{out}': cannot create the folder: {exc.strerror or exc}") from None
+    return path
 
 
 @contextlib.contextmanager
@@ -350,6 +370,7 @@ def _run_study(
         run_config=tune.RunConfig(
             name=f"{slug(plan.name)}--{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=s.ray_storage or str(out / "ray"),
+            stop=SignalStopper(),  # SIGINT/SIGTERM stop every trial; they stay resumable
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
             verbose=0,
             callbacks=[_ProgressTick(progress)],
@@ -361,7 +382,7 @@ def _run_study(
     if left:
         stream.write(
             f"[{plan.name}] stopped with trials {', '.join(map(str, left))} unfinished "
-            "(--time-budget); --resume continues them\n"
+            "(--time-budget or a signal); --resume continues them\n"
         )
     stream.flush()
 

@@ -1,12 +1,17 @@
 """`lightrecipe sweep` input mistakes: one line on stderr, exit code 2, nothing started."""
 
+import shlex
 from pathlib import Path
 
 import pytest
 
 from lightrecipe import cli
 from lightrecipe.search import records
-from lightrecipe.search.study import create_study, open_storage
+from lightrecipe.search.commands import resume_command
+from lightrecipe.search.storage import open_storage
+from lightrecipe.search.study import create_study
+
+from .helpers import free_port
 
 TINY_SPACE = str(Path(__file__).with_name("tiny.yaml"))
 
@@ -36,6 +41,10 @@ def sweep(tmp_path, *extra):
         (["--storage", "trials.db"], "not an SQLAlchemy URL"),
         (["--resume"], "--resume: the trial database holds no study"),
         (["--max-failures", "-1"], "--max-failures must be 0 or more"),
+        (["--gpus-per-trial", "2"], "--gpus-per-trial 2: a trial trains on one GPU; valid: 0 to 1"),
+        (["--address", "headnode"], "--address 'headnode' is not HOST:PORT of a Ray head"),
+        (["--address", "10.0.0.1:http"], "is not HOST:PORT of a Ray head"),
+        (["--storage", "journal://trials.log"], "a journal URL names an absolute file"),
     ],
 )
 def test_input_mistakes_end_with_one_line_and_exit_2(tmp_path, capsys, extra, message):
@@ -81,3 +90,44 @@ def test_a_space_whose_corners_break_the_recipe_is_refused_before_ray_starts(tmp
     argv[argv.index(TINY_SPACE)] = "paper-efficient"
     assert cli.main(argv) == 2
     assert "'smoothing_k' (64) exceeds queue_size (32)" in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_or_cannot_be_made_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "sw"
+    blocker.write_text("not a folder")
+    assert cli.main(sweep(tmp_path)) == 2
+    assert capsys.readouterr().err == f"lightrecipe: error: --out '{blocker}' is a file; give a folder for the " \
+        "sweep (it is created if missing)\n"
+    argv = sweep(tmp_path)
+    argv[argv.index("--out") + 1] = str(blocker / "inside")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lightrecipe: error: --out '{blocker / 'inside'}': cannot create the folder") and \
+        err.count("\n") == 1
+
+
+def test_an_address_where_nothing_listens_is_named_before_ray_waits_for_it(tmp_path, capsys):
+    port = free_port()
+    assert cli.main(sweep(tmp_path, "--address", f"127.0.0.1:{port}")) == 2
+    err = capsys.readouterr().err
+    assert f"--address 127.0.0.1:{port}: nothing accepts connections there" in err
+    assert f"ray start --head --port {port}" in err and err.count("\n") == 1
+
+
+def test_a_storage_password_never_reaches_the_terminal(tmp_path, capfd):
+    url = f"postgresql://ann:Hunter2xyz@127.0.0.1:{free_port()}/sweeps"
+    assert cli.main(sweep(tmp_path, "--storage", url)) == 2
+    out, err = capfd.readouterr()
+    assert "Hunter2xyz" not in out + err and "postgresql://ann:***@127.0.0.1" in err
+
+
+def test_the_resume_command_repeats_every_flag_given(tmp_path):
+    argv = sweep(tmp_path, "--storage", "postgresql://ann:pw@db/x", "--no-baseline", "--time-budget", "60",
+                 "--arch", "resnet18")
+    args = cli.build_parser().parse_args(argv)
+    command = resume_command(args)
+    again = cli.build_parser().parse_args(shlex.split(command)[1:])  # as a shell reads it
+    for key in ("space", "arch", "trials", "epochs", "out", "assignments", "baseline", "time_budget"):
+        assert getattr(again, key) == getattr(args, key), key
+    assert again.resume is True and not args.resume
+    assert again.storage == "postgresql://ann:***@db/x"  # the password never is part of a printed command

@@ -13,9 +13,9 @@ from lightrecipe.search.study import (
     enqueue_baseline,
     find_study,
     jsonable,
-    open_storage,
     run_dir,
 )
+from lightrecipe.search.storage import open_storage
 from lightrecipe.search.sweep import default_grace, resumed_seed
 
 SPEC = {"name": "s", "base": "resnet50-mocov2", "fixed": {}, "params": {"temperature": {"float": [0.05, 0.5]}}}

@@ -1,17 +1,15 @@
 """End-to-end sweeps: real Ray, a real SQLite trial database, real (tiny) trainings on digits.
 
 In-process sweeps share the session's Ray instance (`ray_local`). The kill -9 test runs the CLI as a
-subprocess with its own Ray, as a user would, and the cluster test starts two Ray nodes with `ray start`.
+subprocess with its own Ray, as a user would. Clusters started with `ray start` are test_cluster.py's.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,9 +29,7 @@ from .helpers import (
     TINY_SPACE,
     all_attrs_present,
     descendants,
-    free_port,
     load,
-    processes_mentioning,
     stop_pids,
 )
 
@@ -267,58 +263,3 @@ def test_kill_9_of_the_driver_then_resume_ends_with_exactly_n_trials(ray_local, 
         assert epochs == sorted(set(epochs)) and epochs[0] == 1, epochs
     runs = sorted(p.name for p in (out / "runs" / f"tiny--{ARCH}").iterdir())
     assert runs == ["trial-0000", "trial-0001", "trial-0002"]
-
-
-def test_a_sweep_on_a_two_node_ray_cluster_records_both_nodes(tmp_path):
-    ray_bin = str(Path(sys.executable).with_name("ray"))
-    port = free_port()
-    # Every process of this cluster names this folder on its command line; short, as Ray's socket paths must be.
-    temp = Path(tempfile.mkdtemp(prefix="lr-ray-", dir="/tmp"))
-    env = dict(os.environ)
-    # Ray refuses `ray start --address` when RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (the test session's setting
-    # for single-node Ray), so this cluster, and its driver, run with Ray's Linux default; --node-ip-address
-    # keeps every node, and so all of the cluster's traffic, on 127.0.0.1.
-    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
-    started: list[subprocess.Popen] = []
-
-    def start_node(name: str, *args: str) -> None:
-        log = tmp_path / f"{name}.log"
-        cmd = [ray_bin, "start", *args, "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp / name),
-               "--num-cpus", "1", "--disable-usage-stats",
-               "--dashboard-agent-listen-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
-               "--block"]  # blocks in the foreground: its PID owns the node, SIGTERM stops it
-        with open(log, "w") as f:
-            started.append(subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 90
-        while "Ray runtime started" not in log.read_text():
-            assert started[-1].poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-
-    try:
-        start_node("head", "--head", "--port", str(port), "--include-dashboard", "false")
-        start_node("worker", "--address", f"127.0.0.1:{port}")
-        out = tmp_path / "sweep"
-        result = subprocess.run(
-            [sys.executable, "-m", "lightrecipe.cli", "sweep", "--space", TINY_SPACE, "--arch", ARCH,
-             "--trials", "2", "--epochs", "1", "--concurrency", "2", "--address", f"127.0.0.1:{port}",
-             "--out", str(out), *DATA],
-            env=env, capture_output=True, text=True, timeout=300,
-        )
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        assert "concurrency 2" in result.stdout  # two 1-CPU trials at once: one on each node
-        trials = load(out, STUDY).trials
-        assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-        nodes = {t.user_attrs[records.NODE].rsplit("/", 1)[1] for t in trials}
-        assert len(nodes) == 2, [t.user_attrs[records.NODE] for t in trials]
-    finally:
-        for proc in reversed(started):  # `ray start --block` stops its node's processes on SIGTERM
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        leftovers = processes_mentioning(str(temp))
-        stop_pids(leftovers, grace_s=5.0)
-        shutil.rmtree(temp, ignore_errors=True)
-    assert not leftovers, leftovers
