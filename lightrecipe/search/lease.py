@@ -2,15 +2,21 @@
 
 A sweep's driver is the only writer of its studies, and `--resume` treats a study's RUNNING trials as left
 by a driver that died; a second driver on the same study would run those trials twice and break exact N.
-So each driver holds a lease on each of its studies: a row of the table `lightrecipe_driver_lease` in the
-study's own database, naming the holder's host and PID, a random token and a heartbeat time. Taking a free
-lease is one INSERT, made atomic by the table's primary key; taking over a stale one is one UPDATE
-conditional on the old token; a heartbeat thread renews the row. No file lock is involved, so this works
-across machines and where the file system has no flock (Lustre mounted without `-o flock`).
+So each driver holds a lease on each of its studies, naming the holder's host and PID, a random token and a
+heartbeat time, kept in the study's own database:
+- an SQL database (SQLite, PostgreSQL, MySQL): a row of the table `lightrecipe_driver_lease`. Taking a free
+  lease is one INSERT, made atomic by the primary key; taking over a stale one is one UPDATE conditional on
+  the old token. Optuna and reports ignore a table they do not know;
+- any other Optuna storage (a journal file on a shared folder): an empty study named `<study> [driver lease]`
+  holding the lease as study attributes. Taking a free lease is creating that study, which every Optuna
+  storage makes atomic (a second creation fails); a stale one is deleted and created again. Reports show no
+  rows for a study without trials.
+A heartbeat thread renews the lease. No file lock is involved, so this works across machines and where the
+file system has no flock (Lustre mounted without `-o flock`).
 
 A lease is stale when its heartbeat is older than STALE_AFTER_S, or when its holder ran on this host and
 that process is gone (a driver killed here). Only `--resume` takes a stale lease over (or a new sweep, when
-the study does not exist yet). Optuna ignores tables it does not know, and so do reports.
+the study does not exist yet).
 """
 
 from __future__ import annotations
@@ -34,18 +40,10 @@ from lightrecipe.errors import UserError
 HEARTBEAT_S = 10.0  # how often a driver renews its leases
 STALE_AFTER_S = 120.0  # a dozen missed heartbeats: the holder died, or lost the database for two minutes
 TABLE = "lightrecipe_driver_lease"
+LEASE_STUDY_SUFFIX = " [driver lease]"  # the lease of study S on a non-SQL storage is the study "S [driver lease]"
+LEASE_ATTR = "driver_lease"
 
 log = logging.getLogger(__name__)
-_metadata = sa.MetaData()
-_leases = sa.Table(
-    TABLE,
-    _metadata,
-    sa.Column("study_name", sa.String(512), primary_key=True),  # Optuna's own limit on study names
-    sa.Column("token", sa.String(64), nullable=False),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("heartbeat", sa.Float, nullable=False),  # seconds since the epoch, the holder's clock
-)
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class Holder:
     token: str
     host: str
     pid: int
-    heartbeat: float
+    heartbeat: float  # seconds since the epoch, the holder's clock
 
     def describe(self, now: float) -> str:
         return f"host {self.host}, PID {self.pid} (last heartbeat {max(now - self.heartbeat, 0):.0f} s ago)"
@@ -74,12 +72,9 @@ class DriverLease:
         pid: int | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        if not isinstance(storage, optuna.storages.RDBStorage):
-            raise UserError(
-                f"the one-driver-per-study lease needs an SQL trial database (got {type(storage).__name__}); "
-                "use the default SQLite file or a postgresql:// --storage"
-            )
-        self.engine = storage.engine
+        self.rows: _SqlRows | _LeaseStudies = (
+            _SqlRows(storage.engine) if isinstance(storage, optuna.storages.RDBStorage) else _LeaseStudies(storage)
+        )
         self.host = host or socket.gethostname()
         self.pid = os.getpid() if pid is None else pid
         self.token = uuid.uuid4().hex
@@ -87,13 +82,15 @@ class DriverLease:
         self.held: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        _create_table(self.engine)
+
+    def mine(self, name: str) -> Holder:
+        return Holder(name, self.token, self.host, self.pid, self.clock())
 
     # --- taking and giving back -------------------------------------------------------------------
     def acquire(self, name: str, *, takeover: bool) -> None:
         """Hold study `name`, or raise UserError naming the driver that holds it."""
-        for _ in range(3):  # another driver may release or take the row between two statements
-            if self._insert(name):
+        for _ in range(3):  # another driver may release or take the lease between two statements
+            if self.rows.insert(self.mine(name)):
                 self.held.append(name)
                 return
             holder = self.holder(name)
@@ -110,7 +107,7 @@ class DriverLease:
                     f"study '{name}' was run by a driver that stopped without releasing it: "
                     f"{holder.describe(now)}; pass --resume to take it over and continue the sweep"
                 )
-            if self._replace(name, holder.token):
+            if self.rows.replace(holder, self.mine(name)):
                 log.warning("study '%s': took over the lease of a stopped driver (%s)", name, holder.describe(now))
                 self.held.append(name)
                 return
@@ -120,30 +117,17 @@ class DriverLease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        with self.engine.begin() as con:
-            for name in self.held:
-                con.execute(sa.delete(_leases).where(_leases.c.study_name == name, _leases.c.token == self.token))
+        for name in self.held:
+            self.rows.delete(self.mine(name))
         self.held = []
 
     def holder(self, name: str) -> Holder | None:
-        with self.engine.connect() as con:
-            row = con.execute(sa.select(_leases).where(_leases.c.study_name == name)).first()
-        return None if row is None else Holder(row.study_name, row.token, row.host, int(row.pid), float(row.heartbeat))
+        return self.rows.read(name)
 
     # --- heartbeat --------------------------------------------------------------------------------
     def beat(self) -> list[str]:
         """Renew every held lease; returns the studies whose lease another driver has taken."""
-        lost = []
-        with self.engine.begin() as con:
-            for name in self.held:
-                done = con.execute(
-                    sa.update(_leases)
-                    .where(_leases.c.study_name == name, _leases.c.token == self.token)
-                    .values(heartbeat=self.clock())
-                ).rowcount
-                if done != 1:
-                    lost.append(name)
-        return lost
+        return [name for name in self.held if not self.rows.renew(self.mine(name))]
 
     def start_heartbeat(self, interval: float = HEARTBEAT_S) -> None:
         self._thread = threading.Thread(target=self._beat_until_stopped, args=(interval,), daemon=True,
@@ -162,26 +146,114 @@ class DriverLease:
                 _thread.interrupt_main()  # as Ctrl-C: Tune stops, running trials stay resumable
                 return
 
-    # --- rows ---------------------------------------------------------------------------------------
-    def _row(self, name: str) -> dict:
-        return dict(study_name=name, token=self.token, host=self.host, pid=self.pid, heartbeat=self.clock())
 
-    def _insert(self, name: str) -> bool:
+class _SqlRows:
+    """Leases as rows of one table in an SQL trial database (see the module docstring)."""
+
+    _metadata = sa.MetaData()
+    table = sa.Table(
+        TABLE,
+        _metadata,
+        sa.Column("study_name", sa.String(512), primary_key=True),  # Optuna's own limit on study names
+        sa.Column("token", sa.String(64), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("heartbeat", sa.Float, nullable=False),
+    )
+
+    def __init__(self, engine: sa.engine.Engine):
+        self.engine = engine
+        for attempt in range(3):
+            try:
+                self._metadata.create_all(engine, checkfirst=True)
+                break
+            except sa.exc.DatabaseError:  # another driver created it at the same moment
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
+
+    def insert(self, mine: Holder) -> bool:
         try:
             with self.engine.begin() as con:
-                con.execute(sa.insert(_leases).values(**self._row(name)))
+                con.execute(sa.insert(self.table).values(**vars(mine)))
         except sa.exc.IntegrityError:
             return False
         return True
 
-    def _replace(self, name: str, old_token: str) -> bool:
+    def read(self, name: str) -> Holder | None:
+        with self.engine.connect() as con:
+            row = con.execute(sa.select(self.table).where(self.table.c.study_name == name)).first()
+        return None if row is None else Holder(row.study_name, row.token, row.host, int(row.pid), float(row.heartbeat))
+
+    def replace(self, old: Holder, mine: Holder) -> bool:
+        return self._update(old.study_name, old.token, vars(mine))
+
+    def renew(self, mine: Holder) -> bool:
+        return self._update(mine.study_name, mine.token, {"heartbeat": mine.heartbeat})
+
+    def delete(self, mine: Holder) -> None:
+        c = self.table.c
         with self.engine.begin() as con:
-            done = con.execute(
-                sa.update(_leases)
-                .where(_leases.c.study_name == name, _leases.c.token == old_token)
-                .values(**self._row(name))
-            ).rowcount
-        return done == 1
+            con.execute(sa.delete(self.table).where(c.study_name == mine.study_name, c.token == mine.token))
+
+    def _update(self, name: str, token: str, values: dict) -> bool:
+        c = self.table.c
+        with self.engine.begin() as con:
+            done = con.execute(sa.update(self.table).where(c.study_name == name, c.token == token).values(**values))
+        return done.rowcount == 1
+
+
+class _LeaseStudies:
+    """Leases as empty studies on any Optuna storage, through its public storage API (see the module
+    docstring). Creation is atomic; a takeover (delete, create) is safe against a live holder, and two
+    drivers taking over the same stale lease at the same instant are told apart by reading the lease back."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage):
+        self.storage = storage
+
+    def insert(self, mine: Holder) -> bool:
+        try:
+            study_id = self.storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE],
+                                                     mine.study_name + LEASE_STUDY_SUFFIX)
+        except optuna.exceptions.DuplicatedStudyError:
+            return False
+        self.storage.set_study_user_attr(study_id, LEASE_ATTR, vars(mine))
+        return True
+
+    def read(self, name: str) -> Holder | None:
+        for _ in range(10):  # a lease study is created first and written a moment later
+            try:
+                study_id = self.storage.get_study_id_from_name(name + LEASE_STUDY_SUFFIX)
+                fields = self.storage.get_study_user_attrs(study_id).get(LEASE_ATTR)
+            except KeyError:
+                return None
+            if fields is not None:
+                return Holder(**fields)
+            time.sleep(0.2)
+        return Holder(name, "", "(a driver that died while taking the lease)", 0, 0.0)  # stale: never written
+
+    def replace(self, old: Holder, mine: Holder) -> bool:
+        current = self.read(old.study_name)
+        if current is None or current.token != old.token:
+            return False
+        self.delete(old)
+        return self.insert(mine) and getattr(self.read(mine.study_name), "token", None) == mine.token
+
+    def renew(self, mine: Holder) -> bool:
+        current = self.read(mine.study_name)
+        if current is None or current.token != mine.token:
+            return False
+        study_id = self.storage.get_study_id_from_name(mine.study_name + LEASE_STUDY_SUFFIX)
+        self.storage.set_study_user_attr(study_id, LEASE_ATTR, vars(mine))
+        return True
+
+    def delete(self, mine: Holder) -> None:
+        current = self.read(mine.study_name)
+        if current is not None and current.token == mine.token:
+            try:
+                self.storage.delete_study(self.storage.get_study_id_from_name(mine.study_name + LEASE_STUDY_SUFFIX))
+            except KeyError:
+                pass
 
 
 @contextlib.contextmanager
@@ -198,17 +270,6 @@ def hold_studies(
         yield lease
     finally:
         lease.release()
-
-
-def _create_table(engine: sa.engine.Engine) -> None:
-    for attempt in range(3):
-        try:
-            _metadata.create_all(engine, checkfirst=True)
-            return
-        except sa.exc.DatabaseError:  # another driver created it at the same moment
-            if attempt == 2:
-                raise
-            time.sleep(0.5)
 
 
 def _alive(pid: int) -> bool:

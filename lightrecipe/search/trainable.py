@@ -49,7 +49,7 @@ CFG_RECIPE_ERROR = "recipe_error"
 CFG_RUN_DIR = "run_dir"
 CFG_CPUS = "cpus"
 CFG_GPUS = "gpus"
-CFG_BASELINE = "baseline"  # the ResNet-50 settings trial: ASHA never stops it (see sweep.BaselineKeepingASHA)
+CFG_BASELINE = "baseline"  # the ResNet-50 settings trial: ASHA never stops it (see scheduler.StudyASHA)
 
 
 def run_trial(config: dict[str, Any]) -> None:

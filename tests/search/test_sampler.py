@@ -57,3 +57,14 @@ def test_startup_trials_sets_when_tpe_starts_modelling():
     study = optuna.create_study(direction="maximize", sampler=make_sampler(seed=1, startup_trials=3))
     trials = run(study, 5)
     assert [t.relative_params != {} for t in trials] == [False, False, False, True, True]
+
+
+def test_a_negative_startup_trials_is_a_user_error(tmp_path, capsys):
+    from lightrecipe import cli
+
+    from .helpers import ARCH, DATA, TINY_SPACE
+
+    argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "2", "--startup-trials", "-1",
+            "--out", str(tmp_path / "sw"), *DATA]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == "lightrecipe: error: --startup-trials must be 0 or more, got -1\n"
