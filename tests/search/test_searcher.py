@@ -52,10 +52,10 @@ def merge_row(rows: dict, number: int, row: dict) -> None:  # the progress table
 class Driver:
     """A study with its searcher, as one sweep driver holds them; `stopped` plays ASHA's decisions."""
 
-    def __init__(self, out: Path, *, orphans=None, baseline=False, cpus=2.0):
+    def __init__(self, out: Path, *, orphans=None, baseline=False, cpus=2.0, db: Path | None = None):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.url = records.default_storage_url(str(out))
-        self.storage = sqlite_storage(out)
+        self.url = records.default_storage_url(str(db or out))
+        self.storage = sqlite_storage(db or out)
         name = records.study_name(SPACE.name, ARCH)
         if name in {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}:
             self.study = optuna.load_study(study_name=name, storage=self.storage)
@@ -239,3 +239,13 @@ def test_a_pickled_searcher_carries_no_database(tmp_path):
         copy.suggest("t1")
     d.searcher.on_trial_result("t0", epoch_result(1, 0.5))  # the original still works
     assert d.trial(0).intermediate_values == {1: 0.5}
+
+
+def test_another_database_in_the_same_out_never_shares_a_run_folder(tmp_path):
+    """Trial 0 of study tiny/<arch> in two databases, one --out: train() must not find the other's run."""
+    out = tmp_path / "sw"
+    first = Driver(out, db=tmp_path / "db1")
+    second = Driver(out, db=tmp_path / "db2")
+    assert first.study.study_name == second.study.study_name
+    a, b = first.searcher.suggest("a")["run_dir"], second.searcher.suggest("b")["run_dir"]
+    assert a != b and Path(a).parent.parent == Path(b).parent.parent == (out / "runs").resolve()

@@ -201,6 +201,8 @@ def test_several_archs_run_one_study_each_in_turn(ray_local, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert printed.index(f"[tiny/{archs[0]}] 1 trials to run") < printed.index(f"[tiny/{archs[1]}] 1 trials to run")
+    # The session's Ray fits two 1-CPU trials; one trial left holds one slot, not two.
+    assert f"[tiny/{archs[0]}] 1 trials to run (0 finished); 1 epochs, ASHA from epoch 1, concurrency 1" in printed
     counts = []
     for arch in archs:
         study = load(out, records.study_name("tiny", arch))
