@@ -419,9 +419,9 @@ def test_kill_9_of_the_driver_then_resume_ends_with_exactly_n_trials(ray_local, 
     for n, t in done_before.items():  # finished trials are kept as they were
         assert after[n].state == t.state and after[n].value == t.value
         assert after[n].datetime_complete == t.datetime_complete
-    for n, t in before.items():  # every interrupted trial ran again with its params, in its recorded folder
-        if t.state == optuna.trial.TrialState.RUNNING:
-            assert after[n].params == t.params
+    for n, t in before.items():  # every interrupted trial ran again with the params it had, in its recorded folder
+        if t.state == optuna.trial.TrialState.RUNNING:  # (one killed right after `ask` had none yet: sampled now)
+            assert t.params.items() <= after[n].params.items(), (t.params, after[n].params)
             assert t.user_attrs.get(records.RUN_DIR) in (None, after[n].user_attrs[records.RUN_DIR])
     for n in interrupted:  # ... and continued from its checkpoint, keeping the epochs it had
         assert [h["epoch"] for h in after[n].user_attrs[records.HISTORY]] == [1, 2, 3]
