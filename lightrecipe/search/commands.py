@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lightrecipe.errors import UserError
 from lightrecipe.search import dashboard, records
+from lightrecipe.search.sampler import DEFAULT_STARTUP_TRIALS
 from lightrecipe.search.storage import masked
 
 EPILOG = """examples:
@@ -67,6 +68,9 @@ def register(subparsers) -> None:
                    help="do not run the ResNet-50 settings as the first trial of each study")
     p.add_argument("--max-failures", type=int, default=2, metavar="K",
                    help="restarts of a trial whose worker died, from its checkpoint (default 2)")
+    p.add_argument("--startup-trials", type=int, default=DEFAULT_STARTUP_TRIALS, metavar="N",
+                   help="random trials before TPE models the space (Optuna's n_startup_trials, "
+                   f"default {DEFAULT_STARTUP_TRIALS})")
     p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
     dashboard.register(subparsers)
 
@@ -97,6 +101,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         resume=args.resume,
         baseline=args.baseline,
         max_failures=args.max_failures,
+        startup_trials=args.startup_trials,
     )
     try:
         outcomes = run_sweep(settings, stream=sys.stdout)

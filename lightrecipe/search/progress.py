@@ -16,6 +16,8 @@ ORDER = {"running": 0, "complete": 1, "pruned": 2, "diverged": 3, "failed": 4}
 MAX_ROWS = 24  # a screenful: running trials, then the best finished ones
 KEY_PARAMS = 4  # searched params shown as columns; the rest are in the trial database
 REFRESH_S = 2.0  # redraw interval on a terminal
+MAX_REASONS = 5  # failure lines under the table: enough to see a pattern, few enough to keep it on screen
+REASON_CHARS = 160  # a failure line stays on about one terminal line; the full text is in the database
 
 
 class Progress:
@@ -100,7 +102,14 @@ class Progress:
         if len(rows) > MAX_ROWS:
             lines.append(f"... {len(rows) - MAX_ROWS} more finished trials in the trial database")
         lines.append("(* = ResNet-50 baseline)")
+        lines += self.reasons()
         return "\n".join(lines)
+
+    def reasons(self) -> list[str]:
+        """Why trials failed or diverged, one line each (the newest MAX_REASONS; all are in the database)."""
+        ended = [(n, t) for n, t in sorted(self.trials.items()) if t.get("state") in ("failed", "diverged")]
+        return [f"trial {n} {t['state']}: {_clip(str(t.get('error') or 'no reason recorded'))}"
+                for n, t in ended[-MAX_REASONS:]]
 
     def summary(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
@@ -120,9 +129,10 @@ class Progress:
         t = self.trials[number]
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in (t.get("params") or {}).items())
         tag = " (baseline)" if t.get("baseline") else ""
+        reason = f": {_clip(str(t['error']))}" if t.get("error") and t.get("state") in ("failed", "diverged") else ""
         return (
-            f"[{self.title}] trial {number}{tag} {t.get('state')} at epoch {t.get('epoch', 0)}/{self.max_epochs}, "
-            f"{self.objective} {_fmt(t.get('value'))}, {_duration(t.get('wall_seconds'))}"
+            f"[{self.title}] trial {number}{tag} {t.get('state')}{reason} at epoch {t.get('epoch', 0)}/"
+            f"{self.max_epochs}, {self.objective} {_fmt(t.get('value'))}, {_duration(t.get('wall_seconds'))}"
             + (f"; {params}" if params else "")
         )
 
@@ -163,6 +173,11 @@ def _fmt(value: Any) -> str:
             return str(value)
         return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.3g}"
     return str(value)
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
 
 
 def _duration(seconds: Any) -> str:

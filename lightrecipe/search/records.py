@@ -11,9 +11,14 @@ Study user attributes
     space_spec       the space as a plain dict (its YAML, parsed)
     sweep            the sweep's settings: trials, epochs, grace_epochs, overrides (--set), seed,
                      baseline; `--resume` checks them against its own flags (dict)
+    study_key        a random id drawn when the study is created; its run folders are named by it, so two
+                     studies never share a run folder (another database in the same --out, or two space
+                     names that map to the same folder name) (str)
 
 Trial: Optuna's own fields hold the state (COMPLETE / PRUNED / FAIL / RUNNING), `params` (the sampled
 values, Optuna distributions included) and `value` (the objective; a pruned trial keeps its last value).
+A diverged trial is PRUNED in Optuna (so TPE learns to avoid its region; a FAIL trial TPE ignores) and
+"diverged" in its `state` attribute; a failed one is FAIL.
 Intermediate values hold the objective per epoch (step = epoch). Trial user attributes:
     state            "complete" | "pruned" | "failed" | "diverged" | "running"
     error            message of a failure or divergence ("" otherwise)
@@ -38,6 +43,7 @@ OBJECTIVE = "objective"
 MAX_EPOCHS = "max_epochs"
 SPACE_SPEC = "space_spec"
 SWEEP = "sweep"
+STUDY_KEY = "study_key"
 
 # Trial attributes
 STATE = "state"

@@ -1,20 +1,21 @@
 """A sweep: one Optuna study per (space, arch), each run by Ray Tune, one arch after another.
 
-Per study: `StudySearch` (Ray's OptunaSearch with a seeded, multivariate, constant-liar TPE) samples recipes,
-ASHA stops weak trials on val `knn_top1` by epoch, and `run_trial` trains each recipe. Archs run in
-sequence, each with the whole cluster: one Tune run per study keeps one searcher, one scheduler and one
-set of ASHA rungs per arch (rungs mixing archs would prune a slow-learning arch for being another arch).
+Per study: `StudySearcher` (Optuna's ask-and-tell behind Tune's `Searcher`, sampler.py's grouped
+multivariate TPE) samples recipes, `StudyASHA` stops weak trials on val `knn_top1` by epoch, and `run_trial`
+trains each recipe. Archs run in sequence, each with the whole cluster: one Tune run per study keeps one
+searcher, one scheduler and one set of ASHA rungs per arch (rungs mixing archs would prune a slow-learning
+arch for being another arch). One driver per study: lease.py holds each study in the database.
 
 The trial database is the source of truth, and `--resume` works from it alone: per study it counts the
-finished trials (complete, pruned, failed, diverged), hands the trials a killed driver left RUNNING out again
-(same params, same run folder, so train() continues from its checkpoint), and asks only for the remainder,
-so a study ends with exactly `--trials` trials and none is repeated. Tune's own experiment restore is not used.
+finished trials (complete, pruned, failed, diverged), closes trials ASHA had stopped, hands the trials a
+killed driver left RUNNING out again (same params, same run folder, so train() continues from its
+checkpoint), rebuilds ASHA's rungs from the intermediate values, and asks only for the remainder, so a study
+ends with exactly `--trials` trials, none repeated, pruned as the uninterrupted sweep would have pruned.
+Tune's own experiment restore is not used.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import math
 import os
@@ -22,32 +23,34 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from lightrecipe.errors import UserError
 from lightrecipe.search import records
 from lightrecipe.search import trainable as tr
 from lightrecipe.search.cluster import ray_session, trials_that_fit
 from lightrecipe.search.interrupts import Interrupted, SignalStopper, catch_signals, received
+from lightrecipe.search.lease import hold_studies
 from lightrecipe.search.progress import Progress
+from lightrecipe.search.sampler import DEFAULT_STARTUP_TRIALS, make_sampler
+from lightrecipe.search.scheduler import Rungs, StudyASHA
 from lightrecipe.search.study import (
     Census,
     census,
+    close_extra_running,
     create_study,
     enqueue_baseline,
     find_study,
     jsonable,
+    settle_stopped,
     slug,
 )
 from lightrecipe.search.storage import open_storage
 
-REDUCTION_FACTOR = 3  # ASHA keeps the best third at each rung (Li et al. 2020 use 3 or 4)
 MAX_FAILURES = 2  # Ray restarts a trial whose worker died this many times, then records it failed
-LOCK_FILE = ".sweep.lock"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class SweepSettings:
     resume: bool = False
     baseline: bool = True
     max_failures: int = MAX_FAILURES
+    startup_trials: int = DEFAULT_STARTUP_TRIALS  # random samples before TPE models the space
 
 
 @dataclass
@@ -96,18 +100,6 @@ class StudyOutcome:
     unfinished: int = 0  # trials left RUNNING (time budget); `--resume` runs them
 
 
-class BaselineKeepingASHA(ASHAScheduler):
-    """ASHA that never stops the ResNet-50 settings trial.
-
-    The baseline is the reference every recipe is compared with, so it always runs its full schedule. Its
-    results still count at every rung, so it also sets the bar the searched recipes must clear.
-    """
-
-    def on_trial_result(self, tune_controller, trial, result):
-        decision = super().on_trial_result(tune_controller, trial, result)
-        return TrialScheduler.CONTINUE if trial.config.get(tr.CFG_BASELINE) else decision
-
-
 def default_grace(epochs: int) -> int:
     """ASHA's first rung: a quarter of the schedule. A kNN monitor after one epoch of contrastive training
     ranks recipes poorly (warm-up, queue still filling), so the first cut waits a little."""
@@ -123,9 +115,9 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
 
     space = load_space(s.space)
     out = make_out(s.out)
-    with _exclusive(out):
-        url = s.storage or records.default_storage_url(str(out))
-        storage = open_storage(url)
+    url = s.storage or records.default_storage_url(str(out))
+    storage = open_storage(url)
+    with _one_driver(storage, space, s):
         plans = _plans(space, s, storage)
         with ray_session(s.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             fit = trials_that_fit(s.cpus_per_trial, s.gpus_per_trial)
@@ -171,6 +163,8 @@ def _check_settings(s: SweepSettings) -> None:
         raise UserError(f"--time-budget must be a positive number of seconds, got {s.time_budget:g}")
     if "arch" in s.overrides:
         raise UserError("--set arch=... is not allowed; use --arch (repeatable)")
+    if s.startup_trials < 0:
+        raise UserError(f"--startup-trials must be 0 or more, got {s.startup_trials}")
 
 
 def make_out(out: Path | str) -> Path:
@@ -185,25 +179,12 @@ def make_out(out: Path | str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """One driver per sweep folder: `--resume` treats RUNNING trials as its own to re-run."""
-    path = out / LOCK_FILE
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UserError(f"another sweep is running in '{out}' (it holds {path}); wait for it or use another --out")
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+def _one_driver(storage: optuna.storages.BaseStorage, space: Any, s: SweepSettings) -> Any:
+    """Hold this sweep's studies in the database (lease.py): `--resume` treats RUNNING trials as its own to
+    re-run. A stale holder's lease is taken over on `--resume`, or for a study that does not exist yet."""
+    names = [records.study_name(space.name, arch) for arch in s.archs]
+    existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    return hold_studies(storage, names, takeover=lambda name: s.resume or name not in existing)
 
 
 def _plans(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -> list[StudyPlan]:
@@ -239,6 +220,7 @@ def _plans(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -
         if study is not None:
             _check_resumable(study, space, sweep_attrs)
             study.set_user_attr(records.SWEEP, {**study.user_attrs.get(records.SWEEP, {}), "trials": s.trials})
+            settle_stopped(study, storage)
         else:
             study = create_study(
                 storage, space=space.name, arch=arch, max_epochs=int(epochs), space_spec=space.to_dict(),
@@ -309,59 +291,66 @@ def _run_study(
     budget: float | None,
     stream: TextIO,
 ) -> None:
-    from lightrecipe.search.searcher import StudySearch
+    from lightrecipe.search.ledger import TrialLedger
+    from lightrecipe.search.searcher import StudySearcher
 
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # history lives in the trial database
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables stay silent (verbose=0); ours prints
-    # Tune's result grid looks for the per-trial result files the line above turns off: not an error here.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     progress = Progress(
         plan.name, key_params=list(space.params), max_epochs=plan.max_epochs, objective=tr.OBJECTIVE,
         stream=stream,
     )
-    study = optuna.load_study(study_name=plan.name, storage=storage)
+    study = optuna.load_study(study_name=plan.name, storage=storage, sampler=make_sampler(plan.seed, s.startup_trials))
     _show_finished(progress, study)
     remaining = plan.census.remaining(s.trials)
     orphans = plan.census.running[:remaining]
-    _abandon(study, plan.census.running[remaining:])
+    close_extra_running(study, storage, plan.census.running[remaining:])
     if remaining == 0:
         stream.write(f"[{plan.name}] already has {plan.census.finished} finished trials (--trials {s.trials})\n")
         return
+    concurrency = min(concurrency, remaining)  # more would only hold resources for trials never asked for
     note = f", re-running {len(orphans)} interrupted" if orphans else ""
     stream.write(
         f"[{plan.name}] {remaining} trials to run ({plan.census.finished} finished{note}); "
         f"{plan.max_epochs} epochs, ASHA from epoch {plan.grace}, concurrency {concurrency}\n"
     )
     stream.flush()
-    searcher = StudySearch(
-        study_name=plan.name,
-        storage=storage,
-        sampler=optuna.samplers.TPESampler(multivariate=True, constant_liar=True, seed=plan.seed),
-        space=space,
-        overrides=plan.overrides,
-        out=out,
-        max_epochs=plan.max_epochs,
-        cpus_per_trial=s.cpus_per_trial,
-        gpus_per_trial=s.gpus_per_trial,
-        params_count=plan.params_count,
-        orphans=orphans,
-        on_update=progress.update,
-    )
-    scheduler = BaselineKeepingASHA(
-        time_attr="epoch",
-        metric=tr.OBJECTIVE,
-        mode="max",
-        max_t=plan.max_epochs,
-        grace_period=plan.grace,
-        reduction_factor=REDUCTION_FACTOR,
-    )
+    scheduler = StudyASHA(Rungs.from_study(study, plan.grace, plan.max_epochs), max_epochs=plan.max_epochs)
+    ledger = TrialLedger(study, storage, space=space, overrides=plan.overrides, out=out,
+                         params_count=plan.params_count, orphans=orphans)
+    searcher = StudySearcher(ledger, cpus_per_trial=s.cpus_per_trial, gpus_per_trial=s.gpus_per_trial,
+                             stopped_by_scheduler=scheduler.was_stopped, on_update=progress.update)
+    _tuner(plan, s, out, searcher, scheduler, remaining, concurrency, budget, progress).fit()
+    progress.close()
+    left = searcher.open_trials()
+    if left:
+        stream.write(
+            f"[{plan.name}] stopped with trials {', '.join(map(str, left))} unfinished "
+            "(--time-budget or a signal); --resume continues them\n"
+        )
+    stream.flush()
+
+
+def _tuner(
+    plan: StudyPlan,
+    s: SweepSettings,
+    out: Path,
+    searcher: Any,
+    scheduler: Any,
+    trials: int,
+    concurrency: int,
+    budget: float | None,
+    progress: Progress,
+) -> tune.Tuner:
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # history lives in the trial database
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables stay silent (verbose=0); ours prints
+    # Tune's result grid looks for the per-trial result files the line above turns off: not an error here.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     resources = {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial}
-    tuner = tune.Tuner(
+    return tune.Tuner(
         tune.with_resources(tr.run_trial, resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=remaining,
+            num_samples=trials,
             max_concurrent_trials=concurrency,
             time_budget_s=budget,
             reuse_actors=True,  # a new trial skips worker start-up and the torch/timm imports
@@ -376,24 +365,6 @@ def _run_study(
             callbacks=[_ProgressTick(progress)],
         ),
     )
-    tuner.fit()
-    progress.close()
-    left = searcher.open_trials()
-    if left:
-        stream.write(
-            f"[{plan.name}] stopped with trials {', '.join(map(str, left))} unfinished "
-            "(--time-budget or a signal); --resume continues them\n"
-        )
-    stream.flush()
-
-
-def _abandon(study: optuna.Study, trial_ids: list[int]) -> None:
-    """RUNNING trials beyond what `--trials` still allows (a resume asking for fewer): close them as failed."""
-    for trial_id in trial_ids:
-        trial = optuna.trial.Trial(study, trial_id)
-        trial.set_user_attr(records.STATE, "failed")
-        trial.set_user_attr(records.ERROR, "interrupted, and not resumed: the study already had --trials trials")
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 def _show_finished(progress: Progress, study: optuna.Study) -> None:
@@ -409,6 +380,7 @@ def _show_finished(progress: Progress, study: optuna.Study) -> None:
             "baseline": bool(t.user_attrs.get(records.BASELINE)),
             "node": t.user_attrs.get(records.NODE, ""),
             "wall_seconds": t.user_attrs.get(records.WALL_SECONDS),
+            "error": t.user_attrs.get(records.ERROR, ""),
         }
 
 

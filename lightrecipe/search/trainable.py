@@ -1,9 +1,10 @@
 """The Ray Tune function trainable: one trial is one `train()` call in an absolute run folder.
 
 A thin adapter (STYLE.md rule 7): it turns train()'s per-epoch `report` into `tune.report` and its return
-value into one last report. The run folder is absolute and derived from the Optuna trial number, so a trial
-that Ray restarts after its worker died, or that `--resume` re-runs after the driver died, calls train() on
-the same folder and train() continues from its last checkpoint.
+value into one last report. The run folder is absolute and derived from the study's key and the Optuna
+trial number, so a trial that Ray restarts after its worker died, or that `--resume` re-runs after the
+driver died, calls train() on the same folder and train() continues from its last checkpoint; the epochs
+that folder already holds are reported again first (see `_train`).
 
 Results sent to Tune (the searcher in `searcher.py` turns them into trial records):
     kind="epoch"   one per epoch but the last: train()'s epoch metrics (epoch, loss, lr, knn_top1, ...)
@@ -21,6 +22,7 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -35,10 +37,11 @@ EPOCH, FINAL = "epoch", "final"
 LAST_EPOCH = "last_epoch"
 METRIC_KEYS = "metric_keys"  # which keys of the final result are train()'s (Tune adds its own)
 HISTORY_KEYS = ("epoch", "loss", "lr", "knn_top1", "images_per_s", "epoch_seconds")  # records.HISTORY
-CLOCK_FILE = "trial.json"  # wall time of earlier attempts of this trial, next to train()'s own files
+CLOCK_FILE = "trial.json"  # wall time and attempts of this trial, next to train()'s own files
 HISTORY_FILE = "history.csv"  # train() writes every finished epoch here (the trainer's contract)
 FULL_HISTORY = "history"  # the final result carries the run folder's whole history: epochs whose report
 #                           died with a killed driver are in it
+TRACEBACK = "traceback"  # a failed result carries the worker's traceback, for the driver's log
 
 # Keys of the config that the searcher hands to each trial.
 CFG_RECIPE = "recipe"
@@ -46,57 +49,75 @@ CFG_RECIPE_ERROR = "recipe_error"
 CFG_RUN_DIR = "run_dir"
 CFG_CPUS = "cpus"
 CFG_GPUS = "gpus"
-CFG_BASELINE = "baseline"  # the ResNet-50 settings trial: ASHA never stops it (see sweep.BaselineKeepingASHA)
+CFG_BASELINE = "baseline"  # the ResNet-50 settings trial: ASHA never stops it (see scheduler.StudyASHA)
 
 
 def run_trial(config: dict[str, Any]) -> None:
-    """Tune function trainable. `config` holds the resolved recipe (dict), the run folder and resources."""
+    """Tune function trainable. `config` holds the resolved recipe (dict), the run folder and resources.
+
+    Whatever goes wrong on the worker (the run folder cannot be made, the data is missing on this node, a
+    GPU trial on a worker without CUDA, a bug) ends as one `failed` result naming the reason, with the
+    traceback for the driver's log; only a worker that dies outright is left to Ray's retries.
+    """
     from ray import tune
 
+    started = time.monotonic()
     run_dir = Path(config[CFG_RUN_DIR])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    clock = WallClock(run_dir)
     node = node_label()
+    clock: WallClock | None = None
+    held: dict[str, Any] = {}  # the last epoch, sent together with the final metrics
 
     def stamp(result: dict[str, Any]) -> dict[str, Any]:
-        result.update(node=node, wall_seconds=clock.save())
+        seconds = clock.save() if clock is not None else time.monotonic() - started
+        result.update(node=node, wall_seconds=seconds)
         return result
 
-    if config.get(CFG_RECIPE_ERROR):
-        tune.report(stamp(failed_result(config[CFG_RECIPE_ERROR], None)))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        clock = WallClock(run_dir)
+        if config.get(CFG_RECIPE_ERROR):
+            tune.report(stamp(failed_result(config[CFG_RECIPE_ERROR], None)))
+            return
+        final = _train(config, run_dir, lambda row: tune.report(stamp(row)), held)
+    except Exception as exc:  # noqa: BLE001 - a trial that raises is recorded as failed; the sweep goes on
+        text = traceback.format_exc()
+        print(text, file=sys.stderr)  # the worker's log, next to Ray's own
+        failed = failed_result(describe(exc), held or None)
+        tune.report(stamp({**failed, FULL_HISTORY: read_history(run_dir), TRACEBACK: text}))
         return
+    tune.report(stamp({**final_result(final), FULL_HISTORY: read_history(run_dir)}))
 
+
+def _train(config: dict[str, Any], run_dir: Path, send: Any, held: dict[str, Any]) -> dict[str, Any]:
+    """train() on this worker; epoch results go to `send`, except the last one, kept in `held`."""
     import torch
 
     from lightrecipe.trainers.recipe import Recipe
     from lightrecipe.trainers.train import train
 
-    held: dict[str, Any] = {}  # the last epoch, sent together with the final metrics
+    recipe = Recipe.from_dict(config[CFG_RECIPE], source="trial recipe")
+    cpus = float(config.get(CFG_CPUS, 1) or 1)
+    gpus = float(config.get(CFG_GPUS, 0) or 0)
+    torch.set_num_threads(max(1, int(round(cpus))))  # as many threads as CPUs reserved, not the machine's
+    if gpus > 0 and not torch.cuda.is_available():  # never fall back to a CPU silently: 50x slower
+        raise UserError(
+            f"--gpus-per-trial {gpus:g}, but this worker sees no CUDA device (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}, torch {torch.__version__})"
+        )
 
     def report(metrics: dict[str, Any]) -> None:
         row = _numbers(metrics)
         if int(row["epoch"]) >= recipe.epochs:
             held.update(row)
             return
-        tune.report(stamp({**row, KIND: EPOCH}))
+        send({**row, KIND: EPOCH})
 
-    cpus = float(config.get(CFG_CPUS, 1) or 1)
-    gpus = float(config.get(CFG_GPUS, 0) or 0)
-    torch.set_num_threads(max(1, int(round(cpus))))  # as many threads as CPUs reserved, not the machine's
-    if gpus > 0 and not torch.cuda.is_available():  # never fall back to a CPU silently: 50x slower
-        tune.report(stamp(failed_result(
-            f"--gpus-per-trial {gpus:g}, but this worker sees no CUDA device (CUDA_VISIBLE_DEVICES="
-            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}, torch {torch.__version__})", None)))
-        return
-    device = "cuda" if gpus > 0 else "cpu"
-    try:
-        recipe = Recipe.from_dict(config[CFG_RECIPE], source="trial recipe")
-        final = train(recipe, workdir=run_dir, device=device, report=report)
-    except Exception as exc:  # noqa: BLE001 - a trial that raises is recorded as failed; the sweep goes on
-        traceback.print_exc()  # the full traceback goes to the worker's log
-        tune.report(stamp({**failed_result(describe(exc), held or None), FULL_HISTORY: read_history(run_dir)}))
-        return
-    tune.report(stamp({**final_result(final), FULL_HISTORY: read_history(run_dir)}))
+    # Epochs an earlier attempt finished go out again first: a driver that died may never have seen them,
+    # and ASHA must judge a rung on that rung's own result (the searcher and scheduler ignore repeats).
+    for row in read_history(run_dir):
+        if row["epoch"] < recipe.epochs:
+            send({**row, KIND: EPOCH})
+    return train(recipe, workdir=run_dir, device="cuda" if gpus > 0 else "cpu", report=report)
 
 
 def final_result(final: dict[str, Any]) -> dict[str, Any]:
@@ -133,18 +154,19 @@ def describe(exc: BaseException) -> str:
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
     """The epochs train() finished in this run folder (all attempts), as numbers; [] when there are none."""
-    path = run_dir / HISTORY_FILE
-    if not path.exists():
+    try:
+        with (run_dir / HISTORY_FILE).open(newline="") as f:
+            raws = list(csv.DictReader(f))
+    except OSError:  # no history yet, or a run folder this worker cannot read
         return []
     rows = []
-    with path.open(newline="") as f:
-        for raw in csv.DictReader(f):
-            try:
-                row = {k: float(raw[k]) for k in HISTORY_KEYS}
-            except (KeyError, TypeError, ValueError):
-                continue  # a row without the epoch metrics is not an epoch
-            row["epoch"] = int(row["epoch"])
-            rows.append(row)
+    for raw in raws:
+        try:
+            row = {k: float(raw[k]) for k in HISTORY_KEYS}
+        except (KeyError, TypeError, ValueError):
+            continue  # a row without the epoch metrics is not an epoch
+        row["epoch"] = int(row["epoch"])
+        rows.append(row)
     return rows
 
 
@@ -161,17 +183,21 @@ def node_label() -> str:
 
 
 class WallClock:
-    """Wall seconds of a trial over all its attempts (Ray retries, `--resume`), kept in the run folder."""
+    """Wall seconds and attempts of a trial over all its runs (Ray retries, `--resume`), kept in the run
+    folder; `attempts` counts the runs that started, this one included."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / CLOCK_FILE
         self.start = time.monotonic()
-        self.before = 0.0
+        self.before, attempts = 0.0, 0
         if self.path.exists():
             try:
-                self.before = float(json.loads(self.path.read_text()).get("wall_seconds", 0.0))
-            except (ValueError, OSError):
-                self.before = 0.0
+                saved = json.loads(self.path.read_text())
+                self.before, attempts = float(saved.get("wall_seconds", 0.0)), int(saved.get("attempts", 0))
+            except (ValueError, OSError, AttributeError):
+                self.before, attempts = 0.0, 0
+        self.attempts = attempts + 1
+        self.save()
 
     def seconds(self) -> float:
         return self.before + time.monotonic() - self.start
@@ -179,7 +205,7 @@ class WallClock:
     def save(self) -> float:
         total = self.seconds()
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"wall_seconds": total}))
+        tmp.write_text(json.dumps({"wall_seconds": total, "attempts": self.attempts}))
         os.replace(tmp, self.path)
         return total
 

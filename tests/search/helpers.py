@@ -23,6 +23,15 @@ SIZES = [
 DATA = ["--set", "dataset=digits", *SIZES]
 
 
+def sqlite_storage(folder: Path) -> optuna.storages.RDBStorage:
+    """The trial database of a sweep folder, opened as a second process would (its own connections; a
+    writer's transaction is waited for, as the sweep's own storage does)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(
+        records.default_storage_url(str(folder)), engine_kwargs={"connect_args": {"timeout": 60}}
+    )
+
+
 def load(out: Path, name: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=name, storage=records.default_storage_url(str(out)))
@@ -102,6 +111,47 @@ def processes_mentioning(text: str) -> set[int]:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 if text.encode() in f.read():
                     out.add(int(entry))
+        except OSError:
+            pass
+    return alive(out)
+
+
+def wait_for(what: str, check, *, timeout_s: float, poll_s: float = 0.3, running=None, log: Path | None = None):
+    """Poll `check()` until it returns something truthy and return that. Fails naming `what` when
+    `timeout_s` passes or `running()` turns False (the process it waits on ended), with the log's tail."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found:
+            return found
+        ended = running is not None and not running()
+        if ended or time.monotonic() > deadline:
+            tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+            why = "the process it waits on ended" if ended else f"not within {timeout_s:.0f} s"
+            raise AssertionError(f"waited for {what}: {why}\n{tail}")
+        time.sleep(poll_s)
+
+
+def trial_rows(out: Path):
+    """The sweep's trials as a report reads them (a snapshot, never a write); None before the database
+    and its study exist."""
+    from lightrecipe.reports.tables import load_trials
+
+    try:
+        frame = load_trials(str(out))
+    except Exception:  # noqa: BLE001 - the database or the study is not there yet
+        return None
+    return frame if len(frame) else None
+
+
+def worker_pids(root: int) -> set[int]:
+    """Ray Tune trial workers (`ray::ImplicitFunc`) among the processes below `root`."""
+    out = set()
+    for pid in descendants(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"ImplicitFunc" in f.read():
+                    out.add(pid)
         except OSError:
             pass
     return alive(out)

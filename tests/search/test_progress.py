@@ -73,3 +73,21 @@ def test_on_a_terminal_the_table_is_redrawn_in_place():
     redraw = out.getvalue()[len(first):]
     assert redraw.startswith(f"\x1b[{first.count(chr(10))}F\x1b[J")
     assert "1 complete" in redraw
+
+
+def test_failed_and_diverged_trials_say_why_in_the_log_and_under_the_table():
+    out = io.StringIO()
+    p = make(out)
+    p.update(2, {"state": "failed", "epoch": 0, "error": "data_root '/data/x' does not exist on this node"})
+    p.update(3, {"state": "diverged", "epoch": 1, "error": "loss became nan at epoch 2\n(try a lower lr)"})
+    p.update(4, {"state": "pruned", "epoch": 1, "value": 0.2, "error": ""})
+    logged = out.getvalue().splitlines()
+    assert logged[0].startswith("[space/arch] trial 2 failed: data_root '/data/x' does not exist on this node at ")
+    assert logged[1].startswith("[space/arch] trial 3 diverged: loss became nan at epoch 2 (try a lower lr) at ")
+    assert logged[2].startswith("[space/arch] trial 4 pruned at epoch 1/4")
+    assert p.render().splitlines()[-2:] == [
+        "trial 2 failed: data_root '/data/x' does not exist on this node",
+        "trial 3 diverged: loss became nan at epoch 2 (try a lower lr)",
+    ]
+    p.update(5, {"state": "failed", "error": "x" * 500})
+    assert len(p.render().splitlines()[-1]) < 200  # a long reason stays on about one line

@@ -9,11 +9,14 @@ from lightrecipe.errors import UserError
 from lightrecipe.search import records
 from lightrecipe.search.study import (
     census,
+    close_extra_running,
     create_study,
     enqueue_baseline,
     find_study,
     jsonable,
     run_dir,
+    settle_stopped,
+    study_key,
 )
 from lightrecipe.search.storage import open_storage
 from lightrecipe.search.sweep import default_grace, resumed_seed
@@ -68,23 +71,35 @@ def test_census_counts_finished_running_waiting_and_the_baseline(tmp_path):
     study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
     running = study.ask()
     c = census(study)
-    assert c.finished == 2 and c.running == [running._trial_id] and c.waiting == 0
+    assert c.finished == 2 and c.running == [running.number] and c.waiting == 0
     assert c.remaining(4) == 2 and c.remaining(1) == 0
     # A pruned trial keeps its last value (records.py).
     assert study.trials[1].value == pytest.approx(0.3)
 
 
-def test_a_killed_drivers_running_trial_can_be_taken_over_with_its_params(tmp_path):
+def test_a_trial_asha_stopped_before_the_driver_died_is_closed_as_pruned_not_rerun(tmp_path):
     storage, study = make_study(tmp_path)
-    old = study.ask()
-    value = old.suggest_float("temperature", 0.05, 0.5)
-    # A new driver (new study object) adopts the RUNNING trial: same number, the stored value comes back.
-    again = optuna.load_study(study_name=study.study_name, storage=storage)
-    adopted = optuna.trial.Trial(again, census(again).running[0])
-    assert adopted.number == old.number
-    assert adopted.suggest_float("temperature", 0.05, 0.5) == value
-    again.tell(adopted, 0.4)
-    assert len(again.trials) == 1 and again.trials[0].state == optuna.trial.TrialState.COMPLETE
+    stopped, running = study.ask(), study.ask()
+    for trial, state in ((stopped, "pruned"), (running, "running")):
+        trial.report(0.3, step=1)
+        trial.set_user_attr(records.STATE, state)
+        trial.set_user_attr(records.HISTORY, [{"epoch": 1, "knn_top1": 0.3}, {"epoch": 2, "knn_top1": 0.25}])
+    # The searcher records "pruned" before the last value; the driver died before `tell`.
+    assert settle_stopped(study, storage) == [stopped.number]
+    after = {t.number: t for t in study.get_trials()}
+    assert after[stopped.number].state == optuna.trial.TrialState.PRUNED
+    assert after[stopped.number].intermediate_values == {1: 0.3, 2: 0.25}  # the epoch it had not reported
+    assert after[running.number].state == optuna.trial.TrialState.RUNNING
+    assert census(study).running == [running.number]
+
+
+def test_running_trials_beyond_the_trials_asked_for_are_closed_as_failed(tmp_path):
+    storage, study = make_study(tmp_path)
+    trials = [study.ask() for _ in range(3)]
+    close_extra_running(study, storage, [trials[1].number, trials[2].number])
+    states = [(t.state, t.user_attrs.get(records.STATE)) for t in study.get_trials()]
+    assert states == [(optuna.trial.TrialState.RUNNING, None)] + [(optuna.trial.TrialState.FAIL, "failed")] * 2
+    assert "not resumed" in study.get_trials()[2].user_attrs[records.ERROR]
 
 
 def test_bad_storage_urls_are_user_errors(tmp_path):
@@ -96,12 +111,32 @@ def test_bad_storage_urls_are_user_errors(tmp_path):
         open_storage("nosuchdialect://host/db")
 
 
-def test_run_dirs_are_absolute_ids(tmp_path, monkeypatch):
+def test_run_dirs_are_absolute_ids_of_the_study(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    path = run_dir("sweep", "paper-efficient", "mobilenetv3_small_050", 7)
+    path = run_dir("sweep", "paper-efficient", "mobilenetv3_small_050", "0a1b2c3d4e5f", 7)
     assert path.is_absolute()
-    assert path == tmp_path / "sweep" / "runs" / "paper-efficient--mobilenetv3_small_050" / "trial-0007"
-    assert run_dir("sweep", "a/b.yaml", "x", 0).parent.name == "a_b.yaml--x"
+    assert path == tmp_path / "sweep" / "runs" / "paper-efficient--mobilenetv3_small_050--0a1b2c3d4e5f" / "trial-0007"
+    # Two space names with one slug, or one study name in two databases: the study key keeps them apart.
+    assert run_dir("sweep", "a/b.yaml", "x", "k1", 0).parent.name == "a_b.yaml--x--k1"
+    assert run_dir("sweep", "a:b.yaml", "x", "k2", 0) != run_dir("sweep", "a/b.yaml", "x", "k1", 0)
+
+
+def test_every_study_gets_its_own_key_even_with_the_same_name(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, first = make_study(tmp_path / "a")
+    _, second = make_study(tmp_path / "b")  # the same space and arch in another database
+    assert first.study_name == second.study_name
+    keys = {study_key(first), study_key(second)}
+    assert len(keys) == 2 and all(len(k) == 12 for k in keys)
+    assert study_key(first) == first.user_attrs[records.STUDY_KEY]  # stable once drawn
+
+
+def test_a_study_from_before_keys_gets_one_on_resume(tmp_path):
+    storage = open_storage(records.default_storage_url(str(tmp_path)))
+    old = optuna.create_study(storage=storage, study_name="s/x", direction="maximize")
+    key = study_key(old)
+    assert optuna.load_study(study_name="s/x", storage=storage).user_attrs[records.STUDY_KEY] == key
 
 
 def test_resumed_seed_keeps_a_new_study_reproducible_and_moves_on_after_a_resume():

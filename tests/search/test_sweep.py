@@ -2,12 +2,15 @@
 
 In-process sweeps share the session's Ray instance (`ray_local`). The kill -9 test runs the CLI as a
 subprocess with its own Ray, as a user would. Clusters started with `ray start` are test_cluster.py's.
+Tests that wait for a state of a running sweep say which state, and fail naming it (helpers.wait_for).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +23,9 @@ import pytest
 from lightrecipe import cli
 from lightrecipe.reports.tables import load_trials
 from lightrecipe.search import records
+from lightrecipe.search import trainable as tr
+from lightrecipe.search.sampler import make_sampler
+from lightrecipe.search.sweep import resumed_seed
 from lightrecipe.spaces import load_space
 
 from .helpers import (
@@ -30,12 +36,21 @@ from .helpers import (
     all_attrs_present,
     descendants,
     load,
+    sqlite_storage,
     stop_pids,
+    trial_rows,
+    wait_for,
+    worker_pids,
 )
 
 pytestmark = pytest.mark.slow
 STUDY = records.study_name("tiny", ARCH)
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+def attempts(trial: optuna.trial.FrozenTrial) -> int:
+    """How many runs of this trial started (trainable.WallClock counts them in the run folder)."""
+    return json.loads((Path(trial.user_attrs[records.RUN_DIR]) / tr.CLOCK_FILE).read_text())["attempts"]
 
 
 def test_a_two_trial_sweep_records_every_attribute_and_the_baseline(ray_local, tmp_path, capsys):
@@ -80,6 +95,7 @@ def test_a_two_trial_sweep_records_every_attribute_and_the_baseline(ray_local, t
     assert baseline.params == {"temperature": 0.2}
     assert trials[1].user_attrs[records.BASELINE] is False
     assert trials[1].user_attrs[records.RECIPE]["temperature"] == trials[1].params["temperature"]
+    key = study.user_attrs[records.STUDY_KEY]
     for t in trials:
         assert all_attrs_present(t) == []
         assert t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs[records.STATE] == "complete"
@@ -88,49 +104,89 @@ def test_a_two_trial_sweep_records_every_attribute_and_the_baseline(ray_local, t
         assert [h["epoch"] for h in attrs[records.HISTORY]] == [1, 2]
         assert sorted(t.intermediate_values) == [1, 2]
         assert t.value == attrs[records.METRICS]["knn_top1"] == attrs[records.HISTORY][-1]["knn_top1"]
-        for key in ("linear_top1", "test_knn_top1", "test_linear_top1", "params"):
-            assert key in attrs[records.METRICS]
+        for metric in ("linear_top1", "test_knn_top1", "test_linear_top1", "params"):
+            assert metric in attrs[records.METRICS]
         assert "config/recipe/arch" not in attrs[records.METRICS]  # Tune's own keys stay out
         assert attrs[records.PARAMS_COUNT] == attrs[records.METRICS]["params"] > 100_000
         assert attrs[records.WALL_SECONDS] > 0 and attrs[records.DEVICE_SECONDS] == attrs[records.WALL_SECONDS]
         assert attrs[records.NODE].count("/") == 2
         run_dir = Path(attrs[records.RUN_DIR])
         assert run_dir.is_absolute() and (run_dir / "checkpoint.pt").exists() and (run_dir / "metrics.json").exists()
+        assert run_dir.parent.name == f"tiny--{ARCH}--{key}"  # the study's own folder
+        assert attempts(t) == 1
+
+    # Tune pickled its experiment (tuner.pkl, the searcher's state) into OUT/ray: no database in there.
+    url = records.default_storage_url(str(out)).encode()
+    files = [p for p in (out / "ray").rglob("*") if p.is_file()]
+    assert any(p.name == "tuner.pkl" for p in files), [p.name for p in files]
+    for path in files:
+        data = path.read_bytes()
+        assert url not in data and b"RDBStorage" not in data and b"sqlalchemy" not in data, path
 
 
 def test_a_killed_trial_worker_is_restarted_and_its_trial_completes(ray_local, tmp_path):
     out = tmp_path / "sweep"
     killed: list[int] = []
+    failure: list[BaseException] = []
 
-    def kill_worker_after_first_epoch():
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                frame = load_trials(str(out))
-                if len(frame) and ((frame["epochs"] >= 1) & (frame["optuna_state"] == "RUNNING")).any():
-                    break
-            except Exception:  # noqa: BLE001 - the database is not there yet
-                pass
-            time.sleep(0.3)
-        for pid in descendants(os.getpid()):  # the session's Ray runs below this process
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"ImplicitFunc" in f.read():  # the trial's worker: ray::ImplicitFunc.train
-                        os.kill(pid, signal.SIGKILL)
-                        killed.append(pid)
-            except OSError:
-                pass
+    def kill_the_worker_during_epoch_two():
+        try:
+            wait_for("the trial to record epoch 1 of 3 and still run",
+                     lambda: (rows := trial_rows(out)) is not None and
+                     ((rows["epochs"] == 1) & (rows["optuna_state"] == "RUNNING")).any(), timeout_s=240)
+            pids = worker_pids(os.getpid())  # the session's Ray runs below this process
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            killed.extend(pids)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            failure.append(exc)
 
     optuna.storages.RDBStorage("sqlite://")  # import SQLAlchemy before a second thread does
-    thread = threading.Thread(target=kill_worker_after_first_epoch, daemon=True)
+    thread = threading.Thread(target=kill_the_worker_during_epoch_two, daemon=True)
     thread.start()
-    code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "2",
-                     "--grace-epochs", "2", "--out", str(out), *DATA])
+    code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "3",
+                     "--grace-epochs", "3", "--no-baseline", "--out", str(out), *DATA])
     thread.join()
+    assert not failure, failure[0]
     assert code == 0 and killed
     (trial,) = load(out, STUDY).trials
     assert trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs[records.STATE] == "complete"
-    assert [h["epoch"] for h in trial.user_attrs[records.HISTORY]] == [1, 2]
+    assert [h["epoch"] for h in trial.user_attrs[records.HISTORY]] == [1, 2, 3]
+    assert attempts(trial) == 2  # the kill hit a running attempt, and a second one finished the trial
+
+
+def test_a_trial_whose_worker_keeps_dying_fails_with_that_reason_and_the_sweep_goes_on(ray_local, tmp_path):
+    out = tmp_path / "sweep"
+    killed: set[int] = set()
+    stop = threading.Event()
+
+    def kill_every_worker_of_trial_0():
+        while not stop.is_set():
+            pids = worker_pids(os.getpid()) - killed
+            rows = trial_rows(out) if pids else None
+            # Workers seen first, the database read second: trial 1 is only created after trial 0 failed.
+            if rows is not None and (rows.loc[rows["number"] == 0, "optuna_state"] == "RUNNING").any():
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                killed.update(pids)
+            time.sleep(0.2)
+
+    optuna.storages.RDBStorage("sqlite://")  # import SQLAlchemy before a second thread does
+    thread = threading.Thread(target=kill_every_worker_of_trial_0, daemon=True)
+    thread.start()
+    try:
+        code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "2", "--epochs", "2",
+                         "--grace-epochs", "2", "--concurrency", "1", "--max-failures", "1", "--no-baseline",
+                         "--out", str(out), *DATA])
+    finally:
+        stop.set()
+        thread.join()
+    assert code == 0
+    first, second = load(out, STUDY).trials
+    assert len(killed) >= 2  # the first attempt and its one retry (--max-failures 1)
+    assert first.state == optuna.trial.TrialState.FAIL and first.user_attrs[records.STATE] == "failed"
+    assert "worker died and its retries ran out" in first.user_attrs[records.ERROR]
+    assert second.state == optuna.trial.TrialState.COMPLETE and second.user_attrs[records.STATE] == "complete"
 
 
 def test_several_archs_run_one_study_each_in_turn(ray_local, tmp_path, capsys):
@@ -141,6 +197,8 @@ def test_several_archs_run_one_study_each_in_turn(ray_local, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert printed.index(f"[tiny/{archs[0]}] 1 trials to run") < printed.index(f"[tiny/{archs[1]}] 1 trials to run")
+    # The session's Ray fits two 1-CPU trials; one trial left holds one slot, not two.
+    assert f"[tiny/{archs[0]}] 1 trials to run (0 finished); 1 epochs, ASHA from epoch 1, concurrency 1" in printed
     counts = []
     for arch in archs:
         study = load(out, records.study_name("tiny", arch))
@@ -165,25 +223,30 @@ def fault_space(tmp_path: Path) -> str:
     return str(path)
 
 
-def seed_covering(space_file: str, n: int, wanted: list[dict]) -> int:
-    """A sampler seed whose first `n` sampled trials include each of `wanted` (the sweep's sampler: TPE
-    starts with seeded random samples, one RNG draw sequence whatever the timing of the trials)."""
+def first_samples(space_file: str, seed: int, n: int, history: int = 0) -> list[dict]:
+    """The params the sweep's sampler draws first for this space and seed (TPE's seeded random start-up:
+    one draw sequence whatever the timing of the trials); `history` trials already in the study."""
     space = load_space(space_file)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(resumed_seed(seed, history)))
+    samples = []
+    for _ in range(n):
+        trial = study.ask()
+        space.suggest(trial, {})
+        samples.append(dict(trial.params))
+    return samples
+
+
+def seed_covering(space_file: str, n: int, wanted: list[dict]) -> int:
+    """A sampler seed whose first `n` sampled trials include each of `wanted`."""
     for seed in range(500):
-        sampler = optuna.samplers.TPESampler(multivariate=True, constant_liar=True, seed=seed)
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        samples = []
-        for _ in range(n):
-            trial = study.ask()
-            space.suggest(trial, {})
-            samples.append(dict(trial.params))
+        samples = first_samples(space_file, seed, n)
         if all(w in samples for w in wanted):
             return seed
     raise AssertionError("no seed samples every case")
 
 
-def test_failing_and_diverging_trials_are_recorded_and_the_sweep_completes(ray_local, tmp_path):
+def test_failing_and_diverging_trials_are_recorded_and_the_sweep_completes(ray_local, tmp_path, capsys, caplog):
     space = fault_space(tmp_path)
     good = {"dataset": "digits", "base_lr": 0.03}
     diverging = {"dataset": "digits", "base_lr": 1.0e6}
@@ -199,7 +262,8 @@ def test_failing_and_diverging_trials_are_recorded_and_the_sweep_completes(ray_l
     ok = by_params[("digits", 0.03)]
     assert ok.state == optuna.trial.TrialState.COMPLETE and ok.user_attrs[records.STATE] == "complete"
     bad = by_params[("digits", 1.0e6)]
-    assert bad.state == optuna.trial.TrialState.FAIL and bad.user_attrs[records.STATE] == "diverged"
+    # PRUNED, so TPE ranks it below every complete trial; FAIL it would ignore (optuna#1214).
+    assert bad.state == optuna.trial.TrialState.PRUNED and bad.user_attrs[records.STATE] == "diverged"
     assert "loss" in bad.user_attrs[records.ERROR]
     assert bad.user_attrs[records.METRICS]["diverged_epoch"] == 1
     broken = by_params[("imagefolder", 0.03)]
@@ -208,29 +272,124 @@ def test_failing_and_diverging_trials_are_recorded_and_the_sweep_completes(ray_l
     for t in study.trials:
         assert all_attrs_present(t) == []
         assert t.user_attrs[records.PARAMS_COUNT] > 100_000
+    printed = capsys.readouterr().out
+    assert f"trial {broken.number} failed: data_root '/nonexistent' does not exist" in printed  # the live table
+    assert f"trial {broken.number} failed on " in caplog.text and "Traceback" in caplog.text  # the driver's log
 
 
-def test_kill_9_of_the_driver_then_resume_ends_with_exactly_n_trials(ray_local, tmp_path):
+def test_a_trial_whose_run_folder_cannot_be_made_fails_with_that_reason(ray_local, tmp_path, capsys, caplog):
     out = tmp_path / "sweep"
-    argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "3", "--epochs", "2", "--grace-epochs", "2",
+    out.mkdir()
+    (out / "runs").write_text("a file where the run folders go\n")  # as a read-only or broken shared mount
+    code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "1",
+                     "--no-baseline", "--out", str(out), *DATA])
+    assert code == 0
+    (trial,) = load(out, STUDY).trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs[records.STATE] == "failed"
+    error = trial.user_attrs[records.ERROR]
+    assert error.startswith(("FileExistsError", "NotADirectoryError")) and str(out / "runs") in error, error
+    assert "worker died" not in error
+    assert f"trial 0 failed: {error[:40]}" in capsys.readouterr().out
+    assert "Traceback" in caplog.text and "mkdir" in caplog.text
+
+
+def prunable_space(tmp_path: Path) -> str:
+    """Two recipes whose val kNN is far apart from the first epoch on, whatever training does: a kNN monitor
+    over the 20 nearest neighbours, and one whose 100000 'neighbours' are the whole memory bank voting with
+    equal weight (temperature 1000), which predicts one class for every image (about 10% on digits)."""
+    path = tmp_path / "prunable.yaml"
+    path.write_text(
+        "name: prunable\n"
+        "base: digits-small\n"
+        "fixed: {epochs: 2, knn_temperature: 1000}\n"
+        "params:\n"
+        "  knn_k: {choice: [20, 100000]}\n"
+    )
+    return str(path)
+
+
+def test_asha_prunes_and_a_resumed_sweep_prunes_with_the_rungs_it_had(ray_local, tmp_path):
+    """Grace 1 of 2 epochs, one trial at a time. A blind trial after a sighted one is below the rung's
+    cutoff, so ASHA stops it: PRUNED, with its epoch-1 value. Resumed with one more trial, a blind trial
+    is stopped again, which only the rungs rebuilt from the database can do (fresh rungs have no cutoff)."""
+    space = prunable_space(tmp_path)
+    sighted, blind = {"knn_k": 20}, {"knn_k": 100000}
+    seed = next(s for s in range(500)
+                if first_samples(space, s, 2) == [sighted, blind] and first_samples(space, s, 1, history=2) == [blind])
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--space", space, "--arch", ARCH, "--epochs", "2", "--grace-epochs", "1", "--concurrency", "1",
+            "--no-baseline", "--seed", str(seed), "--out", str(out), *DATA]
+    assert cli.main([*argv, "--trials", "2"]) == 0
+    name = records.study_name("prunable", ARCH)
+    first, second = load(out, name).trials
+    assert first.params == sighted and first.state == optuna.trial.TrialState.COMPLETE
+    assert sorted(first.intermediate_values) == [1, 2]
+    assert second.params == blind and second.state == optuna.trial.TrialState.PRUNED
+    assert second.user_attrs[records.STATE] == "pruned" and list(second.intermediate_values) == [1]
+    assert second.value == second.intermediate_values[1] < first.intermediate_values[1]
+    assert [h["epoch"] for h in second.user_attrs[records.HISTORY]] == [1]
+
+    assert cli.main([*argv, "--trials", "3", "--resume"]) == 0
+    before, after = {first.number: first, second.number: second}, load(out, name).trials
+    assert [t.number for t in after] == [0, 1, 2]
+    for number, t in before.items():  # a stopped trial is not resumed; a finished one is kept as it was
+        assert after[number].state == t.state and after[number].datetime_complete == t.datetime_complete
+    third = after[2]
+    assert third.params == blind and third.state == optuna.trial.TrialState.PRUNED
+    assert list(third.intermediate_values) == [1]
+
+
+def test_a_smaller_resume_closes_the_extra_interrupted_trials(ray_local, tmp_path, capsys):
+    """A killed driver left one finished and two RUNNING trials; `--resume --trials 1` runs nothing more and
+    closes both RUNNING ones as failed, so the study holds what was asked for and nothing stays RUNNING."""
+    from lightrecipe.search.study import create_study
+
+    out = tmp_path / "sweep"
+    space = load_space(TINY_SPACE)
+    study = create_study(sqlite_storage(out), space="tiny", arch=ARCH, max_epochs=2, space_spec=space.to_dict(),
+                         sweep={})
+    done = study.ask()
+    done.suggest_float("temperature", 0.05, 0.5, log=True)
+    study.tell(done, 0.5)
+    for _ in range(2):
+        study.ask().suggest_float("temperature", 0.05, 0.5, log=True)
+    argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "2", "--out", str(out),
+            "--resume", *DATA]
+    assert cli.main(argv) == 0
+    assert "already has 1 finished trials (--trials 1)" in capsys.readouterr().out
+    trials = load(out, STUDY).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] + [optuna.trial.TrialState.FAIL] * 2
+    assert all("not resumed" in t.user_attrs[records.ERROR] for t in trials[1:])
+
+
+def test_kill_9_of_the_driver_then_resume_ends_with_exactly_n_trials(ray_local, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "3", "--epochs", "3", "--grace-epochs", "3",
             "--concurrency", "2", "--out", str(out), *DATA]
-    log = open(tmp_path / "driver.log", "w")
+    log_path = tmp_path / "driver.log"
+    log = open(log_path, "w")
     driver = subprocess.Popen([sys.executable, "-m", "lightrecipe.cli", *argv], stdout=log, stderr=subprocess.STDOUT)
     below: set[int] = set()
+
+    def sweep_state(wanted):
+        below.update(descendants(driver.pid))  # its Ray processes, collected while they are its children
+        rows = trial_rows(out)
+        return rows is not None and wanted(rows)
+
+    def running(rows):
+        return rows[rows["optuna_state"] == "RUNNING"]
+
     try:
-        deadline = time.monotonic() + 240
-        finished = 0
-        while time.monotonic() < deadline and driver.poll() is None:
-            below |= descendants(driver.pid)  # its Ray processes, collected while they are its children
-            try:  # read-only, as a report reads: never create tables under a starting sweep
-                finished = int(load_trials(str(out))["optuna_state"].isin(["COMPLETE", "PRUNED", "FAIL"]).sum())
-            except Exception:  # noqa: BLE001 - the database or the study is not there yet
-                finished = 0
-            if finished >= 1:
-                break
-            time.sleep(0.5)
-        assert finished >= 1 and driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-        below |= descendants(driver.pid)
+        wait_for("the driver's first trial to run", lambda: sweep_state(lambda rows: len(running(rows))),
+                 timeout_s=240, running=lambda: driver.poll() is None, log=log_path)
+        # A second driver on the same study is refused, naming the first one (the lease in the database).
+        assert cli.main([*argv, "--resume"]) == 2
+        assert f"being run by another driver: host {socket.gethostname()}, PID {driver.pid}" in capsys.readouterr().err
+        # The state this test is about: a trial finished, another one interrupted after an epoch, before its end.
+        wait_for("one finished trial and one RUNNING trial with 1 or 2 of its 3 epochs recorded",
+                 lambda: sweep_state(lambda rows: rows["optuna_state"].isin(["COMPLETE", "PRUNED", "FAIL"]).any()
+                                     and running(rows)["epochs"].between(1, 2).any()),
+                 timeout_s=240, poll_s=0.2, running=lambda: driver.poll() is None, log=log_path)
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
     finally:
@@ -243,23 +402,26 @@ def test_kill_9_of_the_driver_then_resume_ends_with_exactly_n_trials(ray_local, 
 
     before = {t.number: t for t in load(out, STUDY).trials}
     done_before = {n: t for n, t in before.items() if t.state in FINISHED}
-    running_before = {n: t for n, t in before.items() if t.state == optuna.trial.TrialState.RUNNING}
-    assert done_before and running_before, {n: t.state for n, t in before.items()}
+    interrupted = {n: t for n, t in before.items()
+                   if t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get(records.HISTORY)}
+    assert done_before and interrupted, {n: (t.state, t.user_attrs.get(records.HISTORY)) for n, t in before.items()}
 
-    assert cli.main([*argv, "--resume"]) == 0
+    assert cli.main([*argv, "--resume"]) == 0  # the dead driver's lease is taken over: its PID is gone
 
     after = load(out, STUDY).trials
     assert [t.number for t in after] == [0, 1, 2]  # exactly --trials, none repeated
-    assert all(t.state in FINISHED for t in after)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in after)
     assert len({tuple(sorted(t.params.items())) for t in after}) == 3
     for n, t in done_before.items():  # finished trials are kept as they were
         assert after[n].state == t.state and after[n].value == t.value
         assert after[n].datetime_complete == t.datetime_complete
-    for n, t in running_before.items():  # interrupted trials ran again in the same folder, same params
-        assert after[n].params == t.params
-        assert after[n].user_attrs[records.RUN_DIR] == t.user_attrs[records.RUN_DIR]
-        history = after[n].user_attrs[records.HISTORY]
-        epochs = [h["epoch"] for h in history]
-        assert epochs == sorted(set(epochs)) and epochs[0] == 1, epochs
-    runs = sorted(p.name for p in (out / "runs" / f"tiny--{ARCH}").iterdir())
+    for n, t in before.items():  # every interrupted trial ran again with the params it had, in its recorded folder
+        if t.state == optuna.trial.TrialState.RUNNING:  # (one killed right after `ask` had none yet: sampled now)
+            assert t.params.items() <= after[n].params.items(), (t.params, after[n].params)
+            assert t.user_attrs.get(records.RUN_DIR) in (None, after[n].user_attrs[records.RUN_DIR])
+    for n in interrupted:  # ... and continued from its checkpoint, keeping the epochs it had
+        assert [h["epoch"] for h in after[n].user_attrs[records.HISTORY]] == [1, 2, 3]
+        assert attempts(after[n]) == 2
+    key = load(out, STUDY).user_attrs[records.STUDY_KEY]
+    runs = sorted(p.name for p in (out / "runs" / f"tiny--{ARCH}--{key}").iterdir())
     assert runs == ["trial-0000", "trial-0001", "trial-0002"]

@@ -40,13 +40,26 @@ def test_describe_names_user_errors_plainly_and_bugs_with_their_place():
     assert text.startswith("KeyError: 'missing' (at test_trainable.py:")
 
 
-def test_wall_clock_adds_up_attempts(tmp_path):
+def test_wall_clock_adds_up_attempts_and_counts_them(tmp_path):
     first = tr.WallClock(tmp_path)
+    assert first.attempts == 1 and (tmp_path / tr.CLOCK_FILE).exists()  # counted before anything can kill it
     first.start -= 10.0  # this attempt ran 10 s
     assert 10.0 <= first.save() < 11.0
     second = tr.WallClock(tmp_path)  # a retry in the same run folder
     second.start -= 5.0
     assert 15.0 <= second.save() < 16.0
+    assert second.attempts == 2 and tr.WallClock(tmp_path).attempts == 3
+
+
+def test_history_of_a_run_folder_skips_rows_that_are_not_epochs_and_missing_folders(tmp_path):
+    (tmp_path / tr.HISTORY_FILE).write_text(
+        "epoch,loss,lr,knn_top1,images_per_s,epoch_seconds\n1,5.0,0.1,0.5,100,2\n2,nan,0.1,,100,2\n"
+    )
+    assert tr.read_history(tmp_path) == [
+        {"epoch": 1, "loss": 5.0, "lr": 0.1, "knn_top1": 0.5, "images_per_s": 100.0, "epoch_seconds": 2.0}
+    ]
+    assert tr.read_history(tmp_path / "missing") == []
+    assert tr.read_history(tmp_path / tr.HISTORY_FILE) == []  # a file where a folder should be
 
 
 def test_node_label_outside_ray_is_still_a_label():
