@@ -16,9 +16,11 @@ from lightrecipe.reports.figures._common import (_empty, _finding_range, _recipe
 # --- 1. recipe comparison -------------------------------------------------------------------------------
 
 
-def comparison_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+def comparison_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """Per arch: the ResNet-50 settings (baseline trials) and the best recipe found, as mean +- std over the
-    trials that repeat that recipe (different seeds); `delta` is best minus baseline in points."""
+    trials that repeat that recipe (different seeds); `delta` is best minus baseline in points.
+    `attrs["title"]` states the finding."""
+    trials = frames.trials
     done = _with_top1(trials, metric)
     order = tables.arch_order(trials)
     if done.empty:
@@ -45,8 +47,21 @@ def comparison_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFr
                 delta=float(part["top1"].mean()) - base_mean if kind == "best" else 0.0,
             ))
     frame = pd.DataFrame(rows)
-    frame.attrs.update(order=order, metric=metric)
+    frame.attrs.update(order=order, metric=metric, title=comparison_title(frame))
     return frame
+
+
+def comparison_title(data: pd.DataFrame) -> str:
+    """The finding in one sentence: how many points the searched recipe adds over the ResNet-50 settings."""
+    best_rows = data[data["kind"] == "best"]
+    efficient = best_rows[~best_rows["arch"].map(is_reference_arch)]
+    deltas = [d for d in (efficient if len(efficient) else best_rows)["delta"] if np.isfinite(d)]
+    if deltas and min(deltas) > 0:
+        who = "efficient nets" if len(efficient) else "every arch"
+        return f"The searched recipe lifts {who} by {_finding_range(deltas)} points over the ResNet-50 settings"
+    if deltas:
+        return f"Best recipe found vs ResNet-50 settings ({_finding_range(deltas)} points)"
+    return "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
 
 
 def plot_comparison(data: pd.DataFrame):
@@ -85,17 +100,7 @@ def plot_comparison(data: pd.DataFrame):
     ax.legend(handles=[Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///", label=style.BASELINE_LABEL),
                        Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")],
               loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2, frameon=False)
-    best_rows = data[data["kind"] == "best"]
-    efficient = best_rows[~best_rows["arch"].map(is_reference_arch)]
-    deltas = [d for d in (efficient if len(efficient) else best_rows)["delta"] if np.isfinite(d)]
-    if deltas and min(deltas) > 0:
-        who = "efficient nets" if len(efficient) else "every arch"
-        title = f"The searched recipe lifts {who} by {_finding_range(deltas)} points over the ResNet-50 settings"
-    elif deltas:
-        title = f"Best recipe found vs ResNet-50 settings ({_finding_range(deltas)} points)"
-    else:
-        title = "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
-    _suptitle(fig, title)
+    _suptitle(fig, data.attrs["title"])
     ax.set_title("bars: mean over repeated seeds; whiskers: std where a recipe was repeated", fontsize=8,
                  color="#555555")
     return fig

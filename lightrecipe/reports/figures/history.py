@@ -16,9 +16,14 @@ from lightrecipe.reports.tables import as_percent
 # --- 5. optimisation history and learning curves --------------------------------------------------------
 
 
-def history_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+HISTORY_TITLE = "Optimisation history: the best recipe so far, trial by trial"
+CURVES_TITLE = "Learning curves: pruned trials (faded) stopped early, the best recipe in bold"
+
+
+def history_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """One row per trial with a value: study, arch, number, state, baseline, top1 (pruned trials keep their
     last value) and best_so_far (best complete top1 up to this trial number)."""
+    trials = frames.trials
     order = tables.arch_order(trials)
     if metric not in trials.columns or trials.empty:
         return _empty("no trials", order=order, metric=metric)
@@ -31,7 +36,7 @@ def history_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame
     complete_top1 = frame["top1"].where(frame["state"] == "complete")
     frame["best_so_far"] = complete_top1.groupby([frame["source"], frame["study"]]).cummax()
     frame["best_so_far"] = frame.groupby(["source", "study"])["best_so_far"].ffill()
-    frame.attrs.update(order=order, metric=metric)
+    frame.attrs.update(order=order, metric=metric, title=HISTORY_TITLE)
     return frame
 
 
@@ -89,13 +94,14 @@ def plot_history(data: pd.DataFrame):
                                label=style.BASELINE_LABEL),
                         Line2D([], [], color=grey, linewidth=1.6, drawstyle="steps-post", label="best so far")],
                loc="outside lower center", ncols=4)
-    _suptitle(fig, "Optimisation history: the best recipe so far, trial by trial")
+    _suptitle(fig, data.attrs["title"])
     return fig
 
 
-def curves_data(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+def curves_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """One row per trial x epoch: study, arch, number, state, baseline, best (the arch's best trial), epoch and
     top1 (the per-epoch `metric` if the history has it, else the objective Optuna recorded)."""
+    trials, curves = frames
     order = tables.arch_order(trials)
     if curves.empty:
         return _empty("no trial reported an epoch yet", order=order, metric=metric)
@@ -109,8 +115,9 @@ def curves_data(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "knn_t
     best = tables.best_trials(trials, metric)
     best_keys = set(zip(best["source"], best["study"], best["number"]))
     frame = frame.assign(best=[k in best_keys for k in zip(frame["source"], frame["study"], frame["number"])])
-    frame.attrs.update(order=order, metric=shown)
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    frame.attrs.update(order=order, metric=shown, title=CURVES_TITLE)
+    return frame
 
 
 def plot_curves(data: pd.DataFrame):
@@ -150,5 +157,5 @@ def plot_curves(data: pd.DataFrame):
                         Line2D([], [], color="#555555", linestyle=":", label="running"),
                         Line2D([], [], color=style.BASELINE_COLOR, linestyle="--", label=style.BASELINE_LABEL)],
                loc="outside lower center", ncols=5)
-    _suptitle(fig, "Learning curves: pruned trials (faded) stopped early, the best recipe in bold")
+    _suptitle(fig, data.attrs["title"])
     return fig

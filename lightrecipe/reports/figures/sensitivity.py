@@ -16,9 +16,13 @@ from lightrecipe.reports.figures._common import (_arch_legend, _dist_log, _empty
 # --- 3. sensitivity -------------------------------------------------------------------------------------
 
 
-def sensitivity_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+SENSITIVITY_TITLE = "Sensitivity: accuracy of every complete trial against each searched knob"
+
+
+def sensitivity_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """One row per complete trial x searched knob: arch, knob, value, top1, baseline, log (sampled on a log
     scale), numeric."""
+    trials = frames.trials
     done = _with_top1(trials, metric)
     order = tables.arch_order(trials)
     params = [p for p in tables.searched_params(trials) if f"param_{p}" in done and done[f"param_{p}"].notna().any()]
@@ -33,7 +37,7 @@ def sensitivity_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataF
             rows.append(dict(arch=r.arch, knob=param, value=_plain(r[f"param_{param}"]), top1=r.top1,
                              baseline=bool(r.baseline), number=r.number, log=log, numeric=numeric))
     frame = pd.DataFrame(rows)
-    frame.attrs.update(order=order, metric=metric)
+    frame.attrs.update(order=order, metric=metric, title=SENSITIVITY_TITLE)
     return frame
 
 
@@ -71,5 +75,5 @@ def plot_sensitivity(data: pd.DataFrame):
     for ax in axes[len(knobs):]:
         ax.set_visible(False)
     _arch_legend(fig, [a for a in data.attrs["order"] if a in set(data["arch"])], colors)
-    _suptitle(fig, "Sensitivity: accuracy of every complete trial against each searched knob")
+    _suptitle(fig, data.attrs["title"])
     return fig

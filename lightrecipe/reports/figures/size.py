@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import style
+from lightrecipe.reports import style, tables
 from lightrecipe.reports.figures._common import _empty, _suptitle, metric_label
 from lightrecipe.reports.figures.comparison import comparison_data
 
@@ -16,9 +16,10 @@ from lightrecipe.reports.figures.comparison import comparison_data
 # --- 7. accuracy vs parameter count ---------------------------------------------------------------------
 
 
-def size_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
-    """Per arch: params_count (millions), ResNet-50-settings top1 (mean) and best recipe top1."""
-    comp = comparison_data(trials, metric)
+def size_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
+    """Per arch: params_count (millions), ResNet-50-settings top1 (mean) and best recipe top1;
+    `attrs["title"]` compares the best small net with the largest arch."""
+    comp = comparison_data(frames, metric)
     if comp.empty:
         return comp
     comp = comp.dropna(subset=["params_count"])
@@ -31,8 +32,19 @@ def size_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
         rows.append(dict(arch=arch, params_m=float(part["params_count"].max()) / 1e6, baseline=get("baseline"),
                          best=get("best")))
     frame = pd.DataFrame(rows)
-    frame.attrs.update(comp.attrs)
+    frame.attrs.update(order=comp.attrs["order"], metric=metric, title=size_title(frame))
     return frame
+
+
+def size_title(data: pd.DataFrame) -> str:
+    """How close the best small net comes to the largest arch, with how many times fewer parameters."""
+    big = data.loc[data["params_m"].idxmax()]
+    small = data[data["params_m"] < big.params_m / 2]
+    if len(small) and np.isfinite(big.best) and small["best"].notna().any():
+        s = small.loc[small["best"].idxmax()]
+        return (f"{s.arch} reaches {s.best:.1f}% with {big.params_m / s.params_m:.1f}x fewer parameters "
+                f"than {big.arch} ({big.best:.1f}%)")
+    return "Accuracy against backbone size: best recipe vs ResNet-50 settings"
 
 
 def plot_size(data: pd.DataFrame):
@@ -66,12 +78,5 @@ def plot_size(data: pd.DataFrame):
                               label=style.BASELINE_LABEL),
                        Line2D([], [], marker="o", color="#777777", linestyle="", label=style.BEST_LABEL)],
               loc="lower right")
-    big = data.loc[data["params_m"].idxmax()]
-    small = data[data["params_m"] < big.params_m / 2]
-    if len(small) and np.isfinite(big.best) and small["best"].notna().any():
-        s = small.loc[small["best"].idxmax()]
-        _suptitle(fig, f"{s.arch} reaches {s.best:.1f}% with {big.params_m / s.params_m:.1f}x fewer parameters "
-                     f"than {big.arch} ({big.best:.1f}%)")
-    else:
-        _suptitle(fig, "Accuracy against backbone size: best recipe vs ResNet-50 settings")
+    _suptitle(fig, data.attrs["title"])
     return fig

@@ -14,8 +14,10 @@ from lightrecipe.reports.figures._common import (_arch_legend, _empty, _plain_lo
 # --- 6. smoothing ablation ------------------------------------------------------------------------------
 
 
-def smoothing_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
-    """One row per complete trial: arch, on (smoothed InfoNCE with alpha > 0), mode, alpha, k, top1, baseline."""
+def smoothing_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
+    """One row per complete trial: arch, on (smoothed InfoNCE with alpha > 0), mode, alpha, k, top1, baseline;
+    `attrs["title"]` states the gain of smoothing per arch (`smoothing_gain`)."""
+    trials = frames.trials
     done = _with_top1(trials, metric)
     order = tables.arch_order(trials)
     need = ("recipe_smoothing", "recipe_smoothing_alpha", "recipe_smoothing_k")
@@ -31,7 +33,7 @@ def smoothing_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFra
     )).reset_index(drop=True)
     if not frame["on"].any():
         return _empty("no complete trial used smoothed InfoNCE (smoothing_alpha > 0)", order=order, metric=metric)
-    frame.attrs.update(order=order, metric=metric)
+    frame.attrs.update(order=order, metric=metric, title=smoothing_title(frame))
     return frame
 
 
@@ -42,6 +44,13 @@ def smoothing_gain(data: pd.DataFrame) -> dict[str, float]:
         if part["on"].any() and (~part["on"]).any():
             out[str(arch)] = float(part.loc[part["on"], "top1"].max() - part.loc[~part["on"], "top1"].max())
     return out
+
+
+def smoothing_title(data: pd.DataFrame) -> str:
+    gains = smoothing_gain(data)
+    if gains:
+        return "Smoothed InfoNCE, best on minus best off: " + ", ".join(f"{v:+.1f} pts ({a})" for a, v in gains.items())
+    return "Smoothed InfoNCE: accuracy against alpha and k"
 
 
 def plot_smoothing(data: pd.DataFrame):
@@ -86,11 +95,6 @@ def plot_smoothing(data: pd.DataFrame):
         ax_o.annotate(arch, (i, 0), xycoords=("data", "axes fraction"), xytext=(0, -24), textcoords="offset points",
                       ha="center", va="top", fontsize=7.5, color=colors[arch])
     ax_o.grid(axis="x", visible=False)
-    gains = smoothing_gain(data)
-    if gains:
-        _suptitle(fig, "Smoothed InfoNCE, best on minus best off: "
-                     + ", ".join(f"{v:+.1f} pts ({a})" for a, v in gains.items()))
-    else:
-        _suptitle(fig, "Smoothed InfoNCE: accuracy against alpha and k")
+    _suptitle(fig, data.attrs["title"])
     _arch_legend(fig, archs, colors, baseline=False)
     return fig

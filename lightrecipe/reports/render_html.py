@@ -1,0 +1,123 @@
+"""report.html: one self-contained page (figures embedded as data URIs, no network), every user string escaped."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import pandas as pd
+
+from lightrecipe.reports import figures, tables
+from lightrecipe.reports.text import number
+
+if TYPE_CHECKING:
+    from lightrecipe.reports.build import DrawnFigure, Report
+
+_CSS = """
+body{font:15px/1.5 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1d1d1f;margin:0;background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:28px 32px 60px;background:#fff}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:36px 0 10px;border-bottom:1px solid #e5e5e5;padding-bottom:4px}
+.meta{color:#666;font-size:13px}.meta code{font-size:12px}
+table{border-collapse:collapse;font-size:13.5px;margin:8px 0}th,td{padding:5px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+th{background:#f4f4f6;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.up{color:#0a7d38;font-weight:700}.down{color:#b3261e;font-weight:700}
+.notes{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 14px;font-size:13.5px}
+figure{margin:22px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:13px;color:#555}.skipped{color:#8a6d00;font-style:italic}
+td.err{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:#8b1a1a;max-width:560px;word-break:break-word}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _table(frame: pd.DataFrame, numeric: Sequence[str] = ()) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = []
+    for _, r in frame.iterrows():
+        cells = []
+        for c in frame.columns:
+            cls = ' class="num"' if c in numeric else (' class="err"' if c == "error" else "")
+            cells.append(f"<td{cls}>{_e(r[c])}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Path]) -> str:
+    rows = []
+    for r in headline.itertuples():
+        cls = "up" if r.delta > 0 else ("down" if r.delta < 0 else "")
+        recipe = best_files.get(r.arch)
+        rows.append(
+            f"<tr><td><b>{_e(r.arch)}</b></td><td class=num>{number(r.baseline)}</td><td class=num>{number(r.best)}</td>"
+            f"<td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td><td>{_e(r.top_knobs) or '–'}</td>"
+            f"<td>{_e(r.best_trial)}</td><td>{_e(recipe.name) if recipe else '–'}</td>"
+            f"<td class=num>{r.complete}/{r.trials}</td><td class=num>{r.pruned}</td>"
+            f"<td class=num>{r.failed + r.diverged}</td><td class=num>{r.running}</td></tr>"
+        )
+    return (f"<table><thead><tr><th>arch</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th><th>delta (pts)</th>"
+            f"<th>most important knobs</th><th>best trial</th><th>recipe file</th><th>complete</th><th>pruned</th>"
+            f"<th>failed</th><th>running</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<p class=meta>val {_e(figures.metric_label(metric))} ({_e(metric)}); ResNet-50 settings and best "
+            "recipe are means over repeated seeds of that recipe.</p>")
+
+
+def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn: list[DrawnFigure], report: Report) -> str:
+    parts = [
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
+        "<meta name=viewport content='width=device-width,initial-scale=1'>",
+        "<title>lightrecipe report</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        "<h1>How the best recipe for each efficient net differs from the ResNet-50 settings</h1>",
+        f"<p class=meta>Sources: {', '.join(f'<code>{_e(s)}</code>' for s in sources)} · ranked by val "
+        f"<b>{_e(metric)}</b> · {len(trials)} trials in {trials['study'].nunique()} studies · generated "
+        f"{_e(dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
+        "<h2>Headline</h2>",
+        _headline_html(report.headline, metric, report.best_recipes),
+    ]
+    if report.notes:
+        parts.append("<div class=notes><b>Notes</b><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+                     + "</ul></div>")
+    parts.append("<h2>Figures</h2>")
+    for f in drawn:
+        if f.png is None:
+            parts.append(f"<figure><figcaption><b>{_e(f.caption)}</b> <span class=skipped>— skipped: "
+                         f"{_e(f.skipped)}</span></figcaption></figure>")
+            continue
+        raw = f.png.read_bytes()
+        width = int.from_bytes(raw[16:20], "big") * 96 // 150  # PNG IHDR width at 150 dpi -> CSS px at 96 dpi
+        data = base64.b64encode(raw).decode("ascii")
+        parts.append(f"<figure id='fig-{_e(f.stem)}'><img src='data:image/png;base64,{data}' width={width} "
+                     f"alt='{_e(f.caption)}'>"
+                     f"<figcaption><b>{_e(f.caption)}</b> · <a href='{_e(f.png.name)}'>PNG</a> · "
+                     f"<a href='{_e(f.svg.name if f.svg else '')}'>SVG</a></figcaption></figure>")
+    parts.append("<h2>Studies</h2>")
+    parts.append(_table(tables.state_counts(trials)))
+    top = _format_top(tables.top_trials(trials, metric), metric)
+    if not top.empty:
+        parts.append(f"<h2>Top trials per arch</h2>{_table(top, numeric=(metric,))}")
+    failures = trials[trials["state"].isin(["failed", "diverged"])][["study", "number", "state", "node", "error"]]
+    if len(failures):
+        parts.append(f"<h2>Failed and diverged trials</h2>{_table(failures)}")
+    parts.append("<p class=meta>Files: <a href='trials.csv'>trials.csv</a> · <a href='report.md'>report.md</a>"
+                 + "".join(f" · <a href='{_e(p.name)}'>{_e(p.name)}</a>" for p in report.best_recipes.values())
+                 + "</p></main></body></html>\n")
+    return "\n".join(parts)
+
+
+def _format_top(top: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The top trials as the page shows them: 4-digit metric, params with 4 significant digits, no prefix."""
+    if top.empty:
+        return top
+    params = [c for c in top.columns if c.startswith("param_")]
+    frame = top.copy()
+    frame[metric] = frame[metric].map(lambda v: f"{v:.4f}")
+    for c in params:
+        frame[c] = frame[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
+                                else (f"{v:.4g}" if isinstance(v, float) else v))
+    return frame.rename(columns={c: c[len("param_"):] for c in params})
