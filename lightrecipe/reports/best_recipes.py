@@ -11,12 +11,18 @@ import pandas as pd
 
 from lightrecipe.errors import UserError
 from lightrecipe.reports import tables
+from lightrecipe.reports.text import one_line
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, field_types
 
 
 def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list[str]) -> dict[str, Path]:
-    """Arch -> the file written in `out`; an arch whose best trial has no valid recipe gets a note instead."""
+    """Arch -> the file written in `out`; an arch whose best trial has no valid recipe gets a note instead.
+
+    Arch and study names come from the database as they are: the file name keeps only safe characters
+    (never a path), two archs that reduce to the same name get distinct files, and the comment lines say
+    each name on one line."""
     written: dict[str, Path] = {}
+    taken: set[str] = set()
     for arch, row in tables.best_trials(trials, metric).iterrows():
         data = _recipe_from_row(row)
         if data is None:
@@ -27,16 +33,26 @@ def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list
         except UserError as exc:
             notes.append(f"best-{arch}.yaml not written: {exc}")
             continue
-        one_line = lambda s: str(s).replace("\n", " ")  # noqa: E731
+        name = _unique(f"best-{safe_name(arch)}", taken) + ".yaml"
         header = (
             f"# Best recipe for {one_line(arch)}: val {metric} {float(row[metric]):.4f}\n"
             f"# trial #{int(row.number)} of study '{one_line(row.study)}' in {one_line(row.source)}\n"
-            f"# Train it: lightrecipe train --recipe best-{safe_name(arch)}.yaml\n"
+            f"# Train it: lightrecipe train --recipe {name}\n"
         )
-        path = out / f"best-{safe_name(arch)}.yaml"
+        path = out / name
         path.write_text(header + recipe.to_yaml(), encoding="utf-8")
         written[str(arch)] = path
     return written
+
+
+def _unique(stem: str, taken: set[str]) -> str:
+    """`stem`, or `stem-2`, `stem-3`, ... when an earlier arch already took it."""
+    candidate, n = stem, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}"
+    taken.add(candidate)
+    return candidate
 
 
 def _recipe_from_row(row: pd.Series) -> dict[str, Any] | None:
@@ -61,5 +77,6 @@ def _recipe_from_row(row: pd.Series) -> dict[str, Any] | None:
 
 
 def safe_name(text: str) -> str:
-    """A file-name-safe form of an arch name."""
+    """A file-name-safe form of an arch name: letters, digits, '.', '_' and '-' only, never starting or ending
+    with '.' or '_' (so never '..' alone, a hidden file or a path)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "arch"

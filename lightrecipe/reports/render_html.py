@@ -26,9 +26,10 @@ table{border-collapse:collapse;font-size:13.5px;margin:8px 0}th,td{padding:5px 1
 th{background:#f4f4f6;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .up{color:#0a7d38;font-weight:700}.down{color:#b3261e;font-weight:700}
 .notes{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 14px;font-size:13.5px}
-figure{margin:22px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figure{margin:22px 0}figure img{max-width:100%;height:auto;border:1px solid #eee;box-sizing:border-box}
 figcaption{font-size:13px;color:#555}.skipped{color:#8a6d00;font-style:italic}
 td.err{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:#8b1a1a;max-width:560px;word-break:break-word}
+main,td,th{overflow-wrap:anywhere}table{max-width:100%}h3{font-size:15px;margin:18px 0 4px}
 """
 
 
@@ -84,23 +85,12 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
         parts.append("<div class=notes><b>Notes</b><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes)
                      + "</ul></div>")
     parts.append("<h2>Figures</h2>")
-    for f in drawn:
-        if f.png is None:
-            parts.append(f"<figure><figcaption><b>{_e(f.caption)}</b> <span class=skipped>— skipped: "
-                         f"{_e(f.skipped)}</span></figcaption></figure>")
-            continue
-        raw = f.png.read_bytes()
-        width = int.from_bytes(raw[16:20], "big") * 96 // 150  # PNG IHDR width at 150 dpi -> CSS px at 96 dpi
-        data = base64.b64encode(raw).decode("ascii")
-        parts.append(f"<figure id='fig-{_e(f.stem)}'><img src='data:image/png;base64,{data}' width={width} "
-                     f"alt='{_e(f.caption)}'>"
-                     f"<figcaption><b>{_e(f.caption)}</b> · <a href='{_e(f.png.name)}'>PNG</a> · "
-                     f"<a href='{_e(f.svg.name if f.svg else '')}'>SVG</a></figcaption></figure>")
+    parts.extend(_figure_html(f) for f in drawn)
     parts.append("<h2>Studies</h2>")
     parts.append(_table(tables.state_counts(trials)))
-    top = _format_top(tables.top_trials(trials, metric), metric)
+    top = tables.top_trials(trials, metric)
     if not top.empty:
-        parts.append(f"<h2>Top trials per arch</h2>{_table(top, numeric=(metric,))}")
+        parts.append("<h2>Top trials per arch</h2>" + _top_trials_html(top, metric))
     failures = trials[trials["state"].isin(["failed", "diverged"])][["study", "number", "state", "node", "error"]]
     if len(failures):
         parts.append(f"<h2>Failed and diverged trials</h2>{_table(failures)}")
@@ -110,14 +100,39 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
     return "\n".join(parts)
 
 
-def _format_top(top: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The top trials as the page shows them: 4-digit metric, params with 4 significant digits, no prefix."""
-    if top.empty:
-        return top
+def _figure_html(f: DrawnFigure) -> str:
+    """The figure's PNG embedded as a data URI at its natural size, or the reason it was skipped."""
+    if f.png is None:
+        return (f"<figure><figcaption><b>{_e(f.caption)}</b> <span class=skipped>— skipped: "
+                f"{_e(f.skipped)}</span></figcaption></figure>")
+    raw = f.png.read_bytes()
+    width = int.from_bytes(raw[16:20], "big") * 96 // 150  # PNG IHDR width at 150 dpi -> CSS px at 96 dpi
+    data = base64.b64encode(raw).decode("ascii")
+    return (f"<figure id='fig-{_e(f.stem)}'><img src='data:image/png;base64,{data}' width={width} "
+            f"alt='{_e(f.caption)}'>"
+            f"<figcaption><b>{_e(f.caption)}</b> · <a href='{_e(f.png.name)}'>PNG</a> · "
+            f"<a href='{_e(f.svg.name if f.svg else '')}'>SVG</a></figcaption></figure>")
+
+
+def _top_trials_html(top: pd.DataFrame, metric: str) -> str:
+    """One table per arch with a column per trial and a row per knob: as narrow as five trials, however
+    many knobs the space searched (a column per knob outgrew the page at eleven)."""
     params = [c for c in top.columns if c.startswith("param_")]
-    frame = top.copy()
-    frame[metric] = frame[metric].map(lambda v: f"{v:.4f}")
-    for c in params:
-        frame[c] = frame[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
-                                else (f"{v:.4g}" if isinstance(v, float) else v))
-    return frame.rename(columns={c: c[len("param_"):] for c in params})
+    parts = []
+    for arch, part in top.groupby("arch", sort=False):
+        heads = [f"#{int(r.number)}" + (" best" if i == 0 else "") + (" (ResNet-50 settings)" if r.baseline else "")
+                 for i, r in enumerate(part.itertuples())]
+        rows = [(f"val {metric}", [f"{v:.4f}" for v in part[metric]])]
+        rows += [(c[len("param_"):], [_param_text(v) for v in part[c]]) for c in params if part[c].notna().any()]
+        body = "".join(f"<tr><th>{_e(name)}</th>" + "".join(f"<td class=num>{_e(v)}</td>" for v in values) + "</tr>"
+                       for name, values in rows)
+        parts.append(f"<h3>{_e(arch)}</h3><table><thead><tr><th>trial</th>"
+                     + "".join(f"<th>{_e(h)}</th>" for h in heads) + f"</tr></thead><tbody>{body}</tbody></table>")
+    return "".join(parts)
+
+
+def _param_text(value: Any) -> str:
+    """A sampled value as the table shows it: 4 significant digits, '–' where the trial did not sample it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

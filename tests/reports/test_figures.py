@@ -121,6 +121,10 @@ def test_each_figure_states_what_its_data_shows(frames):
                                     "ResNet-50 settings")
     assert titles["smoothing"] == ("Smoothed InfoNCE, best on minus best off: +4.0 pts (efficientnet_b0), "
                                    "+5.0 pts (mobilenetv3_large_100)")
+    # crop_min_scale: the trial within a point of the best ran the ResNet-50 value (0.2), so it did not move
+    assert titles["shift"] == ("Recipe shift: 7 of 8 knobs move away from the ResNet-50 settings for every "
+                               "efficient net")
+    assert not data["shift"].set_index("knob").loc["crop_min_scale", "knob_moved"].any()
     # 23.508M / 4.007M parameters = 5.87x
     assert titles["size"] == "efficientnet_b0 reaches 74.0% with 5.9x fewer parameters than resnet50 (82.0%)"
     imp = data["importance"]

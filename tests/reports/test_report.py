@@ -86,3 +86,16 @@ def test_cli_bad_metric_exit_2(planted, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["report", str(planted.folder), "--out", str(tmp_path / "r"), "--metric", "test_knn_top1"])
     assert exc.value.code == 2 and "linear_top1" in capsys.readouterr().err
+
+
+def test_linear_probe_metric_picks_the_trial_that_wins_the_probe_and_loses_on_knn(planted, report, tmp_path):
+    number, params, linear = planted.probe_best[EFF]
+    knn_best = report.headline.set_index("arch").loc[EFF, "best_trial"]
+    assert not knn_best.endswith(f" #{number}")  # ranked by kNN, another trial wins
+    by_probe = build_report(str(planted.folder), tmp_path / "probe", metric="linear_top1")
+    head = by_probe.headline.set_index("arch")
+    assert head.loc[EFF, "best_trial"] == f"{sweepdb.SPACE}/{EFF} #{number}"
+    assert head.loc[EFF, "best"] == pytest.approx(100 * linear)
+    recipe = Recipe.from_file(by_probe.best_recipes[EFF])
+    assert (recipe.temperature, recipe.smoothing) == (params["temperature"], params["smoothing"])
+    assert Recipe.from_file(report.best_recipes[EFF]).temperature == planted.best_params[EFF]["temperature"]

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_empty, _finding_range, _recipe_key, _suptitle, _with_top1,
-                                                 is_reference_arch, metric_label)
+from lightrecipe.reports.figures._common import (_choice_ticks, _empty, _finding_range, _grow, _legend_below,
+                                                 _recipe_key, _suptitle, _with_top1, is_reference_arch,
+                                                 metric_label)
 
 
 # --- 1. recipe comparison -------------------------------------------------------------------------------
@@ -64,6 +65,7 @@ def comparison_title(data: pd.DataFrame) -> str:
     return "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
 
 
+@style.styled
 def plot_comparison(data: pd.DataFrame):
     order = [a for a in data.attrs["order"] if a in set(data["arch"])]
     colors = style.arch_colors(data.attrs["order"])
@@ -89,7 +91,7 @@ def plot_comparison(data: pd.DataFrame):
             top = max(best.iloc[0].top1 + best.iloc[0]["std"], base.iloc[0].top1 + base.iloc[0]["std"])
             ax.annotate(f"{best.iloc[0].delta:+.1f} pts", (i, top), xytext=(0, 14), textcoords="offset points",
                         ha="center", fontsize=9, fontweight="bold", color=colors[arch])
-    ax.set_xticks(range(len(order)), order)
+    _grow(fig, {0: _choice_ticks(ax, order, fig.get_figwidth() - 1.0)})
     ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
     # Headroom above the tallest bar for its value and delta labels; ticks stop at 100%.
     ax.set_ylim(0, data["top1"].max() + data["std"].fillna(0).max() + 16)
@@ -97,9 +99,9 @@ def plot_comparison(data: pd.DataFrame):
     ax.grid(axis="x", visible=False)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///", label=style.BASELINE_LABEL),
-                       Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")],
-              loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2, frameon=False)
+    _legend_below(fig, [Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///",
+                              label=style.BASELINE_LABEL),
+                        Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")])
     _suptitle(fig, data.attrs["title"])
     ax.set_title("bars: mean over repeated seeds; whiskers: std where a recipe was repeated", fontsize=8,
                  color="#555555")

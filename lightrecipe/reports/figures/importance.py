@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import _dist_log, _empty, _is_numeric, _plain, _suptitle, _with_top1
+from lightrecipe.reports.figures._common import (_dist_log, _empty, _is_numeric, _label, _plain, _suptitle,
+                                                 _with_top1)
 
 MIN_TRIALS_FOR_IMPORTANCE = 8  # fewer complete trials than this cannot separate eight-odd knobs' effects
 IMPORTANCE_SEED = 0  # fANOVA's random forest: fixed, so the same database gives the same figure
@@ -114,6 +116,7 @@ def _fanova(values: dict[str, pd.Series], dists: dict[str, Any], top1: pd.Series
         study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed))
 
 
+@style.styled
 def plot_importance(data: pd.DataFrame):
     archs = [a for a in data.attrs["order"] if a in set(data["arch"])]
     colors = style.arch_colors(data.attrs["order"])
@@ -126,11 +129,12 @@ def plot_importance(data: pd.DataFrame):
         ax.barh(range(len(knobs)), imp, color=colors[arch], height=0.7)
         for y, v in enumerate(imp):
             ax.annotate(f"{v:.2f}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5)
-        ax.set_yticks(range(len(knobs)), knobs)
+        ax.set_yticks(range(len(knobs)), [_label(k) for k in knobs])
         ax.set_xlim(0, min(1.0, imp.max() * 1.3 + 0.02))
         ax.set_xlabel("importance (fANOVA, sums to 1)")
         n = int(data.loc[data["arch"] == arch, "n_trials"].iloc[0])
-        ax.set_title(f"{arch}  (n = {n})", color=colors[arch], fontweight="bold")
+        ax.set_title(textwrap.fill(f"{_label(arch)}  (n = {n})", 30),  # ~30 bold characters fit a panel
+                     color=colors[arch], fontweight="bold")
         ax.grid(axis="y", visible=False)
     _suptitle(fig, data.attrs["title"])
     return fig

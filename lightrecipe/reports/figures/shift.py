@@ -12,8 +12,9 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_empty, _is_numeric, _plain, _plain_log_axis, _suptitle,
-                                                 _with_top1, is_reference_arch)
+from lightrecipe.reports.figures._common import (PANEL_INCHES, _choice_ticks, _empty, _grow, _is_numeric, _label,
+                                                 _legend_below, _plain, _plain_log_axis, _short_number_axis,
+                                                 _suptitle, _with_top1, is_reference_arch)
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
 
 POINT = 1.0  # "within 1 point of the best": one percentage point of top-1
@@ -100,37 +101,41 @@ def _arch_rows(arch: str, sub: pd.DataFrame, knobs: list[str], numeric: dict[str
     return rows
 
 
+@style.styled
 def plot_shift(data: pd.DataFrame):
     knobs = list(dict.fromkeys(data["knob"]))
     order = [a for a in data.attrs["order"] if a in set(data["arch"])]
     colors = style.arch_colors(data.attrs["order"])
     ncols = min(4, len(knobs))
     nrows = math.ceil(len(knobs) / ncols)
-    fig = style.new_figure(2.7 * ncols + 0.6, 0.5 + nrows * (0.45 * len(order) + 1.0))
+    fig = style.new_figure(PANEL_INCHES * ncols + 0.6, 0.5 + nrows * (0.45 * len(order) + 1.0))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    for ax, knob in zip(axes, knobs):
+    row_extra: dict[int, float] = {}
+    for i, (ax, knob) in enumerate(zip(axes, knobs)):
         part = data[data["knob"] == knob].set_index("arch")
         ax.grid(axis="y", visible=False)
         if bool(part["numeric"].iloc[0]):
             _draw_numeric_knob(ax, part, order, colors)
         else:
-            _draw_choice_knob(ax, part, order, colors)
-        ax.set_yticks(range(len(order)), order if ax.get_subplotspec().is_first_col() else [""] * len(order))
+            extra = _draw_choice_knob(ax, part, order, colors)
+            row_extra[i // ncols] = max(row_extra.get(i // ncols, 0.0), extra)
+        ax.set_yticks(range(len(order)),
+                      [_label(a) if ax.get_subplotspec().is_first_col() else "" for a in order])
         ax.set_ylim(-0.7, len(order) - 0.3)
         ax.invert_yaxis()
         moved = bool(part["knob_moved"].iloc[0])
-        ax.set_title(knob + ("  (moved)" if moved else ""), fontweight="bold" if moved else "normal")
+        ax.set_title(_label(knob) + ("  (moved)" if moved else ""), fontweight="bold" if moved else "normal")
     for ax in axes[len(knobs):]:
         ax.set_visible(False)
+    _grow(fig, row_extra)
     _suptitle(fig, data.attrs["title"])
     from matplotlib.lines import Line2D
 
-    fig.legend(handles=[Line2D([], [], **{k: v for k, v in style.BASELINE_MARKER.items() if k in ("marker", "color")},
+    _legend_below(fig, [Line2D([], [], marker=style.BASELINE_MARKER["marker"], color=style.BASELINE_COLOR,
                                linestyle="", markersize=11, label=style.BASELINE_LABEL),
                         Line2D([], [], marker="o", color="#777777", linestyle="", label=style.BEST_LABEL),
                         Line2D([], [], color="#777777", alpha=0.35, linewidth=7,
-                               label=f"within {POINT:g} point of the best")],
-               loc="outside lower center", ncols=3)
+                               label=f"within {POINT:g} point of the best")])
     return fig
 
 
@@ -143,6 +148,7 @@ def _draw_numeric_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[st
         _plain_log_axis(ax.xaxis, vals)
     else:
         ax.xaxis.set_major_locator(MaxNLocator(4))  # narrow panels: long tick labels would collide
+        _short_number_axis(ax.xaxis)
     for y, arch in enumerate(order):
         if arch not in part.index:
             continue
@@ -153,8 +159,9 @@ def _draw_numeric_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[st
         ax.scatter([float(r.resnet50)], [y], **style.BASELINE_MARKER)
 
 
-def _draw_choice_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[str, str]) -> None:
-    """Per arch row: the choices within a point of the best (halos), the best choice and the ResNet-50 star."""
+def _draw_choice_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[str, str]) -> float:
+    """Per arch row: the choices within a point of the best (halos), the best choice and the ResNet-50 star.
+    Returns the extra height its labels need (`_choice_ticks`)."""
     cats = sorted({str(v) for v in part["resnet50"]} | {str(v) for v in part["best"]}
                   | {v for vs in part["near_values"] for v in vs})
     pos = {c: i for i, c in enumerate(cats)}
@@ -166,5 +173,4 @@ def _draw_choice_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[str
                    alpha=0.35, s=110, linewidth=0)
         ax.scatter([pos[str(r.best)]], [y], color=colors[arch], s=36, zorder=4, edgecolor="white")
         ax.scatter([pos[str(r.resnet50)]], [y], **style.BASELINE_MARKER)
-    ax.set_xticks(range(len(cats)), cats)
-    ax.set_xlim(-0.6, len(cats) - 0.4)
+    return _choice_ticks(ax, cats, PANEL_INCHES)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import _empty, _suptitle, metric_label
+from lightrecipe.reports.figures._common import _arch_legend, _empty, _suptitle, metric_label
 from lightrecipe.reports.figures.comparison import comparison_data
 
 
@@ -47,6 +47,7 @@ def size_title(data: pd.DataFrame) -> str:
     return "Accuracy against backbone size: best recipe vs ResNet-50 settings"
 
 
+@style.styled
 def plot_size(data: pd.DataFrame):
     colors = style.arch_colors(data.attrs["order"])
     fig = style.new_figure(6.0, 4.0)
@@ -60,11 +61,9 @@ def plot_size(data: pd.DataFrame):
                             arrowprops=dict(arrowstyle="->", color=c, linewidth=1.3, shrinkA=6, shrinkB=5))
         if np.isfinite(r.best):
             ax.scatter([r.params_m], [r.best], color=c, s=60, edgecolor="white", linewidth=0.6, zorder=6)
-            ax.annotate(r.arch, (r.params_m, r.best), xytext=(7, 0), textcoords="offset points", va="center",
-                        color=c, fontsize=8, fontweight="bold")
     ax.set_xscale("log")
     lo, hi = data["params_m"].min(), data["params_m"].max()
-    ax.set_xlim(lo / 1.6, hi * 2.6)
+    ax.set_xlim(lo / 1.6, hi * 1.6)
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
@@ -72,11 +71,10 @@ def plot_size(data: pd.DataFrame):
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("backbone parameters (millions, log scale)")
     ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
-    from matplotlib.lines import Line2D
-
-    ax.legend(handles=[Line2D([], [], marker="*", color=style.BASELINE_COLOR, linestyle="", markersize=11,
-                              label=style.BASELINE_LABEL),
-                       Line2D([], [], marker="o", color="#777777", linestyle="", label=style.BEST_LABEL)],
-              loc="lower right")
+    ax.set_title(f"dots: {style.BEST_LABEL} per arch; arrows: from the ResNet-50 settings", fontsize=8,
+                 color="#555555")
+    # Arch names in a legend under the plot, not next to the points: archs of about the same size and
+    # accuracy would put their names on top of each other (and a legend inside would cover an arrow).
+    _arch_legend(fig, [a for a in data.attrs["order"] if a in set(data["arch"])], colors)
     _suptitle(fig, data.attrs["title"])
     return fig
