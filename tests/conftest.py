@@ -11,6 +11,9 @@ import logging  # noqa: E402
 
 import pytest  # noqa: E402
 
+# slow_guard: a test not marked slow fails when it starts a process or Ray, or trains (see its docstring).
+pytest_plugins = ["pytester", "tests.slow_guard"]
+
 
 @pytest.fixture(scope="session")
 def ray_local():

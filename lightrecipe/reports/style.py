@@ -1,6 +1,6 @@
 """One look for every figure: colours per arch, the baseline's marker, fonts, and saving.
 
-The settings apply while a figure is drawn and saved (`styled`, `save`), never to matplotlib's global
+The settings apply while a figure is made and saved (`styled`, `save`), never to matplotlib's global
 settings: importing the reports leaves a user's own plots as they were.
 """
 
@@ -43,15 +43,14 @@ RC = {
 
 
 def styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
-    """Run a `plot_*` function with `RC` in effect, and lay the figure out before leaving it, so every text
-    and tick exists with these settings even when the caller saves it outside."""
+    """Run a `plot_*` function with `RC` in effect: every text, label and legend it makes gets these settings.
+    Save the figure with `save` (or under `matplotlib.rc_context(RC)`) so that what is drawn only at saving
+    (ticks added on the fly, SVG text) gets them too."""
 
     @functools.wraps(plot)
     def draw(*args, **kwargs) -> Figure:
         with matplotlib.rc_context(RC):
-            fig = plot(*args, **kwargs)
-            fig.draw_without_rendering()
-        return fig
+            return plot(*args, **kwargs)
 
     return draw
 

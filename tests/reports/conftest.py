@@ -28,6 +28,14 @@ def frames(planted, resnet_folder):
 
 
 @pytest.fixture(scope="session")
+def figure_data(frames):
+    """Each figure's data frame for the planted sweeps, ranked by kNN (fANOVA takes seconds: computed once)."""
+    from lightrecipe.reports import figures
+
+    return {spec.stem: spec.data(frames, "knn_top1") for spec in figures.FIGURES}
+
+
+@pytest.fixture(scope="session")
 def report(planted, resnet_folder, tmp_path_factory):
     from lightrecipe.reports.build import build_report
 

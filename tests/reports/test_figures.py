@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from lightrecipe.reports import figures, tables
+from tests.reports.layout import layout_problems
 
 MNV3, EFF = "mobilenetv3_large_100", "efficientnet_b0"
 
@@ -45,8 +46,8 @@ def test_sensitivity_rows_per_complete_trial_and_knob(frames):
     assert (data.loc[data["knob"] == "smoothing_alpha", "value"] > 0).all()  # conditional: only where sampled
 
 
-def test_importance_per_arch_is_normalised_seeded_and_skips_small_studies(frames):
-    data = figures.importance_data(frames)
+def test_importance_per_arch_is_normalised_seeded_and_skips_small_studies(frames, figure_data):
+    data = figure_data["importance"]
     again = figures.importance_data(frames)
     pd.testing.assert_frame_equal(data, again)
     for arch in (MNV3, EFF):
@@ -87,12 +88,13 @@ def test_size_data(frames, planted):
 
 
 @pytest.mark.parametrize("stem", [f[0] for f in figures.FIGURES])
-def test_every_figure_renders_from_its_data(frames, stem):
-    _, _, data_fn, plot_fn = next(f for f in figures.FIGURES if f[0] == stem)
-    data = data_fn(frames, "knn_top1")
+def test_every_figure_renders_from_its_data_and_draws_the_title_it_states(figure_data, stem):
+    plot_fn = next(f.plot for f in figures.FIGURES if f.stem == stem)
+    data = figure_data[stem]
     assert not data.empty
     fig = plot_fn(data)
-    assert fig.axes and fig.get_suptitle()
+    assert fig.axes and " ".join(fig.get_suptitle().split()) == data.attrs["title"]  # wrapped, same words
+    assert layout_problems(fig) == []  # two efficient archs and ResNet-50 from a second source
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=40)
     assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -113,8 +115,8 @@ def test_linear_metric_ranks_by_linear_probe(frames):
     assert math.isclose(data.loc[(MNV3, "baseline")].top1, 44.0)
 
 
-def test_each_figure_states_what_its_data_shows(frames):
-    data = {spec.stem: spec.data(frames, "knn_top1") for spec in figures.FIGURES}
+def test_each_figure_states_what_its_data_shows(figure_data):
+    data = figure_data
     titles = {stem: frame.attrs["title"] for stem, frame in data.items()}
     # planted: MNV3 71.0 vs 41.0 (+30.0), EFF 74.0 vs 44.5 (+29.5); resnet50 is the reference, not "lifted"
     assert titles["comparison"] == ("The searched recipe lifts efficient nets by +29.5 to +30.0 points over the "
@@ -131,11 +133,3 @@ def test_each_figure_states_what_its_data_shows(frames):
     tops = {a: imp.loc[imp[imp["arch"] == a]["importance"].idxmax(), "knob"] for a in (EFF, MNV3)}  # arch order
     assert titles["importance"] == (f"{tops[EFF]} matters most for every arch" if len(set(tops.values())) == 1
                                     else "Which knobs matter: " + ", ".join(f"{k} for {a}" for a, k in tops.items()))
-
-
-@pytest.mark.parametrize("stem", [f.stem for f in figures.FIGURES])
-def test_plot_draws_the_title_its_data_states(frames, stem):
-    spec = next(f for f in figures.FIGURES if f.stem == stem)
-    data = spec.data(frames, "knn_top1")
-    drawn = spec.plot(data).get_suptitle()
-    assert " ".join(drawn.split()) == data.attrs["title"]  # wrapped to the figure's width, same words

@@ -1,5 +1,8 @@
 """Names from the database reach every output as the text they are: arch, study, space and choice values that
-hold HTML, Markdown, mathtext, line breaks, very long words and paths (see sweepdb.hostile_sweep)."""
+hold HTML, Markdown, mathtext, line breaks, very long words and paths (see sweepdb.hostile_sweep).
+
+A whole report of six studies: these run in `make test`; test_text.py checks the same rules in the fast loop.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,15 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+import pytest
 import yaml
 
 from lightrecipe.reports.text import one_line
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
 from tests.reports import sweepdb
+from tests.reports.commonmark import cells, literal
+
+pytestmark = pytest.mark.slow
 
 # Every element report.html may hold: anything else came from a name that was not escaped.
 PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "p", "code", "b", "div",
@@ -46,33 +53,16 @@ def test_html_holds_only_its_own_elements_and_shows_each_name_as_text(hostile):
     assert sweepdb.HOSTILE_SPACE.replace("\r", "\n") in text  # HTML reads \r as a line break like \n
 
 
-# CommonMark: a backslash before ASCII punctuation makes it literal; "_" between two alphanumerics is never
-# emphasis. A character of these classes that is not escaped would be read as syntax.
-_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
-_SYNTAX = re.compile(r"[`*\[\]<>|&~!]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-
-
-def _markdown_cells(line: str) -> list[str]:
-    """A Markdown table row split on its unescaped pipes."""
-    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-
-
-def _literal(markdown: str) -> str:
-    """What CommonMark renders for text without syntax: each escaped character as itself."""
-    assert not _SYNTAX.search(_ESCAPED.sub("", markdown)), f"unescaped Markdown syntax in {markdown!r}"
-    return _ESCAPED.sub(r"\1", markdown)
-
-
 def test_markdown_escapes_every_name_so_it_renders_as_written(hostile):
     report = hostile[1]
     lines = report.markdown.read_text().splitlines()
-    rows = [_markdown_cells(line) for line in lines if line.startswith("| ") and "---" not in line][1:]
-    shown = {_literal(cells[0]): cells for cells in rows}
+    rows = [cells(line) for line in lines if line.startswith("| ") and "---" not in line][1:]
+    shown = {literal(row[0]): row for row in rows}
     assert set(shown) == {one_line(a) for a in (sweepdb.HOSTILE_ARCH, *sweepdb.ESCAPING_ARCHS)}
-    best_trial = _literal(shown[sweepdb.HOSTILE_ARCH][5])
+    best_trial = literal(shown[sweepdb.HOSTILE_ARCH][5])
     assert best_trial.startswith(one_line(sweepdb.HOSTILE_SPACE) + "/" + sweepdb.HOSTILE_ARCH + " #")
     notes = [line[2:] for line in lines if line.startswith("- ") and not line.startswith("- *")]
-    assert [_literal(n) for n in notes] == [one_line(n) for n in report.notes]
+    assert [literal(n) for n in notes] == [one_line(n) for n in report.notes]
 
 
 def test_best_recipe_files_stay_in_the_report_folder_one_per_arch(hostile):
@@ -81,7 +71,7 @@ def test_best_recipe_files_stay_in_the_report_folder_one_per_arch(hostile):
     assert sorted(p.name for p in out.parent.iterdir()) == ["report", "sweep"]  # nothing written beside it
     files = report.best_recipes
     assert set(files) == set(sweepdb.ESCAPING_ARCHS)  # the hostile arch is no timm model: a note instead
-    assert len({p.name for p in files.values()}) == len(files)  # "a/b", "a_b", "a b": three files
+    assert len({p.name for p in files.values()}) == len(files)  # "../../a b", "/a/b", "a_b": three files
     for arch, path in files.items():
         assert path.resolve().parent == out and path.name.startswith("best-") and path.suffix == ".yaml"
         text = path.read_text()

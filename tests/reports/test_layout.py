@@ -18,7 +18,10 @@ ARCH_SETS = {1: ("mobilenetv3_small_050",), 2: ("mobilenetv3_large_100", "effici
              4: tuple(sweepdb.ARCH_PARAMS)}
 
 
-@pytest.fixture(scope="module", params=sorted(ARCH_SETS), ids=lambda n: f"{n}-arch")
+# One arch (the sweep the clipped legends were seen on) stays in the fast loop; two and four archs render
+# 16 more figures and run in `make test`.
+@pytest.fixture(scope="module", ids=lambda n: f"{n}-arch",
+                params=[1, pytest.param(2, marks=pytest.mark.slow), pytest.param(4, marks=pytest.mark.slow)])
 def arch_frames(request, tmp_path_factory) -> tables.Frames:
     folder = sweepdb.arch_sweep(tmp_path_factory.mktemp(f"archs{request.param}") / "sweep", ARCH_SETS[request.param])
     return tables.load(str(folder))
@@ -57,6 +60,7 @@ def test_every_trial_has_a_visible_curve_even_one_pruned_after_its_first_epoch(a
     assert invisible_lines(fig) == []
 
 
+@pytest.mark.slow  # eight more figures of six studies; test_hostile.py checks the report files in the fast loop
 @pytest.mark.parametrize("stem", STEMS)
 def test_hostile_names_leave_every_figure_readable(hostile, stem):
     frames = tables.load(str(hostile[0]))
