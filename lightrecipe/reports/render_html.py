@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import html
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -29,12 +30,27 @@ th{background:#f4f4f6;font-weight:600}td.num{text-align:right;font-variant-numer
 figure{margin:22px 0}figure img{max-width:100%;height:auto;border:1px solid #eee;box-sizing:border-box}
 figcaption{font-size:13px;color:#555}.skipped{color:#8a6d00;font-style:italic}
 td.err{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:#8b1a1a;max-width:560px;word-break:break-word}
-main,td,th{overflow-wrap:anywhere}table{max-width:100%}h3{font-size:15px;margin:18px 0 4px}
+main{overflow-wrap:break-word}h3{font-size:15px;margin:18px 0 4px}
+.sub{color:#666;font-size:12.5px}
 """
 
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
+
+
+# A table cell cannot wrap a word, so a name longer than this with no space would widen its table past the
+# page; it gets a break opportunity every this many characters (shorter names, every arch name, stay whole).
+LONGEST_UNBROKEN = 32
+_LONG_RUN = re.compile(rf"(\S{{{LONGEST_UNBROKEN + 1},}})")
+
+
+def _cell(value: Any) -> str:
+    """A name from the database as table-cell HTML: escaped, long runs given `<wbr>` break opportunities."""
+    parts = _LONG_RUN.split("" if value is None else str(value))  # odd indices: the long runs
+    return "".join(
+        "<wbr>".join(_e(part[i:i + LONGEST_UNBROKEN]) for i in range(0, len(part), LONGEST_UNBROKEN)) if k % 2
+        else _e(part) for k, part in enumerate(parts))
 
 
 def _table(frame: pd.DataFrame, numeric: Sequence[str] = ()) -> str:
@@ -44,26 +60,28 @@ def _table(frame: pd.DataFrame, numeric: Sequence[str] = ()) -> str:
         cells = []
         for c in frame.columns:
             cls = ' class="num"' if c in numeric else (' class="err"' if c == "error" else "")
-            cells.append(f"<td{cls}>{_e(r[c])}</td>")
+            cells.append(f"<td{cls}>{_cell(r[c])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Path]) -> str:
+    """One row per arch, seven columns: the counts by state share one cell and the recipe file sits under
+    the best trial, so the table fits the page."""
     rows = []
     for r in headline.itertuples():
         cls = "up" if r.delta > 0 else ("down" if r.delta < 0 else "")
         recipe = best_files.get(r.arch)
+        link = f"<br><a class=sub href='{_e(recipe.name)}'>{_cell(recipe.name)}</a>" if recipe else ""
         rows.append(
-            f"<tr><td><b>{_e(r.arch)}</b></td><td class=num>{number(r.baseline)}</td><td class=num>{number(r.best)}</td>"
-            f"<td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td><td>{_e(r.top_knobs) or '–'}</td>"
-            f"<td>{_e(r.best_trial)}</td><td>{_e(recipe.name) if recipe else '–'}</td>"
-            f"<td class=num>{r.complete}/{r.trials}</td><td class=num>{r.pruned}</td>"
-            f"<td class=num>{r.failed + r.diverged}</td><td class=num>{r.running}</td></tr>"
+            f"<tr><td><b>{_cell(r.arch)}</b></td><td class=num>{number(r.baseline)}</td>"
+            f"<td class=num>{number(r.best)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
+            f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}</td>"
+            f"<td class=num>{r.complete}/{r.trials} · {r.pruned} · {r.failed + r.diverged} · {r.running}</td></tr>"
         )
-    return (f"<table><thead><tr><th>arch</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th><th>delta (pts)</th>"
-            f"<th>most important knobs</th><th>best trial</th><th>recipe file</th><th>complete</th><th>pruned</th>"
-            f"<th>failed</th><th>running</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f"<table><thead><tr><th>arch</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th>"
+            f"<th>delta (pts)</th><th>most important knobs</th><th>best trial and its recipe file</th>"
+            f"<th>trials: complete · pruned · failed · running</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p class=meta>val {_e(figures.metric_label(metric))} ({_e(metric)}); ResNet-50 settings and best "
             "recipe are means over repeated seeds of that recipe.</p>")
 
@@ -124,8 +142,8 @@ def _top_trials_html(top: pd.DataFrame, metric: str) -> str:
                  for i, r in enumerate(part.itertuples())]
         rows = [(f"val {metric}", [f"{v:.4f}" for v in part[metric]])]
         rows += [(c[len("param_"):], [_param_text(v) for v in part[c]]) for c in params if part[c].notna().any()]
-        body = "".join(f"<tr><th>{_e(name)}</th>" + "".join(f"<td class=num>{_e(v)}</td>" for v in values) + "</tr>"
-                       for name, values in rows)
+        body = "".join(f"<tr><th>{_cell(name)}</th>" + "".join(f"<td class=num>{_cell(v)}</td>" for v in values)
+                       + "</tr>" for name, values in rows)
         parts.append(f"<h3>{_e(arch)}</h3><table><thead><tr><th>trial</th>"
                      + "".join(f"<th>{_e(h)}</th>" for h in heads) + f"</tr></thead><tbody>{body}</tbody></table>")
     return "".join(parts)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 # Every element report.html may hold: anything else came from a name that was not escaped.
 PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "p", "code", "b", "div",
-             "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "figure", "img", "figcaption", "a", "span"}
+             "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "figure", "img", "figcaption", "a", "span", "wbr", "br"}
 
 
 class _Page(HTMLParser):

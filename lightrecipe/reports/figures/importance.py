@@ -104,7 +104,12 @@ def _fanova(values: dict[str, pd.Series], dists: dict[str, Any], top1: pd.Series
     import optuna
     from optuna.distributions import FloatDistribution
 
-    study = optuna.create_study(direction="maximize")
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" per arch
+    try:
+        study = optuna.create_study(direction="maximize")
+    finally:
+        optuna.logging.set_verbosity(previous)
     study.add_trials([
         optuna.trial.create_trial(
             params={p: (float(values[p][i]) if isinstance(dists[p], FloatDistribution) else values[p][i])
@@ -133,8 +138,9 @@ def plot_importance(data: pd.DataFrame):
         ax.set_xlim(0, min(1.0, imp.max() * 1.3 + 0.02))
         ax.set_xlabel("importance (fANOVA, sums to 1)")
         n = int(data.loc[data["arch"] == arch, "n_trials"].iloc[0])
-        ax.set_title(textwrap.fill(f"{_label(arch)}  (n = {n})", 30),  # ~30 bold characters fit a panel
-                     color=colors[arch], fontweight="bold")
+        # ~30 bold characters fit a panel; "(n = 11)" wraps as one piece (no-break spaces)
+        ax.set_title(textwrap.fill(f"{_label(arch)}  (n\u00a0=\u00a0{n})", 30), color=colors[arch],
+                     fontweight="bold")
         ax.grid(axis="y", visible=False)
     _suptitle(fig, data.attrs["title"])
     return fig

@@ -147,7 +147,8 @@ def _draw_numeric_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[st
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis, vals)
     else:
-        ax.xaxis.set_major_locator(MaxNLocator(4))  # narrow panels: long tick labels would collide
+        # narrow panels: long tick labels would collide; whole-number knobs (k, widths) get whole ticks
+        ax.xaxis.set_major_locator(MaxNLocator(4, integer=bool(np.allclose(vals, np.round(vals)))))
         _short_number_axis(ax.xaxis)
     for y, arch in enumerate(order):
         if arch not in part.index:

@@ -60,7 +60,8 @@ def plot_size(data: pd.DataFrame):
                 ax.annotate("", (r.params_m, r.best), (r.params_m, r.baseline),
                             arrowprops=dict(arrowstyle="->", color=c, linewidth=1.3, shrinkA=6, shrinkB=5))
         if np.isfinite(r.best):
-            ax.scatter([r.params_m], [r.best], color=c, s=60, edgecolor="white", linewidth=0.6, zorder=6)
+            # under the star (zorder 5): where the best recipe is the ResNet-50 settings, both stay visible
+            ax.scatter([r.params_m], [r.best], color=c, s=60, edgecolor="white", linewidth=0.6, zorder=4)
     ax.set_xscale("log")
     lo, hi = data["params_m"].min(), data["params_m"].max()
     ax.set_xlim(lo / 1.6, hi * 1.6)

@@ -95,6 +95,7 @@ def plot_smoothing(data: pd.DataFrame):
         ticks.append(i)
     ax_o.set_xticks([t + d for t in ticks for d in (-width / 2, width / 2)],
                     [lab for _ in ticks for lab in ("off", "on")])
+    ax_o.set_xlim(-0.5, len(archs) - 0.5)  # every arch's pair of columns, even one with no points
     ax_o.set_title("off vs on (bar: best)")
     ax_o.grid(axis="x", visible=False)
     _suptitle(fig, data.attrs["title"])
