@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export MPLBACKEND := Agg
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast stress bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,20 @@ test: $(STAMP)
 	bash tests/reports/ensure_chromium.sh
 	bash tests/search/ensure_postgres.sh
 	$(BIN)/python -m pytest
+
+# Everything not marked slow (no training, Ray, browser or subprocess; tests/slow_guard.py holds to it).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+# The slow tests STRESS_ROUNDS times in a row, stopping at the first failure: run it before calling a
+# change to sweeps, training or the report done (a race shows up as one failed round in five).
+STRESS_ROUNDS ?= 5
+stress: $(STAMP)
+	bash tests/reports/ensure_chromium.sh
+	@for round in $$(seq 1 $(STRESS_ROUNDS)); do \
+		echo "stress: round $$round of $(STRESS_ROUNDS)"; \
+		$(BIN)/python -m pytest -m slow -x -q || { echo "stress: round $$round of $(STRESS_ROUNDS) failed"; exit 1; }; \
+	done; echo "stress: all $(STRESS_ROUNDS) rounds passed"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_trainer.py

@@ -24,6 +24,9 @@ if "RAY_AUTH_TOKEN" not in os.environ and "RAY_AUTH_TOKEN_PATH" not in os.enviro
 
 import pytest  # noqa: E402
 
+# slow_guard: a test not marked slow fails when it starts a process or Ray, or trains (see its docstring).
+pytest_plugins = ["pytester", "tests.slow_guard"]
+
 
 @pytest.fixture(scope="session")
 def ray_local():

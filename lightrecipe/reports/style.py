@@ -1,10 +1,16 @@
-"""One look for every figure: colours per arch, the baseline's marker, fonts, and saving."""
+"""One look for every figure: colours per arch, the baseline's marker, fonts, and saving.
+
+The settings apply while a figure is made and saved (`styled`, `save`), never to matplotlib's global
+settings: importing the reports leaves a user's own plots as they were.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
+import matplotlib
 from matplotlib.figure import Figure
 
 # Okabe & Ito's colour-blind-safe palette (Color Universal Design, 2002), black left out for the baseline.
@@ -30,7 +36,23 @@ RC = {
     "grid.linewidth": 0.6,
     "axes.axisbelow": True,
     "svg.fonttype": "none",  # SVG text stays text: searchable and editable in a paper's figure tool
+    # Arch, study and choice names are shown as written: "$" is a dollar sign, never the start of mathtext
+    # (a name like "a$\\x$" would otherwise be typeset, or fail to parse and lose the figure).
+    "text.parse_math": False,
 }
+
+
+def styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Run a `plot_*` function with `RC` in effect: every text, label and legend it makes gets these settings.
+    Save the figure with `save` (or under `matplotlib.rc_context(RC)`) so that what is drawn only at saving
+    (ticks added on the fly, SVG text) gets them too."""
+
+    @functools.wraps(plot)
+    def draw(*args, **kwargs) -> Figure:
+        with matplotlib.rc_context(RC):
+            return plot(*args, **kwargs)
+
+    return draw
 
 
 def arch_colors(archs: Iterable[str]) -> dict[str, str]:
@@ -46,6 +68,7 @@ def new_figure(width: float, height: float) -> Figure:
 def save(fig: Figure, stem: Path) -> tuple[Path, Path]:
     """PNG (for HTML and Markdown) and SVG (for papers) next to each other."""
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    fig.savefig(png, dpi=150, facecolor="white")
-    fig.savefig(svg, facecolor="white", metadata={"Date": None})  # no date: same data, same file
+    with matplotlib.rc_context(RC):
+        fig.savefig(png, dpi=150, facecolor="white")
+        fig.savefig(svg, facecolor="white", metadata={"Date": None})  # no date: same data, same file
     return png, svg

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,22 +40,30 @@ def load_trials(sources: str | Sequence[str]) -> pd.DataFrame:
     Recipe field (NaN where the trial has no recorded recipe yet) and `distributions` (the sampled parameters'
     Optuna distributions as JSON, for importance evaluation).
     """
-    return _load(sources)[0]
+    return _load(sources).trials
 
 
 def load_curves(sources: str | Sequence[str]) -> pd.DataFrame:
     """One row per trial x epoch: source, study, arch, number, state, baseline, epoch, `objective_value`
     (the intermediate value Optuna holds for that step) and every per-epoch metric in the trial's history
     (loss, lr, knn_top1, images_per_s, epoch_seconds, ...)."""
-    return _load(sources)[1]
+    return _load(sources).curves
 
 
-def load(sources: str | Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+class Frames(NamedTuple):
+    """The two tidy frames a report is made of: `trials` (one row per trial, see `load_trials`) and `curves`
+    (one row per trial x epoch, see `load_curves`). Every figure's data function takes this pair."""
+
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+
+
+def load(sources: str | Sequence[str]) -> Frames:
     """(trials, curves) from one read of each source."""
     return _load(sources)
 
 
-def _load(sources: str | Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _load(sources: str | Sequence[str]) -> Frames:
     if isinstance(sources, str):
         sources = [sources]
     if not sources:
@@ -75,71 +83,82 @@ def _load(sources: str | Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
             raise UserError(f"source '{source.label}' could not be read as an Optuna trial database: {first}") from None
         finally:
             storage.engine.dispose()
-    return _trials_frame(trial_rows), _curves_frame(curve_rows)
+    return Frames(_trials_frame(trial_rows), _curves_frame(curve_rows))
 
 
 def _read_study(storage: Any, label: str, study: Any, trial_rows: list, curve_rows: list) -> None:
+    """Append one row per trial of `study` to `trial_rows` and one per trial x epoch to `curve_rows`."""
+    meta = _study_meta(label, study)
+    for trial in storage.get_all_trials(study._study_id, deepcopy=False):
+        row = _trial_row(meta, trial)
+        trial_rows.append(row)
+        curve_rows.extend(_curve_rows(row, trial))
+
+
+def _study_meta(label: str, study: Any) -> dict[str, Any]:
+    """The columns every trial of a study shares, from the study's attributes (older studies: its name)."""
     attrs = study.user_attrs
     name = study.study_name
-    space = str(attrs.get(records.SPACE, name.split("/")[0] if "/" in name else ""))
-    arch = str(attrs.get(records.ARCH, name.split("/")[-1]))
-    objective = str(attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE))
-    max_epochs = attrs.get(records.MAX_EPOCHS)
-    for trial in storage.get_all_trials(study._study_id, deepcopy=False):
-        ua = trial.user_attrs
-        optuna_state = trial.state.name
-        state = _state(optuna_state, ua.get(records.STATE))
-        metrics = ua.get(records.METRICS) or {}
-        history = ua.get(records.HISTORY) or []
-        recipe = ua.get(records.RECIPE) or {}
-        row: dict[str, Any] = {
-            "source": label,
-            "study": name,
-            "space": space,
-            "arch": arch,
-            "objective": objective,
-            "max_epochs": max_epochs,
-            "number": trial.number,
-            "optuna_state": optuna_state,
-            "state": state,
-            "baseline": bool(ua.get(records.BASELINE, False)),
-            "value": trial.value if trial.values is not None else math.nan,
-            "epochs": len(history) if history else len(trial.intermediate_values),
-            "params_count": ua.get(records.PARAMS_COUNT),
-            "wall_seconds": ua.get(records.WALL_SECONDS),
-            "device_seconds": ua.get(records.DEVICE_SECONDS),
-            "node": ua.get(records.NODE, ""),
-            "run_dir": ua.get(records.RUN_DIR, ""),
-            "error": str(ua.get(records.ERROR, "") or ""),
-            "datetime_start": trial.datetime_start,
-            "datetime_complete": trial.datetime_complete,
-        }
-        for key, val in metrics.items():
-            if _is_number(val):
-                row[key if key not in TRIAL_COLUMNS or key in METRICS else f"metric_{key}"] = float(val)
-        if _is_nan(row.get(objective)) and not _is_nan(row["value"]):
-            row[objective] = row["value"]  # the objective is the trial's value when no metrics dict was written
-        for key, val in trial.params.items():
-            row[f"param_{key}"] = val
-        for field in FIELD_NAMES:
-            row[f"recipe_{field}"] = recipe.get(field, math.nan)
-        row["distributions"] = json.dumps(
-            {k: _distribution_json(d) for k, d in trial.distributions.items()}, sort_keys=True
-        )
-        trial_rows.append(row)
+    return {
+        "source": label,
+        "study": name,
+        "space": str(attrs.get(records.SPACE, name.split("/")[0] if "/" in name else "")),
+        "arch": str(attrs.get(records.ARCH, name.split("/")[-1])),
+        "objective": str(attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE)),
+        "max_epochs": attrs.get(records.MAX_EPOCHS),
+    }
 
-        base = {"source": label, "study": name, "arch": arch, "number": trial.number, "state": state,
-                "baseline": row["baseline"]}
-        by_epoch: dict[int, dict[str, Any]] = {}
-        for entry in history:
-            if not isinstance(entry, dict) or "epoch" not in entry:
-                continue
-            point = by_epoch.setdefault(int(entry["epoch"]), {})
-            point.update({k: v for k, v in entry.items() if k != "epoch" and (_is_number(v) or isinstance(v, str))})
-        for step, val in trial.intermediate_values.items():
-            by_epoch.setdefault(int(step), {})["objective_value"] = val
-        for epoch in sorted(by_epoch):
-            curve_rows.append({**base, "epoch": epoch, **by_epoch[epoch]})
+
+def _trial_row(meta: dict[str, Any], trial: Any) -> dict[str, Any]:
+    """One trial as a flat row: the study's columns, state, metrics, sampled params and resolved recipe."""
+    ua = trial.user_attrs
+    history = ua.get(records.HISTORY) or []
+    row: dict[str, Any] = {
+        **meta,
+        "number": trial.number,
+        "optuna_state": trial.state.name,
+        "state": _state(trial.state.name, ua.get(records.STATE)),
+        "baseline": bool(ua.get(records.BASELINE, False)),
+        "value": trial.value if trial.values is not None else math.nan,
+        "epochs": len(history) if history else len(trial.intermediate_values),
+        "params_count": ua.get(records.PARAMS_COUNT),
+        "wall_seconds": ua.get(records.WALL_SECONDS),
+        "device_seconds": ua.get(records.DEVICE_SECONDS),
+        "node": ua.get(records.NODE, ""),
+        "run_dir": ua.get(records.RUN_DIR, ""),
+        "error": str(ua.get(records.ERROR, "") or ""),
+        "datetime_start": trial.datetime_start,
+        "datetime_complete": trial.datetime_complete,
+    }
+    for key, val in (ua.get(records.METRICS) or {}).items():
+        if _is_number(val):
+            row[key if key not in TRIAL_COLUMNS or key in METRICS else f"metric_{key}"] = float(val)
+    objective = meta["objective"]
+    if _is_nan(row.get(objective)) and not _is_nan(row["value"]):
+        row[objective] = row["value"]  # the objective is the trial's value when no metrics dict was written
+    for key, val in trial.params.items():
+        row[f"param_{key}"] = val
+    recipe = ua.get(records.RECIPE) or {}
+    for field in FIELD_NAMES:
+        row[f"recipe_{field}"] = recipe.get(field, math.nan)
+    row["distributions"] = json.dumps(
+        {k: _distribution_json(d) for k, d in trial.distributions.items()}, sort_keys=True
+    )
+    return row
+
+
+def _curve_rows(row: dict[str, Any], trial: Any) -> list[dict[str, Any]]:
+    """One row per epoch the trial reported: its history entries merged with Optuna's intermediate values."""
+    base = {k: row[k] for k in ("source", "study", "arch", "number", "state", "baseline")}
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for entry in trial.user_attrs.get(records.HISTORY) or []:
+        if not isinstance(entry, dict) or "epoch" not in entry:
+            continue
+        point = by_epoch.setdefault(int(entry["epoch"]), {})
+        point.update({k: v for k, v in entry.items() if k != "epoch" and (_is_number(v) or isinstance(v, str))})
+    for step, val in trial.intermediate_values.items():
+        by_epoch.setdefault(int(step), {})["objective_value"] = val
+    return [{**base, "epoch": epoch, **by_epoch[epoch]} for epoch in sorted(by_epoch)]
 
 
 def _distribution_json(dist: Any) -> str:
@@ -248,3 +267,15 @@ def as_percent(values: Iterable[float] | pd.Series) -> pd.Series:
     series = pd.to_numeric(pd.Series(values), errors="coerce")
     finite = series[np.isfinite(series)]
     return series * 100.0 if len(finite) and finite.abs().max() <= 1.0 else series
+
+
+def top_trials(trials: pd.DataFrame, metric: str, n: int = 5) -> pd.DataFrame:
+    """Per arch (archs by name), its `n` best complete trials by `metric`: arch, number, baseline, the metric
+    and every sampled parameter (`param_<name>`, NaN where a trial did not sample it)."""
+    done = scored(trials, metric)
+    if done.empty:
+        return done
+    params = [c for c in done.columns if c.startswith("param_") and done[c].notna().any()]
+    top = done.sort_values(metric, ascending=False).groupby("arch", sort=False).head(n)
+    top = top.sort_values(["arch", metric], ascending=[True, False])
+    return top[["arch", "number", "baseline", metric, *params]]

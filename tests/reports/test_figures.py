@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lightrecipe.reports import figures
+from lightrecipe.reports import figures, tables
+from tests.reports.layout import layout_problems
 
 MNV3, EFF = "mobilenetv3_large_100", "efficientnet_b0"
 
 
 def test_comparison_baseline_vs_best_with_seed_error_bars(frames, planted):
-    data = figures.comparison_data(frames[0]).set_index(["arch", "kind"])
+    data = figures.comparison_data(frames).set_index(["arch", "kind"])
     base = data.loc[(MNV3, "baseline")]
     assert base.top1 == pytest.approx(100 * np.mean(planted.baseline[MNV3]))
     assert base.n == 2 and base["std"] == pytest.approx(100 * np.std(planted.baseline[MNV3], ddof=1))
@@ -26,7 +27,7 @@ def test_comparison_baseline_vs_best_with_seed_error_bars(frames, planted):
 
 
 def test_shift_reference_best_and_range_within_one_point(frames, planted):
-    data = figures.shift_data(frames[0]).set_index(["knob", "arch"])
+    data = figures.shift_data(frames).set_index(["knob", "arch"])
     row = data.loc[("temperature", MNV3)]
     assert row.resnet50 == 0.2 and row.best == pytest.approx(0.1)
     assert (row.near_min, row.near_max) == pytest.approx(planted.near_best_temperature[MNV3]) and row.moved
@@ -37,17 +38,17 @@ def test_shift_reference_best_and_range_within_one_point(frames, planted):
 
 
 def test_sensitivity_rows_per_complete_trial_and_knob(frames):
-    trials = frames[0]
-    data = figures.sensitivity_data(trials)
+    trials = frames.trials
+    data = figures.sensitivity_data(frames)
     n_temp = ((trials["state"] == "complete") & trials["param_temperature"].notna()).sum()
     assert (data["knob"] == "temperature").sum() == n_temp
     assert data.loc[data["knob"] == "weight_decay", "log"].all() and not data.loc[data["knob"] == "temperature", "log"].any()
     assert (data.loc[data["knob"] == "smoothing_alpha", "value"] > 0).all()  # conditional: only where sampled
 
 
-def test_importance_per_arch_is_normalised_seeded_and_skips_small_studies(frames):
-    data = figures.importance_data(frames[0])
-    again = figures.importance_data(frames[0])
+def test_importance_per_arch_is_normalised_seeded_and_skips_small_studies(frames, figure_data):
+    data = figure_data["importance"]
+    again = figures.importance_data(frames)
     pd.testing.assert_frame_equal(data, again)
     for arch in (MNV3, EFF):
         sub = data[data["arch"] == arch]
@@ -59,12 +60,12 @@ def test_importance_per_arch_is_normalised_seeded_and_skips_small_studies(frames
 
 def test_history_best_so_far_and_curves_flags(frames, planted):
     trials, curves = frames
-    hist = figures.history_data(trials)
+    hist = figures.history_data(frames)
     mnv3 = hist[hist["arch"] == MNV3]
     assert mnv3["best_so_far"].is_monotonic_increasing
     assert mnv3["best_so_far"].iloc[-1] == pytest.approx(100 * planted.best[MNV3])
     assert set(mnv3["state"]) == {"complete", "pruned"}
-    data = figures.curves_data(curves, trials)
+    data = figures.curves_data(frames)
     best_lines = data[data["best"]]
     assert set(best_lines["arch"]) == {MNV3, EFF, "resnet50"}
     assert best_lines[best_lines["arch"] == MNV3]["top1"].max() == pytest.approx(100 * planted.best[MNV3])
@@ -72,7 +73,7 @@ def test_history_best_so_far_and_curves_flags(frames, planted):
 
 
 def test_smoothing_on_vs_off(frames):
-    data = figures.smoothing_data(frames[0])
+    data = figures.smoothing_data(frames)
     gains = figures.smoothing_gain(data)
     assert gains[MNV3] == pytest.approx(71.0 - 66.0) and gains[EFF] == pytest.approx(74.0 - 70.0)
     assert "resnet50" not in gains  # resnet50 never ran smoothing: no on-vs-off to report
@@ -81,19 +82,19 @@ def test_smoothing_on_vs_off(frames):
 
 
 def test_size_data(frames, planted):
-    data = figures.size_data(frames[0]).set_index("arch")
+    data = figures.size_data(frames).set_index("arch")
     assert data.loc[MNV3, "params_m"] == pytest.approx(planted.params_count[MNV3] / 1e6)
     assert data.loc[EFF, "best"] == pytest.approx(74.0) and data.loc[EFF, "baseline"] == pytest.approx(44.5)
 
 
 @pytest.mark.parametrize("stem", [f[0] for f in figures.FIGURES])
-def test_every_figure_renders_from_its_data(frames, stem):
-    trials, curves = frames
-    _, _, data_fn, plot_fn = next(f for f in figures.FIGURES if f[0] == stem)
-    data = figures.curves_data(curves, trials) if stem == "curves" else data_fn(trials, "knn_top1")
+def test_every_figure_renders_from_its_data_and_draws_the_title_it_states(figure_data, stem):
+    plot_fn = next(f.plot for f in figures.FIGURES if f.stem == stem)
+    data = figure_data[stem]
     assert not data.empty
     fig = plot_fn(data)
-    assert fig.axes and fig.get_suptitle()
+    assert fig.axes and " ".join(fig.get_suptitle().split()) == data.attrs["title"]  # wrapped, same words
+    assert layout_problems(fig) == []  # two efficient archs and ResNet-50 from a second source
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=40)
     assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -101,14 +102,34 @@ def test_every_figure_renders_from_its_data(frames, stem):
 
 @pytest.mark.parametrize("stem", [f[0] for f in figures.FIGURES if f[0] != "curves"])
 def test_no_complete_trial_gives_empty_frames_with_a_reason(frames, stem):
-    trials = frames[0]
+    trials = frames.trials
     unfinished = trials.assign(state=np.where(trials["state"] == "complete", "running", trials["state"]))
     data_fn = next(f for f in figures.FIGURES if f[0] == stem)[2]
-    data = data_fn(unfinished, "knn_top1")
+    data = data_fn(tables.Frames(unfinished, frames.curves), "knn_top1")
     assert data.empty and data.attrs["reason"]
 
 
 def test_linear_metric_ranks_by_linear_probe(frames):
-    data = figures.comparison_data(frames[0], "linear_top1").set_index(["arch", "kind"])
+    data = figures.comparison_data(frames, "linear_top1").set_index(["arch", "kind"])
     assert data.loc[(MNV3, "best")].top1 == pytest.approx(74.0)
     assert math.isclose(data.loc[(MNV3, "baseline")].top1, 44.0)
+
+
+def test_each_figure_states_what_its_data_shows(figure_data):
+    data = figure_data
+    titles = {stem: frame.attrs["title"] for stem, frame in data.items()}
+    # planted: MNV3 71.0 vs 41.0 (+30.0), EFF 74.0 vs 44.5 (+29.5); resnet50 is the reference, not "lifted"
+    assert titles["comparison"] == ("The searched recipe lifts efficient nets by +29.5 to +30.0 points over the "
+                                    "ResNet-50 settings")
+    assert titles["smoothing"] == ("Smoothed InfoNCE, best on minus best off: +4.0 pts (efficientnet_b0), "
+                                   "+5.0 pts (mobilenetv3_large_100)")
+    # crop_min_scale: the trial within a point of the best ran the ResNet-50 value (0.2), so it did not move
+    assert titles["shift"] == ("Recipe shift: 7 of 8 knobs move away from the ResNet-50 settings for every "
+                               "efficient net")
+    assert not data["shift"].set_index("knob").loc["crop_min_scale", "knob_moved"].any()
+    # 23.508M / 4.007M parameters = 5.87x
+    assert titles["size"] == "efficientnet_b0 reaches 74.0% with 5.9x fewer parameters than resnet50 (82.0%)"
+    imp = data["importance"]
+    tops = {a: imp.loc[imp[imp["arch"] == a]["importance"].idxmax(), "knob"] for a in (EFF, MNV3)}  # arch order
+    assert titles["importance"] == (f"{tops[EFF]} matters most for every arch" if len(set(tops.values())) == 1
+                                    else "Which knobs matter: " + ", ".join(f"{k} for {a}" for a, k in tops.items()))

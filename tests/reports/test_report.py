@@ -67,11 +67,24 @@ def test_study_without_complete_trial_reports_instead_of_crashing(tmp_path):
     assert (tmp_path / "out" / "curves.png").exists()  # the running trial's curve is still drawn
 
 
-def test_cli_writes_report_and_prints_where(planted, tmp_path, capsys):
-    code = cli.main(["report", str(planted.folder), "--out", str(tmp_path / "r"), "--metric", "linear_top1"])
-    out = capsys.readouterr().out
-    assert code == 0 and f"report: {(tmp_path / 'r' / 'report.html').resolve()}" in out
-    assert (tmp_path / "r" / f"best-{EFF}.yaml").exists()
+@pytest.fixture(scope="module")
+def by_probe(planted, tmp_path_factory):
+    """`lightrecipe report SWEEP --metric linear_top1` through the CLI: (exit code, printed lines, out folder)."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("by-probe") / "r"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli.main(["report", str(planted.folder), "--out", str(out), "--metric", "linear_top1"])
+    return code, printed.getvalue(), out
+
+
+@pytest.mark.slow  # a second whole report (8 figures as PNG and SVG)
+def test_cli_writes_report_and_prints_where(by_probe):
+    code, out, folder = by_probe
+    assert code == 0 and f"report: {(folder / 'report.html').resolve()}" in out
+    assert (folder / f"best-{EFF}.yaml").exists()
 
 
 def test_cli_missing_source_is_one_line_exit_2(tmp_path, capsys):
@@ -86,3 +99,17 @@ def test_cli_bad_metric_exit_2(planted, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["report", str(planted.folder), "--out", str(tmp_path / "r"), "--metric", "test_knn_top1"])
     assert exc.value.code == 2 and "linear_top1" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # the report built by the CLI; test_tables.py checks the ranking in the fast loop
+def test_linear_probe_metric_picks_the_trial_that_wins_the_probe_and_loses_on_knn(planted, report, by_probe):
+    number, params, linear = planted.probe_best[EFF]
+    knn_best = report.headline.set_index("arch").loc[EFF, "best_trial"]
+    assert not knn_best.endswith(f" #{number}")  # ranked by kNN, another trial wins
+    _, printed, folder = by_probe
+    assert f"{EFF}: ResNet-50 settings 47.5% -> best {100 * linear:.1f}%" in printed  # baseline: 0.445 + 0.03
+    header = (folder / f"best-{EFF}.yaml").read_text().splitlines()[1]
+    assert header.startswith(f"# trial #{number} of study '{sweepdb.SPACE}/{EFF}'")
+    recipe = Recipe.from_file(folder / f"best-{EFF}.yaml")
+    assert (recipe.temperature, recipe.smoothing) == (params["temperature"], params["smoothing"])
+    assert Recipe.from_file(report.best_recipes[EFF]).temperature == planted.best_params[EFF]["temperature"]

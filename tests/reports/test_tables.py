@@ -132,3 +132,14 @@ def test_study_without_complete_trials_loads(tmp_path):
     trials = tables.load_trials(str(tmp_path))
     assert sorted(trials["state"]) == ["failed", "running", "running", "waiting"]
     assert tables.best_trials(trials, "knn_top1").empty
+
+
+def test_probe_metric_ranks_the_trial_that_wins_the_probe_and_loses_on_knn(planted):
+    trials = tables.load_trials(str(planted.folder))
+    number, params, linear = planted.probe_best["efficientnet_b0"]
+    by_knn = tables.best_trials(trials, "knn_top1").loc["efficientnet_b0"]
+    by_probe = tables.best_trials(trials, "linear_top1").loc["efficientnet_b0"]
+    assert by_knn["number"] != number and by_knn["knn_top1"] > trials.loc[
+        (trials["arch"] == "efficientnet_b0") & (trials["number"] == number), "knn_top1"].item()
+    assert by_probe["number"] == number and by_probe["linear_top1"] == pytest.approx(linear)
+    assert by_probe["param_temperature"] == params["temperature"]

@@ -3,6 +3,8 @@ overrides, the ResNet-50 baseline as an enqueued trial, and the YAML round trip.
 
 from __future__ import annotations
 
+import copy
+
 import optuna
 import pytest
 import yaml
@@ -222,10 +224,19 @@ def test_yaml_reads_exponents_without_a_dot(tmp_path):
     assert (spec.low, spec.high) == (1e-6, 1e-3)
 
 
-def test_validate_space_accepts_a_space_or_a_dict():
+def test_validate_space_checks_a_space_and_a_dict_alike():
     space = load_space("smoothing-ablation")
-    validate_space(space, source="x")
-    validate_space(space.to_dict(), source="x")
+    assert validate_space(space, source="x") is None
+    assert validate_space(space.to_dict(), source="x") is None
+    reversed_alpha = Float(0.3, 0.01, when={"smoothing": ["uniform", "topk"]})
+    data = space.to_dict()
+    data["params"]["smoothing_alpha"] = reversed_alpha.to_dict()
+    with pytest.raises(UserError, match=r"^x: parameter 'smoothing_alpha': reversed range"):
+        validate_space(data, source="x")
+    changed = copy.copy(space)  # a Space changed after it validated itself: validate_space still looks
+    object.__setattr__(changed, "params", {**space.params, "smoothing_alpha": reversed_alpha})
+    with pytest.raises(UserError, match=r"^y: parameter 'smoothing_alpha': reversed range"):
+        validate_space(changed, source="y")
 
 
 @pytest.mark.parametrize("name", BUILTINS)

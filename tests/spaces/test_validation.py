@@ -4,6 +4,7 @@ the fix."""
 from __future__ import annotations
 
 import pytest
+from optuna.trial import FixedTrial
 
 from lightrecipe.errors import UserError
 from lightrecipe.spaces import Choice, Float, Int, Space, load_space, validate_space
@@ -195,8 +196,14 @@ def test_a_fixed_value_legal_only_with_the_searched_ones_is_accepted(tmp_path):
     assert len(load_space(str(path)).params) == 3
 
 
-def test_int_range_on_a_float_field_is_fine():
-    Space("ok", "resnet50-mocov2", {"epochs": 20}, {"warmup_epochs": Int(0, 5)})
+def test_int_range_on_a_float_field_is_fine(tmp_path):
+    space = Space("ok", "resnet50-mocov2", {"epochs": 20}, {"warmup_epochs": Int(0, 5)})
+    path = tmp_path / "ok.yaml"
+    path.write_text("name: ok\nfixed: {epochs: 20}\nparams:\n  warmup_epochs: {int: [0, 5]}\n")
+    assert load_space(str(path)) == space
+    for end in (0, 5):  # both ends build a recipe whose float field holds the whole number as a float
+        recipe = space.suggest(FixedTrial({"warmup_epochs": end}))
+        assert recipe.warmup_epochs == float(end) and isinstance(recipe.warmup_epochs, float)
 
 
 def test_python_space_validates_on_construction():

@@ -1,5 +1,5 @@
 """Helpers the report's figures share: top-1 in percent, empty frames with a reason, recipe keys, titles,
-log axes and the arch legend.
+number axes and legends that fit the figure.
 """
 
 from __future__ import annotations
@@ -8,15 +8,13 @@ import json
 import math
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style
 from lightrecipe.reports.tables import as_percent, scored
+from lightrecipe.reports.text import one_line
 from lightrecipe.trainers.recipe import FIELD_NAMES
-
-matplotlib.rcParams.update(style.RC)
 
 METRIC_LABELS = {"knn_top1": "kNN top-1", "linear_top1": "linear-probe top-1"}
 
@@ -61,12 +59,72 @@ def is_reference_arch(arch: str) -> bool:
     return str(arch).startswith("resnet50")
 
 
+# One knob's panel in the shift and sensitivity figures: four in a row (11.4 in at 150 dpi, shown at 96 dpi)
+# are 1094 CSS px, within the 1116 px the report page gives a figure.
+PANEL_INCHES = 2.7
+MAX_LABEL = 48  # characters: about a 3.4-inch panel's width at 8.5 pt; the tables show names in full
+
+
+def _label(value: Any) -> str:
+    """A name from the database (arch, study, source, knob, choice) as a figure shows it: on one line, and
+    shortened in the middle past `MAX_LABEL` characters (both ends of 'space/arch' stay readable)."""
+    text = one_line(value)
+    if len(text) <= MAX_LABEL:
+        return text
+    keep = (MAX_LABEL - 1) // 2
+    return text[:keep] + "…" + text[-(MAX_LABEL - 1 - keep):]
+
+
+CHAR_INCHES = 0.6 * 9 / 72  # a tick label character: ~0.6 em at the 9 pt tick font
+
+
+def _choice_ticks(ax, cats: list[str], panel_inches: float) -> float:
+    """Categories at x = 0, 1, ...; their labels turn upright when side by side they would not fit the
+    panel's width (long choice or arch names would run into each other). Returns the height (inches) the
+    upright labels need beyond a row of level ones, for the caller to add to the figure."""
+    labels = [_label(c) for c in cats]
+    longest = max(len(t) for t in labels)
+    upright = (longest + 3) * CHAR_INCHES > panel_inches / len(labels)  # each in its slot; 3: gap to neighbours
+    ax.set_xticks(range(len(cats)), labels, rotation=90 if upright else 0)
+    ax.set_xlim(-0.6, len(cats) - 0.4)
+    return longest * CHAR_INCHES if upright else 0.0
+
+
+def _grow(fig, row_extra: dict[int, float]) -> None:
+    """Make the figure taller by what each row of panels needs for upright labels (`_choice_ticks`)."""
+    fig.set_figheight(fig.get_figheight() + sum(row_extra.values()))
+
+
+def _integer_x(ax, values) -> None:
+    """An x axis of whole numbers (trial numbers, epochs, k), at least one unit wide: a single trial or
+    epoch would otherwise get ticks at -0.04, -0.02, ..."""
+    from matplotlib.ticker import MaxNLocator
+
+    values = np.asarray(values, dtype=float)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if len(values) and values.max() - values.min() < 1:
+        ax.set_xlim(values.min() - 0.5, values.max() + 0.5)
+
+
 def _suptitle(fig, text: str) -> None:
-    """A bold title wrapped to the figure's width (about 11 characters per inch at 11 pt bold)."""
+    """A bold title wrapped to the figure's width: first at about 11 characters per inch (11 pt bold), then
+    narrower until the drawn title fits (wide letters and long names need fewer per line)."""
     import textwrap
 
+    renderer = _renderer(fig)
     width = max(30, int(fig.get_figwidth() * 11))
-    fig.suptitle("\n".join(textwrap.wrap(text, width)))
+    while True:
+        title = fig.suptitle("\n".join(textwrap.wrap(one_line(text), width)))
+        if width <= 20 or title.get_window_extent(renderer).width <= fig.bbox.width:
+            return
+        width = int(width * 0.9)
+
+
+def _renderer(fig):
+    """A renderer of the backend PNGs are written with, to measure texts before the figure is saved."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return FigureCanvasAgg(fig).get_renderer()
 
 
 def _plain_log_axis(axis, values, base: float = 10) -> None:
@@ -78,8 +136,35 @@ def _plain_log_axis(axis, values, base: float = 10) -> None:
     decades = math.log10(values.max() / values.min()) if len(values) and values.min() > 0 else 0.0
     dense = base == 10 and decades < 2
     axis.set_major_locator(LogLocator(base=base, subs=(1.0, 2.0, 5.0) if dense else (1.0,)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: short_number(v)))
     axis.set_minor_formatter(NullFormatter())
+
+
+def _short_number_axis(axis) -> None:
+    """A linear axis labelled with `short_number` (1.25e-4, not 0.000125)."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: short_number(v)))
+
+
+def short_number(value: float) -> str:
+    """A tick label as short as the number allows: 0.03, 16, 2048, and below 0.001 a mantissa and exponent
+    (1e-4, 1.25e-4) where the plain form (0.000125) would run into its neighbours."""
+    if value != 0 and abs(value) < 1e-3:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:g}"
+
+
+def _legend_below(fig, handles: list) -> None:
+    """A figure legend under the panels in as few rows as fit the figure's width: a one-panel figure is
+    narrower than four or five entries side by side, and a legend wider than its figure is cut off."""
+    renderer = _renderer(fig)
+    for rows in range(1, len(handles) + 1):
+        legend = fig.legend(handles=handles, loc="outside lower center", ncols=math.ceil(len(handles) / rows))
+        if legend.get_window_extent(renderer).width <= fig.bbox.width or rows == len(handles):
+            return
+        legend.remove()
 
 
 def _finding_range(values: list[float]) -> str:
@@ -104,8 +189,8 @@ def _dist_log(trials: pd.DataFrame, param: str) -> bool:
 def _arch_legend(fig, archs: list[str], colors: dict[str, str], baseline: bool = True) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", color=colors[a], linestyle="", label=a) for a in archs]
+    handles = [Line2D([], [], marker="o", color=colors[a], linestyle="", label=_label(a)) for a in archs]
     if baseline:
         handles.append(Line2D([], [], marker="*", color=style.BASELINE_COLOR, linestyle="", markersize=11,
                               label=style.BASELINE_LABEL))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5))
+    _legend_below(fig, handles)

@@ -9,16 +9,19 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_empty, _finding_range, _recipe_key, _suptitle, _with_top1,
-                                                 is_reference_arch, metric_label)
+from lightrecipe.reports.figures._common import (_choice_ticks, _empty, _finding_range, _grow, _legend_below,
+                                                 _recipe_key, _suptitle, _with_top1, is_reference_arch,
+                                                 metric_label)
 
 
 # --- 1. recipe comparison -------------------------------------------------------------------------------
 
 
-def comparison_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+def comparison_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """Per arch: the ResNet-50 settings (baseline trials) and the best recipe found, as mean +- std over the
-    trials that repeat that recipe (different seeds); `delta` is best minus baseline in points."""
+    trials that repeat that recipe (different seeds); `delta` is best minus baseline in points.
+    `attrs["title"]` states the finding."""
+    trials = frames.trials
     done = _with_top1(trials, metric)
     order = tables.arch_order(trials)
     if done.empty:
@@ -45,10 +48,24 @@ def comparison_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFr
                 delta=float(part["top1"].mean()) - base_mean if kind == "best" else 0.0,
             ))
     frame = pd.DataFrame(rows)
-    frame.attrs.update(order=order, metric=metric)
+    frame.attrs.update(order=order, metric=metric, title=comparison_title(frame))
     return frame
 
 
+def comparison_title(data: pd.DataFrame) -> str:
+    """The finding in one sentence: how many points the searched recipe adds over the ResNet-50 settings."""
+    best_rows = data[data["kind"] == "best"]
+    efficient = best_rows[~best_rows["arch"].map(is_reference_arch)]
+    deltas = [d for d in (efficient if len(efficient) else best_rows)["delta"] if np.isfinite(d)]
+    if deltas and min(deltas) > 0:
+        who = "efficient nets" if len(efficient) else "every arch"
+        return f"The searched recipe lifts {who} by {_finding_range(deltas)} points over the ResNet-50 settings"
+    if deltas:
+        return f"Best recipe found vs ResNet-50 settings ({_finding_range(deltas)} points)"
+    return "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
+
+
+@style.styled
 def plot_comparison(data: pd.DataFrame):
     order = [a for a in data.attrs["order"] if a in set(data["arch"])]
     colors = style.arch_colors(data.attrs["order"])
@@ -74,7 +91,7 @@ def plot_comparison(data: pd.DataFrame):
             top = max(best.iloc[0].top1 + best.iloc[0]["std"], base.iloc[0].top1 + base.iloc[0]["std"])
             ax.annotate(f"{best.iloc[0].delta:+.1f} pts", (i, top), xytext=(0, 14), textcoords="offset points",
                         ha="center", fontsize=9, fontweight="bold", color=colors[arch])
-    ax.set_xticks(range(len(order)), order)
+    _grow(fig, {0: _choice_ticks(ax, order, fig.get_figwidth() - 1.0)})
     ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
     # Headroom above the tallest bar for its value and delta labels; ticks stop at 100%.
     ax.set_ylim(0, data["top1"].max() + data["std"].fillna(0).max() + 16)
@@ -82,20 +99,10 @@ def plot_comparison(data: pd.DataFrame):
     ax.grid(axis="x", visible=False)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///", label=style.BASELINE_LABEL),
-                       Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")],
-              loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2, frameon=False)
-    best_rows = data[data["kind"] == "best"]
-    efficient = best_rows[~best_rows["arch"].map(is_reference_arch)]
-    deltas = [d for d in (efficient if len(efficient) else best_rows)["delta"] if np.isfinite(d)]
-    if deltas and min(deltas) > 0:
-        who = "efficient nets" if len(efficient) else "every arch"
-        title = f"The searched recipe lifts {who} by {_finding_range(deltas)} points over the ResNet-50 settings"
-    elif deltas:
-        title = f"Best recipe found vs ResNet-50 settings ({_finding_range(deltas)} points)"
-    else:
-        title = "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
-    _suptitle(fig, title)
+    _legend_below(fig, [Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///",
+                              label=style.BASELINE_LABEL),
+                        Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")])
+    _suptitle(fig, data.attrs["title"])
     ax.set_title("bars: mean over repeated seeds; whiskers: std where a recipe was repeated", fontsize=8,
                  color="#555555")
     return fig

@@ -7,18 +7,24 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import _empty, _suptitle, metric_label
+from lightrecipe.reports.figures._common import _empty, _integer_x, _label, _legend_below, _suptitle, metric_label
 from lightrecipe.reports.tables import as_percent
 
 
 # --- 5. optimisation history and learning curves --------------------------------------------------------
 
 
-def history_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+HISTORY_TITLE = "Optimisation history: the best recipe so far, trial by trial"
+CURVES_TITLE = "Learning curves: pruned trials (faded) stopped early, the best recipe in bold"
+
+
+def history_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """One row per trial with a value: study, arch, number, state, baseline, top1 (pruned trials keep their
     last value) and best_so_far (best complete top1 up to this trial number)."""
+    trials = frames.trials
     order = tables.arch_order(trials)
     if metric not in trials.columns or trials.empty:
         return _empty("no trials", order=order, metric=metric)
@@ -31,7 +37,7 @@ def history_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame
     complete_top1 = frame["top1"].where(frame["state"] == "complete")
     frame["best_so_far"] = complete_top1.groupby([frame["source"], frame["study"]]).cummax()
     frame["best_so_far"] = frame.groupby(["source", "study"])["best_so_far"].ffill()
-    frame.attrs.update(order=order, metric=metric)
+    frame.attrs.update(order=order, metric=metric, title=HISTORY_TITLE)
     return frame
 
 
@@ -48,14 +54,13 @@ def _study_panels(n: int) -> tuple[int, int]:
     return math.ceil(n / ncols), ncols
 
 
+@style.styled
 def plot_history(data: pd.DataFrame):
     colors = style.arch_colors(data.attrs["order"])
     studies = _studies_in_order(data)
     nrows, ncols = _study_panels(len(studies))
     fig = style.new_figure(3.4 * ncols + 0.4, 2.7 * nrows + 0.7)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
-    from matplotlib.ticker import MaxNLocator
-
     multi_source = len({s for s, _ in studies}) > 1
     for ax, (source, study) in zip(axes, studies):
         part = data[(data["source"] == source) & (data["study"] == study)]
@@ -70,32 +75,48 @@ def plot_history(data: pd.DataFrame):
         if len(base):
             ax.scatter(base["number"], base["top1"], **style.BASELINE_MARKER, label=style.BASELINE_LABEL)
         steps = part.dropna(subset=["best_so_far"])
-        ax.step(steps["number"], steps["best_so_far"], where="post", color=color, linewidth=1.6,
-                label="best so far")
-        ax.set_title(study + (f"\n{source}" if multi_source else ""), fontsize=8.5)
+        if len(steps) > 1:  # one trial: its dot already is the best so far
+                ax.step(steps["number"], steps["best_so_far"], where="post", color=color, linewidth=1.6,
+                    label="best so far")
+        ax.set_title(_label(study) + (f"\n{_label(source)}" if multi_source else ""), fontsize=8.5)
         ax.set_xlabel("trial number")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_x(ax, part["number"])
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
     for ax in axes[len(studies):]:
         ax.set_visible(False)
-    from matplotlib.lines import Line2D
-
     grey = "#666666"
-    fig.legend(handles=[Line2D([], [], marker="o", color=grey, linestyle="", label="complete"),
+    _legend_below(fig, [Line2D([], [], marker="o", color=grey, linestyle="", label="complete"),
                         Line2D([], [], marker="v", color=grey, alpha=style.FADED_ALPHA + 0.15, linestyle="",
                                label="pruned (last value)"),
                         Line2D([], [], marker="*", color=style.BASELINE_COLOR, markersize=11, linestyle="",
                                label=style.BASELINE_LABEL),
-                        Line2D([], [], color=grey, linewidth=1.6, drawstyle="steps-post", label="best so far")],
-               loc="outside lower center", ncols=4)
-    _suptitle(fig, "Optimisation history: the best recipe so far, trial by trial")
+                        Line2D([], [], color=grey, linewidth=1.6, drawstyle="steps-post", label="best so far")])
+    _suptitle(fig, data.attrs["title"])
     return fig
 
 
-def curves_data(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+def _curve_style(state: str, baseline: bool, best: bool, color: str, points: int) -> dict:
+    """How one trial's curve is drawn. A trial that stopped early ends in a triangle (so a trial pruned
+    after its first epoch, a curve of one point, still shows); any other one-point curve gets a dot."""
+    if baseline:
+        kw = dict(color=style.BASELINE_COLOR, linestyle="--", linewidth=1.3, alpha=0.9, zorder=4)
+    elif best:
+        kw = dict(color=color, linewidth=2.4, zorder=5)
+    elif state == "complete":
+        kw = dict(color=color, linewidth=1.0, alpha=0.75)
+    elif state == "running":
+        kw = dict(color=color, linewidth=1.0, linestyle=":", alpha=0.9)
+    else:  # pruned, failed, diverged: faded, a triangle where it stopped
+        return dict(color=color, linewidth=0.9, alpha=style.FADED_ALPHA, marker="v", markersize=4,
+                    markevery=[points - 1])
+    return kw if points > 1 else dict(kw, marker="o", markersize=4)
+
+
+def curves_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """One row per trial x epoch: study, arch, number, state, baseline, best (the arch's best trial), epoch and
     top1 (the per-epoch `metric` if the history has it, else the objective Optuna recorded)."""
+    trials, curves = frames
     order = tables.arch_order(trials)
     if curves.empty:
         return _empty("no trial reported an epoch yet", order=order, metric=metric)
@@ -109,10 +130,12 @@ def curves_data(curves: pd.DataFrame, trials: pd.DataFrame, metric: str = "knn_t
     best = tables.best_trials(trials, metric)
     best_keys = set(zip(best["source"], best["study"], best["number"]))
     frame = frame.assign(best=[k in best_keys for k in zip(frame["source"], frame["study"], frame["number"])])
-    frame.attrs.update(order=order, metric=shown)
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    frame.attrs.update(order=order, metric=shown, title=CURVES_TITLE)
+    return frame
 
 
+@style.styled
 def plot_curves(data: pd.DataFrame):
     colors = style.arch_colors(data.attrs["order"])
     studies = _studies_in_order(data)
@@ -124,31 +147,21 @@ def plot_curves(data: pd.DataFrame):
         color = colors[part["arch"].iloc[0]]
         for (number, state, baseline, best), line in part.groupby(["number", "state", "baseline", "best"]):
             line = line.sort_values("epoch")
-            if baseline:
-                kw = dict(color=style.BASELINE_COLOR, linestyle="--", linewidth=1.3, alpha=0.9, zorder=4)
-            elif best:
-                kw = dict(color=color, linewidth=2.4, zorder=5)
-            elif state == "complete":
-                kw = dict(color=color, linewidth=1.0, alpha=0.75)
-            elif state == "running":
-                kw = dict(color=color, linewidth=1.0, linestyle=":", alpha=0.9)
-            else:  # pruned, failed, diverged: faded
-                kw = dict(color=color, linewidth=0.9, alpha=style.FADED_ALPHA)
-            ax.plot(line["epoch"], line["top1"], **kw)
-        ax.set_title(study, fontsize=8.5)
+            ax.plot(line["epoch"], line["top1"], gid=f"{study} #{number}",
+                    **_curve_style(state, bool(baseline), bool(best), color, points=len(line)))
+        ax.set_title(_label(study), fontsize=8.5)
         ax.set_xlabel("epoch")
+        _integer_x(ax, part["epoch"])
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
     for ax in axes[len(studies):]:
         ax.set_visible(False)
-    from matplotlib.lines import Line2D
-
-    fig.legend(handles=[Line2D([], [], color="#555555", linewidth=2.4, label=style.BEST_LABEL),
-                        Line2D([], [], color="#555555", linewidth=1.0, label="complete"),
-                        Line2D([], [], color="#555555", linewidth=0.9, alpha=style.FADED_ALPHA,
-                               label="pruned / failed"),
-                        Line2D([], [], color="#555555", linestyle=":", label="running"),
-                        Line2D([], [], color=style.BASELINE_COLOR, linestyle="--", label=style.BASELINE_LABEL)],
-               loc="outside lower center", ncols=5)
-    _suptitle(fig, "Learning curves: pruned trials (faded) stopped early, the best recipe in bold")
+    grey = "#555555"
+    _legend_below(fig, [Line2D([], [], color=grey, linewidth=2.4, label=style.BEST_LABEL),
+                        Line2D([], [], color=grey, linewidth=1.0, label="complete"),
+                        Line2D([], [], color=grey, linewidth=0.9, marker="v", markersize=4,
+                               alpha=style.FADED_ALPHA + 0.15, label="pruned / failed (v: last epoch)"),
+                        Line2D([], [], color=grey, linestyle=":", label="running"),
+                        Line2D([], [], color=style.BASELINE_COLOR, linestyle="--", label=style.BASELINE_LABEL)])
+    _suptitle(fig, data.attrs["title"])
     return fig

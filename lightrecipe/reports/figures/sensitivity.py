@@ -9,16 +9,21 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_arch_legend, _dist_log, _empty, _is_numeric, _plain,
-                                                 _plain_log_axis, _suptitle, _with_top1, metric_label)
+from lightrecipe.reports.figures._common import (PANEL_INCHES, _arch_legend, _choice_ticks, _dist_log, _empty,
+                                                 _grow, _is_numeric, _label, _plain, _plain_log_axis, _suptitle,
+                                                 _with_top1, metric_label)
 
 
 # --- 3. sensitivity -------------------------------------------------------------------------------------
 
 
-def sensitivity_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+SENSITIVITY_TITLE = "Sensitivity: accuracy of every complete trial against each searched knob"
+
+
+def sensitivity_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """One row per complete trial x searched knob: arch, knob, value, top1, baseline, log (sampled on a log
     scale), numeric."""
+    trials = frames.trials
     done = _with_top1(trials, metric)
     order = tables.arch_order(trials)
     params = [p for p in tables.searched_params(trials) if f"param_{p}" in done and done[f"param_{p}"].notna().any()]
@@ -33,19 +38,21 @@ def sensitivity_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataF
             rows.append(dict(arch=r.arch, knob=param, value=_plain(r[f"param_{param}"]), top1=r.top1,
                              baseline=bool(r.baseline), number=r.number, log=log, numeric=numeric))
     frame = pd.DataFrame(rows)
-    frame.attrs.update(order=order, metric=metric)
+    frame.attrs.update(order=order, metric=metric, title=SENSITIVITY_TITLE)
     return frame
 
 
+@style.styled
 def plot_sensitivity(data: pd.DataFrame):
     knobs = list(dict.fromkeys(data["knob"]))
     colors = style.arch_colors(data.attrs["order"])
     ncols = min(4, len(knobs))
     nrows = math.ceil(len(knobs) / ncols)
-    fig = style.new_figure(2.7 * ncols + 0.6, 2.4 * nrows + 0.8)
+    fig = style.new_figure(PANEL_INCHES * ncols + 0.6, 2.4 * nrows + 0.8)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
     rng = np.random.default_rng(0)  # jitter of categorical points only; fixed so redraws match
-    for ax, knob in zip(axes, knobs):
+    row_extra: dict[int, float] = {}
+    for i, (ax, knob) in enumerate(zip(axes, knobs)):
         part = data[data["knob"] == knob]
         numeric = bool(part["numeric"].iloc[0])
         if numeric:
@@ -57,19 +64,19 @@ def plot_sensitivity(data: pd.DataFrame):
             cats = sorted({str(v) for v in part["value"]})
             pos = {c: i for i, c in enumerate(cats)}
             x = np.array([pos[str(v)] for v in part["value"]]) + rng.uniform(-0.15, 0.15, len(part))
-            ax.set_xticks(range(len(cats)), cats)
-            ax.set_xlim(-0.6, len(cats) - 0.4)
+            row_extra[i // ncols] = max(row_extra.get(i // ncols, 0.0), _choice_ticks(ax, cats, PANEL_INCHES))
         c = [colors[a] for a in part["arch"]]
         base = part["baseline"].to_numpy()
         ax.scatter(x[~base], part["top1"].to_numpy()[~base], c=[ci for ci, b in zip(c, base) if not b], s=22,
                    alpha=0.85, edgecolor="white", linewidth=0.4)
         if base.any():
             ax.scatter(x[base], part["top1"].to_numpy()[base], **style.BASELINE_MARKER)
-        ax.set_xlabel(knob + (" (log)" if numeric and ax.get_xscale() == "log" else ""))
+        ax.set_xlabel(_label(knob) + (" (log)" if numeric and ax.get_xscale() == "log" else ""))
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
     for ax in axes[len(knobs):]:
         ax.set_visible(False)
+    _grow(fig, row_extra)
     _arch_legend(fig, [a for a in data.attrs["order"] if a in set(data["arch"])], colors)
-    _suptitle(fig, "Sensitivity: accuracy of every complete trial against each searched knob")
+    _suptitle(fig, data.attrs["title"])
     return fig

@@ -12,8 +12,9 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_empty, _is_numeric, _plain, _plain_log_axis, _suptitle,
-                                                 _with_top1, is_reference_arch)
+from lightrecipe.reports.figures._common import (PANEL_INCHES, _choice_ticks, _empty, _grow, _is_numeric, _label,
+                                                 _legend_below, _plain, _plain_log_axis, _short_number_axis,
+                                                 _suptitle, _with_top1, is_reference_arch)
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
 
 POINT = 1.0  # "within 1 point of the best": one percentage point of top-1
@@ -44,10 +45,13 @@ def _int_if_whole(value: Any) -> Any:
     return value
 
 
-def shift_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
+def shift_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """Knob by knob and arch by arch: the ResNet-50 value (the arch's baseline trial, else MoCo v2's default),
     the best trial's value, and the range (numbers) or set (choices) of values among trials within
-    `POINT` of the best. Knobs are the recipe fields that differ between complete trials."""
+    `POINT` of the best. Knobs are the recipe fields that differ between complete trials. `knob_moved` says
+    whether the knob moved away from the ResNet-50 value for every efficient net (every arch when only
+    ResNets ran); `attrs["title"]` counts those knobs."""
+    trials = frames.trials
     done = _with_top1(trials, metric)
     order = tables.arch_order(trials)
     if done.empty:
@@ -60,91 +64,114 @@ def shift_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
         sub = done[done["arch"] == arch]
         if sub.empty:
             continue
-        best = sub.sort_values(["top1", "number"], ascending=[False, True]).iloc[0]
-        near = sub[sub["top1"] >= best.top1 - POINT]
-        base = sub[sub["baseline"]]
-        for knob in knobs:
-            col = f"recipe_{knob}"
-            numeric = _is_numeric(done[col])
-            ref = _plain(base.iloc[0][col]) if len(base) else RESNET50_SETTINGS[knob]
-            values = near[col].dropna().map(_plain).map(_int_if_whole)
-            rows.append(dict(
-                knob=knob, arch=arch, numeric=numeric, resnet50=_int_if_whole(ref), best=_int_if_whole(_plain(best[col])),
-                near_min=float(values.min()) if numeric and len(values) else math.nan,
-                near_max=float(values.max()) if numeric and len(values) else math.nan,
-                near_values=sorted({str(v) for v in values}), n_near=len(near), best_top1=float(best.top1),
-                moved=(not (values.min() <= ref <= values.max())) if numeric and len(values) and ref is not None
-                else str(ref) not in {str(v) for v in values},
-            ))
+        rows.extend(_arch_rows(arch, sub, knobs, numeric={k: _is_numeric(done[f"recipe_{k}"]) for k in knobs}))
     frame = pd.DataFrame(rows)
-    frame.attrs.update(order=order, metric=metric)
+    judged = frame[~frame["arch"].map(is_reference_arch)]
+    judged = judged if len(judged) else frame
+    frame["knob_moved"] = frame["knob"].map(judged.groupby("knob")["moved"].all())
+    who = "every efficient net" if len(judged) < len(frame) or not frame["arch"].map(is_reference_arch).any() \
+        else "every arch"
+    moved = frame.drop_duplicates("knob")["knob_moved"].sum()
+    title = (f"Recipe shift: {moved} of {len(knobs)} knobs move away from the ResNet-50 settings for {who}"
+             if moved else "Recipe shift: best value per arch vs the ResNet-50 settings")
+    frame.attrs.update(order=order, metric=metric, title=title)
     return frame
 
 
+def _arch_rows(arch: str, sub: pd.DataFrame, knobs: list[str], numeric: dict[str, bool]) -> list[dict[str, Any]]:
+    """One row per knob for one arch's complete trials (`sub`, with `top1`)."""
+    best = sub.sort_values(["top1", "number"], ascending=[False, True]).iloc[0]
+    near = sub[sub["top1"] >= best.top1 - POINT]
+    base = sub[sub["baseline"]]
+    rows = []
+    for knob in knobs:
+        col = f"recipe_{knob}"
+        ref = _plain(base.iloc[0][col]) if len(base) else RESNET50_SETTINGS[knob]
+        values = near[col].dropna().map(_plain).map(_int_if_whole)
+        num = numeric[knob] and len(values) > 0
+        rows.append(dict(
+            knob=knob, arch=arch, numeric=numeric[knob], resnet50=_int_if_whole(ref),
+            best=_int_if_whole(_plain(best[col])),
+            near_min=float(values.min()) if num else math.nan,
+            near_max=float(values.max()) if num else math.nan,
+            near_values=sorted({str(v) for v in values}), n_near=len(near), best_top1=float(best.top1),
+            moved=(not (values.min() <= ref <= values.max())) if num and ref is not None
+            else str(ref) not in {str(v) for v in values},
+        ))
+    return rows
+
+
+@style.styled
 def plot_shift(data: pd.DataFrame):
     knobs = list(dict.fromkeys(data["knob"]))
     order = [a for a in data.attrs["order"] if a in set(data["arch"])]
     colors = style.arch_colors(data.attrs["order"])
     ncols = min(4, len(knobs))
     nrows = math.ceil(len(knobs) / ncols)
-    fig = style.new_figure(2.7 * ncols + 0.6, 0.5 + nrows * (0.45 * len(order) + 1.0))
+    fig = style.new_figure(PANEL_INCHES * ncols + 0.6, 0.5 + nrows * (0.45 * len(order) + 1.0))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    for ax, knob in zip(axes, knobs):
+    row_extra: dict[int, float] = {}
+    for i, (ax, knob) in enumerate(zip(axes, knobs)):
         part = data[data["knob"] == knob].set_index("arch")
-        numeric = bool(part["numeric"].iloc[0])
-        ref = part["resnet50"].iloc[0]
         ax.grid(axis="y", visible=False)
-        if numeric:
-            vals = pd.concat([part["near_min"], part["near_max"], part["best"].astype(float),
-                              part["resnet50"].astype(float)]).dropna()
-            if (vals > 0).all() and vals.max() / vals.min() >= 5:  # spans of 5x and more read better on log
-                ax.set_xscale("log")
-                _plain_log_axis(ax.xaxis, vals)
-            else:
-                ax.xaxis.set_major_locator(MaxNLocator(4))  # narrow panels: long tick labels would collide
-            for y, arch in enumerate(order):
-                if arch not in part.index:
-                    continue
-                r = part.loc[arch]
-                ax.plot([r.near_min, r.near_max], [y, y], color=colors[arch], alpha=0.35, linewidth=7,
-                        solid_capstyle="round")
-                ax.scatter([r.best], [y], color=colors[arch], s=36, zorder=4, edgecolor="white", linewidth=0.5)
-                ax.scatter([float(r.resnet50)], [y], **style.BASELINE_MARKER)
+        if bool(part["numeric"].iloc[0]):
+            _draw_numeric_knob(ax, part, order, colors)
         else:
-            cats = sorted({str(v) for v in part["resnet50"]} | {str(v) for v in part["best"]}
-                          | {v for vs in part["near_values"] for v in vs})
-            pos = {c: i for i, c in enumerate(cats)}
-            for y, arch in enumerate(order):
-                if arch not in part.index:
-                    continue
-                r = part.loc[arch]
-                ax.scatter([pos[v] for v in r.near_values], [y] * len(r.near_values), color=colors[arch],
-                           alpha=0.35, s=110, linewidth=0)
-                ax.scatter([pos[str(r.best)]], [y], color=colors[arch], s=36, zorder=4, edgecolor="white")
-                ax.scatter([pos[str(r.resnet50)]], [y], **style.BASELINE_MARKER)
-            ax.set_xticks(range(len(cats)), cats)
-            ax.set_xlim(-0.6, len(cats) - 0.4)
-        ax.set_yticks(range(len(order)), order if ax.get_subplotspec().is_first_col() else [""] * len(order))
+            extra = _draw_choice_knob(ax, part, order, colors)
+            row_extra[i // ncols] = max(row_extra.get(i // ncols, 0.0), extra)
+        ax.set_yticks(range(len(order)),
+                      [_label(a) if ax.get_subplotspec().is_first_col() else "" for a in order])
         ax.set_ylim(-0.7, len(order) - 0.3)
         ax.invert_yaxis()
-        eff = part[~part.index.map(is_reference_arch)]
-        moved = bool((eff if len(eff) else part)["moved"].all())
-        ax.set_title(knob + ("  (moved)" if moved else ""), fontweight="bold" if moved else "normal")
+        moved = bool(part["knob_moved"].iloc[0])
+        ax.set_title(_label(knob) + ("  (moved)" if moved else ""), fontweight="bold" if moved else "normal")
     for ax in axes[len(knobs):]:
         ax.set_visible(False)
-    eff = data[~data["arch"].map(is_reference_arch)]
-    eff = eff if len(eff) else data
-    moved = sorted({k for k in knobs if eff.loc[eff["knob"] == k, "moved"].all()})
-    who = "every efficient net" if len(eff) < len(data) or not data["arch"].map(is_reference_arch).any() else "every arch"
-    _suptitle(fig, f"Recipe shift: {len(moved)} of {len(knobs)} knobs move away from the ResNet-50 settings "
-              f"for {who}"
-                 if moved else "Recipe shift: best value per arch vs the ResNet-50 settings")
+    _grow(fig, row_extra)
+    _suptitle(fig, data.attrs["title"])
     from matplotlib.lines import Line2D
 
-    fig.legend(handles=[Line2D([], [], **{k: v for k, v in style.BASELINE_MARKER.items() if k in ("marker", "color")},
+    _legend_below(fig, [Line2D([], [], marker=style.BASELINE_MARKER["marker"], color=style.BASELINE_COLOR,
                                linestyle="", markersize=11, label=style.BASELINE_LABEL),
                         Line2D([], [], marker="o", color="#777777", linestyle="", label=style.BEST_LABEL),
                         Line2D([], [], color="#777777", alpha=0.35, linewidth=7,
-                               label=f"within {POINT:g} point of the best")],
-               loc="outside lower center", ncols=3)
+                               label=f"within {POINT:g} point of the best")])
     return fig
+
+
+def _draw_numeric_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[str, str]) -> None:
+    """Per arch row: the range within a point of the best (a band), the best value and the ResNet-50 star."""
+    vals = pd.concat([part["near_min"], part["near_max"], part["best"].astype(float),
+                      part["resnet50"].astype(float)]).dropna()
+    if (vals > 0).all() and vals.max() / vals.min() >= 5:  # spans of 5x and more read better on log
+        ax.set_xscale("log")
+        _plain_log_axis(ax.xaxis, vals)
+    else:
+        # narrow panels: long tick labels would collide; whole-number knobs (k, widths) get whole ticks
+        ax.xaxis.set_major_locator(MaxNLocator(4, integer=bool(np.allclose(vals, np.round(vals)))))
+        _short_number_axis(ax.xaxis)
+    for y, arch in enumerate(order):
+        if arch not in part.index:
+            continue
+        r = part.loc[arch]
+        ax.plot([r.near_min, r.near_max], [y, y], color=colors[arch], alpha=0.35, linewidth=7,
+                solid_capstyle="round")
+        ax.scatter([r.best], [y], color=colors[arch], s=36, zorder=4, edgecolor="white", linewidth=0.5)
+        ax.scatter([float(r.resnet50)], [y], **style.BASELINE_MARKER)
+
+
+def _draw_choice_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[str, str]) -> float:
+    """Per arch row: the choices within a point of the best (halos), the best choice and the ResNet-50 star.
+    Returns the extra height its labels need (`_choice_ticks`)."""
+    cats = sorted({str(v) for v in part["resnet50"]} | {str(v) for v in part["best"]}
+                  | {v for vs in part["near_values"] for v in vs})
+    pos = {c: i for i, c in enumerate(cats)}
+    for y, arch in enumerate(order):
+        if arch not in part.index:
+            continue
+        r = part.loc[arch]
+        ax.scatter([pos[v] for v in r.near_values], [y] * len(r.near_values), color=colors[arch],
+                   alpha=0.35, s=110, linewidth=0)
+        ax.scatter([pos[str(r.best)]], [y], color=colors[arch], s=36, zorder=4, edgecolor="white")
+        ax.scatter([pos[str(r.resnet50)]], [y], **style.BASELINE_MARKER)
+    return _choice_ticks(ax, cats, PANEL_INCHES)

@@ -8,17 +8,18 @@ import math
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import style
-from lightrecipe.reports.figures._common import _empty, _suptitle, metric_label
+from lightrecipe.reports import style, tables
+from lightrecipe.reports.figures._common import _arch_legend, _empty, _suptitle, metric_label
 from lightrecipe.reports.figures.comparison import comparison_data
 
 
 # --- 7. accuracy vs parameter count ---------------------------------------------------------------------
 
 
-def size_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
-    """Per arch: params_count (millions), ResNet-50-settings top1 (mean) and best recipe top1."""
-    comp = comparison_data(trials, metric)
+def size_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
+    """Per arch: params_count (millions), ResNet-50-settings top1 (mean) and best recipe top1;
+    `attrs["title"]` compares the best small net with the largest arch."""
+    comp = comparison_data(frames, metric)
     if comp.empty:
         return comp
     comp = comp.dropna(subset=["params_count"])
@@ -31,10 +32,22 @@ def size_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
         rows.append(dict(arch=arch, params_m=float(part["params_count"].max()) / 1e6, baseline=get("baseline"),
                          best=get("best")))
     frame = pd.DataFrame(rows)
-    frame.attrs.update(comp.attrs)
+    frame.attrs.update(order=comp.attrs["order"], metric=metric, title=size_title(frame))
     return frame
 
 
+def size_title(data: pd.DataFrame) -> str:
+    """How close the best small net comes to the largest arch, with how many times fewer parameters."""
+    big = data.loc[data["params_m"].idxmax()]
+    small = data[data["params_m"] < big.params_m / 2]
+    if len(small) and np.isfinite(big.best) and small["best"].notna().any():
+        s = small.loc[small["best"].idxmax()]
+        return (f"{s.arch} reaches {s.best:.1f}% with {big.params_m / s.params_m:.1f}x fewer parameters "
+                f"than {big.arch} ({big.best:.1f}%)")
+    return "Accuracy against backbone size: best recipe vs ResNet-50 settings"
+
+
+@style.styled
 def plot_size(data: pd.DataFrame):
     colors = style.arch_colors(data.attrs["order"])
     fig = style.new_figure(6.0, 4.0)
@@ -47,12 +60,11 @@ def plot_size(data: pd.DataFrame):
                 ax.annotate("", (r.params_m, r.best), (r.params_m, r.baseline),
                             arrowprops=dict(arrowstyle="->", color=c, linewidth=1.3, shrinkA=6, shrinkB=5))
         if np.isfinite(r.best):
-            ax.scatter([r.params_m], [r.best], color=c, s=60, edgecolor="white", linewidth=0.6, zorder=6)
-            ax.annotate(r.arch, (r.params_m, r.best), xytext=(7, 0), textcoords="offset points", va="center",
-                        color=c, fontsize=8, fontweight="bold")
+            # under the star (zorder 5): where the best recipe is the ResNet-50 settings, both stay visible
+            ax.scatter([r.params_m], [r.best], color=c, s=60, edgecolor="white", linewidth=0.6, zorder=4)
     ax.set_xscale("log")
     lo, hi = data["params_m"].min(), data["params_m"].max()
-    ax.set_xlim(lo / 1.6, hi * 2.6)
+    ax.set_xlim(lo / 1.6, hi * 1.6)
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
@@ -60,18 +72,10 @@ def plot_size(data: pd.DataFrame):
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("backbone parameters (millions, log scale)")
     ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
-    from matplotlib.lines import Line2D
-
-    ax.legend(handles=[Line2D([], [], marker="*", color=style.BASELINE_COLOR, linestyle="", markersize=11,
-                              label=style.BASELINE_LABEL),
-                       Line2D([], [], marker="o", color="#777777", linestyle="", label=style.BEST_LABEL)],
-              loc="lower right")
-    big = data.loc[data["params_m"].idxmax()]
-    small = data[data["params_m"] < big.params_m / 2]
-    if len(small) and np.isfinite(big.best) and small["best"].notna().any():
-        s = small.loc[small["best"].idxmax()]
-        _suptitle(fig, f"{s.arch} reaches {s.best:.1f}% with {big.params_m / s.params_m:.1f}x fewer parameters "
-                     f"than {big.arch} ({big.best:.1f}%)")
-    else:
-        _suptitle(fig, "Accuracy against backbone size: best recipe vs ResNet-50 settings")
+    ax.set_title(f"dots: {style.BEST_LABEL} per arch; arrows: from the ResNet-50 settings", fontsize=8,
+                 color="#555555")
+    # Arch names in a legend under the plot, not next to the points: archs of about the same size and
+    # accuracy would put their names on top of each other (and a legend inside would cover an arrow).
+    _arch_legend(fig, [a for a in data.attrs["order"] if a in set(data["arch"])], colors)
+    _suptitle(fig, data.attrs["title"])
     return fig

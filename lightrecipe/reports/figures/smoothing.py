@@ -7,15 +7,17 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_arch_legend, _empty, _plain_log_axis, _suptitle, _with_top1,
-                                                 metric_label)
+from lightrecipe.reports.figures._common import (_arch_legend, _empty, _integer_x, _plain_log_axis, _suptitle,
+                                                 _with_top1, metric_label)
 
 
 # --- 6. smoothing ablation ------------------------------------------------------------------------------
 
 
-def smoothing_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
-    """One row per complete trial: arch, on (smoothed InfoNCE with alpha > 0), mode, alpha, k, top1, baseline."""
+def smoothing_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
+    """One row per complete trial: arch, on (smoothed InfoNCE with alpha > 0), mode, alpha, k, top1, baseline;
+    `attrs["title"]` states the gain of smoothing per arch (`smoothing_gain`)."""
+    trials = frames.trials
     done = _with_top1(trials, metric)
     order = tables.arch_order(trials)
     need = ("recipe_smoothing", "recipe_smoothing_alpha", "recipe_smoothing_k")
@@ -31,7 +33,7 @@ def smoothing_data(trials: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFra
     )).reset_index(drop=True)
     if not frame["on"].any():
         return _empty("no complete trial used smoothed InfoNCE (smoothing_alpha > 0)", order=order, metric=metric)
-    frame.attrs.update(order=order, metric=metric)
+    frame.attrs.update(order=order, metric=metric, title=smoothing_title(frame))
     return frame
 
 
@@ -44,11 +46,21 @@ def smoothing_gain(data: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def smoothing_title(data: pd.DataFrame) -> str:
+    gains = smoothing_gain(data)
+    if gains:
+        return "Smoothed InfoNCE, best on minus best off: " + ", ".join(f"{v:+.1f} pts ({a})" for a, v in gains.items())
+    return "Smoothed InfoNCE: accuracy against alpha and k"
+
+
+@style.styled
 def plot_smoothing(data: pd.DataFrame):
     colors = style.arch_colors(data.attrs["order"])
     archs = [a for a in data.attrs["order"] if a in set(data["arch"])]
-    fig = style.new_figure(10.0, 3.3)
-    ax_a, ax_k, ax_o = fig.subplots(1, 3, sharey=True)
+    # The off-vs-on panel holds a pair of columns per arch: past three archs it widens with them.
+    extra = max(0, len(archs) - 3) / 3
+    fig = style.new_figure(10.0 * (3 + extra) / 3, 3.3)
+    ax_a, ax_k, ax_o = fig.subplots(1, 3, sharey=True, width_ratios=[1, 1, 1 + extra])
     on = data[data["on"]]
     off = data[~data["on"]]
     for arch in archs:
@@ -64,6 +76,8 @@ def plot_smoothing(data: pd.DataFrame):
     if (on["k"] > 0).all() and on["k"].max() / max(on["k"].min(), 1) >= 8:
         ax_k.set_xscale("log", base=2)
         _plain_log_axis(ax_k.xaxis, on["k"], base=2)
+    else:
+        _integer_x(ax_k, on["k"])  # k counts neighbours
     ax_k.set_xlabel("k (neighbours sharing alpha)")
     ax_k.set_title("k, smoothing on")
     rng = np.random.default_rng(0)  # jitter only
@@ -81,16 +95,9 @@ def plot_smoothing(data: pd.DataFrame):
         ticks.append(i)
     ax_o.set_xticks([t + d for t in ticks for d in (-width / 2, width / 2)],
                     [lab for _ in ticks for lab in ("off", "on")])
+    ax_o.set_xlim(-0.5, len(archs) - 0.5)  # every arch's pair of columns, even one with no points
     ax_o.set_title("off vs on (bar: best)")
-    for i, arch in enumerate(archs):
-        ax_o.annotate(arch, (i, 0), xycoords=("data", "axes fraction"), xytext=(0, -24), textcoords="offset points",
-                      ha="center", va="top", fontsize=7.5, color=colors[arch])
     ax_o.grid(axis="x", visible=False)
-    gains = smoothing_gain(data)
-    if gains:
-        _suptitle(fig, "Smoothed InfoNCE, best on minus best off: "
-                     + ", ".join(f"{v:+.1f} pts ({a})" for a, v in gains.items()))
-    else:
-        _suptitle(fig, "Smoothed InfoNCE: accuracy against alpha and k")
+    _suptitle(fig, data.attrs["title"])
     _arch_legend(fig, archs, colors, baseline=False)
     return fig

@@ -1,0 +1,82 @@
+"""best-<arch>.yaml: the best recipe of each arch as a file `lightrecipe train --recipe` accepts as is."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lightrecipe.errors import UserError
+from lightrecipe.reports import tables
+from lightrecipe.reports.text import one_line
+from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, field_types
+
+
+def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list[str]) -> dict[str, Path]:
+    """Arch -> the file written in `out`; an arch whose best trial has no valid recipe gets a note instead.
+
+    Arch and study names come from the database as they are: the file name keeps only safe characters
+    (never a path), two archs that reduce to the same name get distinct files, and the comment lines say
+    each name on one line."""
+    written: dict[str, Path] = {}
+    taken: set[str] = set()
+    for arch, row in tables.best_trials(trials, metric).iterrows():
+        data = _recipe_from_row(row)
+        if data is None:
+            notes.append(f"best-{arch}.yaml not written: trial {row.study} #{row.number} recorded no full recipe")
+            continue
+        try:
+            recipe = Recipe.from_dict(data, source=f"trial {row.study} #{row.number}")
+        except UserError as exc:
+            notes.append(f"best-{arch}.yaml not written: {exc}")
+            continue
+        name = _unique(f"best-{safe_name(arch)}", taken) + ".yaml"
+        header = (
+            f"# Best recipe for {one_line(arch)}: val {metric} {float(row[metric]):.4f}\n"
+            f"# trial #{int(row.number)} of study '{one_line(row.study)}' in {one_line(row.source)}\n"
+            f"# Train it: lightrecipe train --recipe {name}\n"
+        )
+        path = out / name
+        path.write_text(header + recipe.to_yaml(), encoding="utf-8")
+        written[str(arch)] = path
+    return written
+
+
+def _unique(stem: str, taken: set[str]) -> str:
+    """`stem`, or `stem-2`, `stem-3`, ... when an earlier arch already took it."""
+    candidate, n = stem, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def _recipe_from_row(row: pd.Series) -> dict[str, Any] | None:
+    """The trial's resolved recipe with each field's own type (a CSV-like frame turns ints into floats)."""
+    types = field_types()
+    out: dict[str, Any] = {}
+    for name in FIELD_NAMES:
+        value = row.get(f"recipe_{name}")
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        kind = types[name]
+        if kind is bool:
+            value = bool(value)
+        elif kind is int:
+            value = int(value)
+        elif kind is float:
+            value = float(value)
+        else:
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe form of an arch name: letters, digits, '.', '_' and '-' only, never starting or ending
+    with '.' or '_' (so never '..' alone, a hidden file or a path)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "arch"

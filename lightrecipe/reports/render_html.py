@@ -1,0 +1,156 @@
+"""report.html: one self-contained page (figures embedded as data URIs, no network), every user string escaped."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import pandas as pd
+
+from lightrecipe.reports import figures, tables
+from lightrecipe.reports.text import number
+
+if TYPE_CHECKING:
+    from lightrecipe.reports.build import DrawnFigure, Report
+
+_CSS = """
+body{font:15px/1.5 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1d1d1f;margin:0;background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:28px 32px 60px;background:#fff}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:36px 0 10px;border-bottom:1px solid #e5e5e5;padding-bottom:4px}
+.meta{color:#666;font-size:13px}.meta code{font-size:12px}
+table{border-collapse:collapse;font-size:13.5px;margin:8px 0}th,td{padding:5px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+th{background:#f4f4f6;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.up{color:#0a7d38;font-weight:700}.down{color:#b3261e;font-weight:700}
+.notes{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 14px;font-size:13.5px}
+figure{margin:22px 0}figure img{max-width:100%;height:auto;border:1px solid #eee;box-sizing:border-box}
+figcaption{font-size:13px;color:#555}.skipped{color:#8a6d00;font-style:italic}
+td.err{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:#8b1a1a;max-width:560px;word-break:break-word}
+main{overflow-wrap:break-word}h3{font-size:15px;margin:18px 0 4px}
+.sub{color:#666;font-size:12.5px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+# A table cell cannot wrap a word, so a name longer than this with no space would widen its table past the
+# page; it gets a break opportunity every this many characters (shorter names, every arch name, stay whole).
+LONGEST_UNBROKEN = 32
+_LONG_RUN = re.compile(rf"(\S{{{LONGEST_UNBROKEN + 1},}})")
+
+
+def _cell(value: Any) -> str:
+    """A name from the database as table-cell HTML: escaped, long runs given `<wbr>` break opportunities."""
+    parts = _LONG_RUN.split("" if value is None else str(value))  # odd indices: the long runs
+    return "".join(
+        "<wbr>".join(_e(part[i:i + LONGEST_UNBROKEN]) for i in range(0, len(part), LONGEST_UNBROKEN)) if k % 2
+        else _e(part) for k, part in enumerate(parts))
+
+
+def _table(frame: pd.DataFrame, numeric: Sequence[str] = ()) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = []
+    for _, r in frame.iterrows():
+        cells = []
+        for c in frame.columns:
+            cls = ' class="num"' if c in numeric else (' class="err"' if c == "error" else "")
+            cells.append(f"<td{cls}>{_cell(r[c])}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Path]) -> str:
+    """One row per arch, seven columns: the counts by state share one cell and the recipe file sits under
+    the best trial, so the table fits the page."""
+    rows = []
+    for r in headline.itertuples():
+        cls = "up" if r.delta > 0 else ("down" if r.delta < 0 else "")
+        recipe = best_files.get(r.arch)
+        link = f"<br><a class=sub href='{_e(recipe.name)}'>{_cell(recipe.name)}</a>" if recipe else ""
+        rows.append(
+            f"<tr><td><b>{_cell(r.arch)}</b></td><td class=num>{number(r.baseline)}</td>"
+            f"<td class=num>{number(r.best)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
+            f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}</td>"
+            f"<td class=num>{r.complete}/{r.trials} · {r.pruned} · {r.failed + r.diverged} · {r.running}</td></tr>"
+        )
+    return (f"<table><thead><tr><th>arch</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th>"
+            f"<th>delta (pts)</th><th>most important knobs</th><th>best trial and its recipe file</th>"
+            f"<th>trials: complete · pruned · failed · running</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<p class=meta>val {_e(figures.metric_label(metric))} ({_e(metric)}); ResNet-50 settings and best "
+            "recipe are means over repeated seeds of that recipe.</p>")
+
+
+def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn: list[DrawnFigure], report: Report) -> str:
+    parts = [
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
+        "<meta name=viewport content='width=device-width,initial-scale=1'>",
+        "<title>lightrecipe report</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        "<h1>How the best recipe for each efficient net differs from the ResNet-50 settings</h1>",
+        f"<p class=meta>Sources: {', '.join(f'<code>{_e(s)}</code>' for s in sources)} · ranked by val "
+        f"<b>{_e(metric)}</b> · {len(trials)} trials in {trials['study'].nunique()} studies · generated "
+        f"{_e(dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
+        "<h2>Headline</h2>",
+        _headline_html(report.headline, metric, report.best_recipes),
+    ]
+    if report.notes:
+        parts.append("<div class=notes><b>Notes</b><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+                     + "</ul></div>")
+    parts.append("<h2>Figures</h2>")
+    parts.extend(_figure_html(f) for f in drawn)
+    parts.append("<h2>Studies</h2>")
+    parts.append(_table(tables.state_counts(trials)))
+    top = tables.top_trials(trials, metric)
+    if not top.empty:
+        parts.append("<h2>Top trials per arch</h2>" + _top_trials_html(top, metric))
+    failures = trials[trials["state"].isin(["failed", "diverged"])][["study", "number", "state", "node", "error"]]
+    if len(failures):
+        parts.append(f"<h2>Failed and diverged trials</h2>{_table(failures)}")
+    parts.append("<p class=meta>Files: <a href='trials.csv'>trials.csv</a> · <a href='report.md'>report.md</a>"
+                 + "".join(f" · <a href='{_e(p.name)}'>{_e(p.name)}</a>" for p in report.best_recipes.values())
+                 + "</p></main></body></html>\n")
+    return "\n".join(parts)
+
+
+def _figure_html(f: DrawnFigure) -> str:
+    """The figure's PNG embedded as a data URI at its natural size, or the reason it was skipped."""
+    if f.png is None:
+        return (f"<figure><figcaption><b>{_e(f.caption)}</b> <span class=skipped>— skipped: "
+                f"{_e(f.skipped)}</span></figcaption></figure>")
+    raw = f.png.read_bytes()
+    width = int.from_bytes(raw[16:20], "big") * 96 // 150  # PNG IHDR width at 150 dpi -> CSS px at 96 dpi
+    data = base64.b64encode(raw).decode("ascii")
+    return (f"<figure id='fig-{_e(f.stem)}'><img src='data:image/png;base64,{data}' width={width} "
+            f"alt='{_e(f.caption)}'>"
+            f"<figcaption><b>{_e(f.caption)}</b> · <a href='{_e(f.png.name)}'>PNG</a> · "
+            f"<a href='{_e(f.svg.name if f.svg else '')}'>SVG</a></figcaption></figure>")
+
+
+def _top_trials_html(top: pd.DataFrame, metric: str) -> str:
+    """One table per arch with a column per trial and a row per knob: as narrow as five trials, however
+    many knobs the space searched (a column per knob outgrew the page at eleven)."""
+    params = [c for c in top.columns if c.startswith("param_")]
+    parts = []
+    for arch, part in top.groupby("arch", sort=False):
+        heads = [f"#{int(r.number)}" + (" best" if i == 0 else "") + (" (ResNet-50 settings)" if r.baseline else "")
+                 for i, r in enumerate(part.itertuples())]
+        rows = [(f"val {metric}", [f"{v:.4f}" for v in part[metric]])]
+        rows += [(c[len("param_"):], [_param_text(v) for v in part[c]]) for c in params if part[c].notna().any()]
+        body = "".join(f"<tr><th>{_cell(name)}</th>" + "".join(f"<td class=num>{_cell(v)}</td>" for v in values)
+                       + "</tr>" for name, values in rows)
+        parts.append(f"<h3>{_e(arch)}</h3><table><thead><tr><th>trial</th>"
+                     + "".join(f"<th>{_e(h)}</th>" for h in heads) + f"</tr></thead><tbody>{body}</tbody></table>")
+    return "".join(parts)
+
+
+def _param_text(value: Any) -> str:
+    """A sampled value as the table shows it: 4 significant digits, '–' where the trial did not sample it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,31 @@
+"""How user strings (arch, study, source, error, choice values) and numbers are written into the report's
+text files: one home for each rule, shared by the HTML page, the Markdown page and the recipe files. (Figures
+show such strings as written through `style.RC`; the HTML page escapes with `html.escape`.)"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+
+def number(value: Any, fmt: str = "{:.1f}") -> str:
+    """A number for a table cell; a missing one (None, NaN) is an en dash."""
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+
+def one_line(value: Any) -> str:
+    """A string on one line: every line break Python, YAML and CommonMark know (\\n, \\r, \\u2028, ...) becomes a
+    space, so a name can never start a new line in a YAML comment or a Markdown table row."""
+    return " ".join(str(value).splitlines())
+
+
+# CommonMark reads these as inline syntax (code, emphasis, links, images, raw HTML, entities, table cells,
+# GFM strikethrough); a backslash before each makes it a plain character. "_" is left alone between two
+# letters or digits, where CommonMark never reads it as emphasis (arch names keep their underscores).
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<>|&~!]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def markdown_text(value: Any) -> str:
+    """A user string as Markdown that renders as exactly that text, on one line."""
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), one_line(value))
