@@ -78,6 +78,7 @@ def test_a_stale_holder_is_taken_over_only_with_resume_and_learns_it_lost(open_d
     assert newer.beat() == []
 
 
+@pytest.mark.slow  # dead_pid() starts (and reaps) a process to get a PID that surely names none
 def test_a_holder_on_this_host_whose_process_is_gone_is_stale_at_once(open_db):
     gone = DriverLease(open_db(), host=socket.gethostname(), pid=dead_pid())
     gone.acquire(STUDY, takeover=False)  # a driver killed with -9 a moment ago: fresh heartbeat, no process

@@ -25,6 +25,7 @@ print(outside, inside, env_inside, os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLU
 """
 
 
+@pytest.mark.slow  # runs a child Python that imports Ray
 @pytest.mark.parametrize("setting", [None, "1"])
 def test_loopback_only_keeps_ray_on_127_0_0_1_whatever_the_environment(setting):
     env = {k: v for k, v in os.environ.items() if k != ray_private.MULTI_NODE_ENV}

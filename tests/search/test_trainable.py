@@ -62,6 +62,7 @@ def test_history_of_a_run_folder_skips_rows_that_are_not_epochs_and_missing_fold
     assert tr.read_history(tmp_path / tr.HISTORY_FILE) == []  # a file where a folder should be
 
 
+@pytest.mark.slow  # asks Ray for its node id, which starts Ray helper processes
 def test_node_label_outside_ray_is_still_a_label():
     host, ip, node = tr.node_label().split("/")
     assert host and ip and node
