@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from lightrecipe.errors import UserError
 from lightrecipe.search import trainable as tr
 
