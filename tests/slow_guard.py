@@ -84,6 +84,22 @@ def pytest_runtest_protocol(item, nextitem):
         _running.pop()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    # After the last test of a module (or of the session) pytest also finalises the module- and session-scoped
+    # fixtures (stopping PostgreSQL, Ray); that work belongs to the fixture, not to the test that happened to be last.
+    running = _running[-1] if _running and _running[-1].nodeid == item.nodeid else None
+    shared_teardown = nextitem is None or nextitem.module is not item.module
+    if running is None or not shared_teardown or running.slow:
+        yield
+        return
+    running.slow = True
+    try:
+        yield
+    finally:
+        running.slow = False
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     if item.get_closest_marker("slow") is None:

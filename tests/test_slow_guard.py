@@ -57,3 +57,34 @@ def test_asking_for_ray_without_the_mark_fails_before_ray_starts(pytester):
 
 def test_a_fast_test_doing_fast_work_passes(pytester):
     _session(pytester, "assert sum(range(4)) == 6", slow=False).assert_outcomes(passed=1)
+
+
+SHARED_SERVER = """
+import subprocess, sys
+import pytest
+
+@pytest.fixture(scope="{scope}")
+def server():
+    yield
+    subprocess.run([sys.executable, "-c", "pass"], check=True)  # stopping a shared server starts a process
+
+def test_first(server):
+    pass
+
+def test_last(server):
+    pass
+"""
+
+
+@pytest.mark.parametrize("scope", ["session", "module"])
+def test_a_shared_fixture_stopping_after_the_last_test_is_not_blamed_on_it(pytester, scope):
+    pytester.makeini("[pytest]\nmarkers =\n    slow: end-to-end\n")
+    pytester.makepyfile(test_case=SHARED_SERVER.format(scope=scope))
+    pytester.runpytest_inprocess("-p", "tests.slow_guard", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_a_test_starting_a_process_in_its_own_teardown_is_still_caught(pytester):
+    pytester.makeini("[pytest]\nmarkers =\n    slow: end-to-end\n")
+    pytester.makepyfile(test_case=SHARED_SERVER.format(scope="function"))
+    result = pytester.runpytest_inprocess("-p", "tests.slow_guard", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*test_first is not marked slow but, during teardown, started a process*"])
