@@ -16,14 +16,6 @@ SMALL = dict(image_size=32, batch_size=8, queue_size=32, bn_splits=2, proj_hidde
 MOMENTUM = 0.9
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def one_step(recipe: Recipe) -> tuple[MoCo, float]:
     """One forward/backward/step that checks the EMA exactly and that the query encoder learned."""
     torch.manual_seed(0)

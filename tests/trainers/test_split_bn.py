@@ -22,14 +22,6 @@ from lightrecipe.trainers.split_bn import SPLIT_CLASSES, convert_to_split_bn, ke
 ARCHS = ["resnet10t", "mobilenetv3_small_050", "efficientnet_b0", "regnetx_002", "convnext_atto"]
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def layer(kind: str, channels: int = 5) -> nn.Module:
     torch.manual_seed(1)
     bn = {"bn1d": lambda: nn.BatchNorm1d(channels), "bn2d": lambda: nn.BatchNorm2d(channels),
