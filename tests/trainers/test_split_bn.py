@@ -15,7 +15,7 @@ from timm.layers import BatchNormAct2d
 from lightrecipe.errors import UserError
 from lightrecipe.trainers.model import MoCo
 from lightrecipe.trainers.recipe import Recipe
-from lightrecipe.trainers.split_bn import SPLIT_CLASSES, convert_to_split_bn, key_order
+from lightrecipe.trainers.split_bn import SPLIT_CLASSES, convert_to_split_bn, key_order, sync_running_stats
 
 # The contract archs of test_model.py: BatchNorm2d (ResNet), timm's BatchNormAct2d (MobileNet-V3,
 # EfficientNet, RegNet) and LayerNorm only (ConvNeXt: nothing to split, nothing may break).
@@ -46,22 +46,32 @@ def test_split_layer_equals_plain_batchnorm_on_each_group(kind, n, splits):
     plain = layer(kind)
     split = copy.deepcopy(plain)
     convert_to_split_bn(split, splits, owner="test")
-    x = inputs(kind, n)
+    x = inputs(kind, n).requires_grad_(True)
+    upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
     out = split(x)
+    (out * upstream).sum().backward()
     expected = torch.empty_like(out)
-    running_means, running_vars = [], []
+    running_means, running_vars, weight_grads, bias_grads = [], [], [], []
+    x_ref = x.detach().clone().requires_grad_(True)
     for j in range(splits):
         member = copy.deepcopy(plain)
-        expected[j::splits] = member(x[j::splits])  # positions p with p % splits == j
+        group = member(x_ref[j::splits])  # positions p with p % splits == j
+        (group * upstream[j::splits]).sum().backward()
+        expected[j::splits] = group.detach()
         running_means.append(member.running_mean)
         running_vars.append(member.running_var)
+        weight_grads.append(member.weight.grad)
+        bias_grads.append(member.bias.grad)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(split.running_mean, torch.stack(running_means).mean(0), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(split.running_var, torch.stack(running_vars).mean(0), rtol=1e-5, atol=1e-6)
+    saved = split.state_dict()  # saving brings the running statistics up to date
+    torch.testing.assert_close(saved["running_mean"], torch.stack(running_means).mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(saved["running_var"], torch.stack(running_vars).mean(0), rtol=1e-5, atol=1e-6)
+    assert set(saved) == set(plain.state_dict())  # the per-group statistics are never saved
     assert int(split.num_batches_tracked) == 1
-    # gradients reach the shared affine parameters through the per-group copies
-    out.square().sum().backward()
-    assert split.weight.grad is not None and split.weight.grad.abs().sum() > 0
+    # gradients: the input's per group, the shared affine parameters' summed over the groups
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(split.weight.grad, torch.stack(weight_grads).sum(0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(split.bias.grad, torch.stack(bias_grads).sum(0), rtol=1e-4, atol=1e-5)
     # eval mode is plain BatchNorm with the running statistics
     split.eval()
     plain.eval()
@@ -69,6 +79,72 @@ def test_split_layer_equals_plain_batchnorm_on_each_group(kind, n, splits):
         plain.running_mean.copy_(split.running_mean)
         plain.running_var.copy_(split.running_var)
     torch.testing.assert_close(split(x), plain(x))
+
+
+def test_running_stats_over_many_steps_equal_averaging_every_step():
+    """Per-group running statistics averaged when needed equal the demo's average-after-every-step (linearity of
+    the momentum update), through training, evaluation, saving and loading."""
+    split = layer("bn2d")
+    convert_to_split_bn(split, 4, owner="test")
+    mean, var = split.running_mean.clone(), split.running_var.clone()
+    for step in range(5):
+        x = inputs("bn2d", 16) * (step + 1) + step
+        split(x)
+        groups = x.view(4, 4, *x.shape[1:]).transpose(0, 1)  # groups[j] = positions p with p % 4 == j
+        mean = 0.9 * mean + 0.1 * groups.mean(dim=(1, 3, 4)).mean(0)
+        var = 0.9 * var + 0.1 * groups.var(dim=(1, 3, 4), unbiased=True).mean(0)
+        if step == 2:  # an evaluation in between: it must see the statistics so far
+            split.eval()
+            split(x)
+            torch.testing.assert_close(split.running_mean, mean, rtol=1e-5, atol=1e-6)
+            split.train()
+    sync_running_stats(split)
+    torch.testing.assert_close(split.running_mean, mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(split.running_var, var, rtol=1e-5, atol=1e-6)
+    fresh = layer("bn2d")
+    convert_to_split_bn(fresh, 4, owner="test")
+    fresh(inputs("bn2d", 16))  # pending group statistics, then a load: the loaded ones win
+    fresh.load_state_dict(split.state_dict())
+    fresh.eval()
+    torch.testing.assert_close(fresh.running_mean, mean, rtol=1e-5, atol=1e-6)
+
+
+def test_split_batchnorm_gradients_pass_gradcheck():
+    """The hand-wired backward (ATen's native_batch_norm_backward on the grouped view) against finite differences."""
+    bn = nn.BatchNorm2d(3).double().train()
+    convert_to_split_bn(bn, 2, owner="test")
+    x = torch.randn(4, 3, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    weight = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    bias = torch.rand(3, dtype=torch.float64, requires_grad=True)
+
+    def f(inp, w, b):
+        return torch.func.functional_call(bn, {"weight": w, "bias": b}, (inp,))
+
+    assert torch.autograd.gradcheck(f, (x, weight, bias))
+
+
+@pytest.mark.parametrize("kind", ["bn1d", "bnact"])
+def test_split_layer_without_autograd_matches(kind):
+    """The key encoder runs under no_grad, through a path without the autograd Function: same numbers."""
+    with_grad, without = layer(kind), layer(kind)
+    for bn in (with_grad, without):
+        convert_to_split_bn(bn, 4, owner="test")
+    x = inputs(kind, 16)
+    expected = with_grad(x)
+    with torch.no_grad():
+        got = without(x)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(without.state_dict()["running_var"], with_grad.state_dict()["running_var"])
+
+
+def test_split_layer_output_is_not_a_view():
+    """An in-place activation after the norm (timm's ReLU(inplace=True)) must not route gradients through
+    CopySlices: the split output is a fresh tensor, like plain BatchNorm's."""
+    split = layer("bn2d")
+    convert_to_split_bn(split, 4, owner="test")
+    out = split(inputs("bn2d", 16).requires_grad_(True))
+    assert out._base is None
+    torch.relu_(out).sum().backward()  # in place, as timm's activations; must simply work
 
 
 @pytest.mark.parametrize("kind", ["bn2d", "bnact"])
