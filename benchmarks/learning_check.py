@@ -1,7 +1,7 @@
 """Does the small-data preset learn? Random-init features against the trained run, on the bundled digits.
 
 Prints val/test kNN and linear-probe top-1 of the randomly initialised backbone next to the trained one.
-    .venv/bin/python benchmarks/learning_check.py [--preset digits-small] [--epochs N] [--out DIR]
+    .venv/bin/python benchmarks/learning_check.py [--preset digits-small] [--epochs N] [--set KEY=VALUE] [--out DIR]
 """
 
 from __future__ import annotations
@@ -14,23 +14,16 @@ import time
 import torch
 
 from lightrecipe.trainers.data import load_dataset
-from lightrecipe.trainers.evaluate import extract_features, knn_top1, linear_probe
 from lightrecipe.trainers.model import MoCo
 from lightrecipe.trainers.presets import preset
+from lightrecipe.trainers.scoring import final_scores
 from lightrecipe.trainers.train import train
 
 
 def random_init_scores(recipe) -> dict[str, float]:
+    """The scores train() would report for the backbone it starts from (same seed, same evaluation)."""
     torch.manual_seed(recipe.seed)
-    data = load_dataset(recipe)
-    backbone = MoCo(recipe).backbone
-    dev = torch.device("cpu")
-    feats = {s: extract_features(backbone, getattr(data, s), device=dev) for s in ("train", "val", "test")}
-    knn = {s: knn_top1(*feats["train"], *feats[s], k=recipe.knn_k, temperature=recipe.knn_temperature,
-                       num_classes=data.num_classes) for s in ("val", "test")}
-    probe = linear_probe(*feats["train"], {"val": feats["val"], "test": feats["test"]}, num_classes=data.num_classes)
-    return {"knn_top1": knn["val"], "test_knn_top1": knn["test"], "linear_top1": probe["val"],
-            "test_linear_top1": probe["test"]}
+    return final_scores(MoCo(recipe).backbone, load_dataset(recipe), recipe, torch.device("cpu"))
 
 
 def main():
@@ -38,9 +31,11 @@ def main():
     parser.add_argument("--preset", default="digits-small")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     recipe = preset(args.preset) if args.epochs is None else preset(args.preset, epochs=args.epochs)
+    recipe = recipe.with_overrides(args.overrides)
     before = random_init_scores(recipe)
     started = time.perf_counter()
     curve = []

@@ -3,7 +3,12 @@
 Every op draws per-image parameters and acts on the whole batch with tensor ops, so a GPU augments its own
 batches and no per-image PIL loop sits in the hot path. Order per view: random resized crop + horizontal flip
 (one `grid_sample`), colour jitter (brightness, contrast, saturation, hue in a fixed order; torchvision shuffles
-the order, which matters little), grayscale, Gaussian blur, solarisation, then ImageNet normalisation.
+the order, which matters little), grayscale, Gaussian blur, solarisation, then ImageNet normalisation. Each view
+has its own probabilities (`Recipe.view_probs`): MoCo v3 blurs and solarises its two views differently.
+
+Crops are sampled exactly as torchvision's `RandomResizedCrop.get_params` (`crop_boxes`). In-memory datasets
+are cropped here from the S x S image; image folders are cropped by the loader's workers at the file's own
+resolution (data_formats.py, with the same `crop_boxes`), and only flip and colour run here (`from_crops`).
 """
 
 from __future__ import annotations
@@ -16,10 +21,40 @@ import torch.nn.functional as F
 from lightrecipe.trainers.data import IMAGENET_MEAN, IMAGENET_STD
 from lightrecipe.trainers.recipe import Recipe
 
-JITTER_BASE = (0.4, 0.4, 0.4, 0.1)  # MoCo v2 ColorJitter(brightness, contrast, saturation, hue) at strength 1
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision RandomResizedCrop default aspect-ratio range
-BLUR_SIGMA_224 = (0.1, 2.0)  # MoCo v2 blur sigma range at 224 px; scaled with the image size
+CROP_ATTEMPTS = 10  # torchvision RandomResizedCrop.get_params: 10 tries, then a central fallback crop
+BLUR_SIGMA = (0.1, 2.0)  # MoCo v2 GaussianBlur sigma range, in pixels of the view
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, as torchvision's rgb_to_grayscale
+
+
+def crop_boxes(height: torch.Tensor, width: torch.Tensor, scale: tuple[float, float],
+               ratio: tuple[float, float] = CROP_RATIO, generator: torch.Generator | None = None):
+    """(top, left, h, w) int64 crop boxes, one per image of size (height[n], width[n]), sampled as torchvision.
+
+    torchvision's `RandomResizedCrop.get_params`, vectorised: up to 10 attempts of area ~ U(scale) x H x W and
+    log-aspect ~ U(log ratio), sides rounded half to even; the first attempt that fits wins and is placed
+    uniformly; if none fits, the central crop clamped to `ratio` (the whole image when its own ratio is inside).
+    """
+    dev, n = height.device, height.numel()
+    H, W = height.to(torch.float64), width.to(torch.float64)
+    u = torch.rand(2, n, CROP_ATTEMPTS, device=dev, dtype=torch.float64, generator=generator)
+    area = (H * W)[:, None] * (scale[0] + (scale[1] - scale[0]) * u[0])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[1])
+    w = torch.round(torch.sqrt(area * aspect))
+    h = torch.round(torch.sqrt(area / aspect))
+    fits = (w > 0) & (w <= W[:, None]) & (h > 0) & (h <= H[:, None])
+    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)  # index of the first fitting attempt
+    found = fits.any(dim=1)
+    w, h = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
+    in_ratio = W / H
+    fallback_w = torch.where(in_ratio > ratio[1], torch.round(H * ratio[1]), W)
+    fallback_h = torch.where(in_ratio < ratio[0], torch.round(W / ratio[0]), H)
+    w, h = torch.where(found, w, fallback_w), torch.where(found, h, fallback_h)
+    pos = torch.rand(2, n, device=dev, dtype=torch.float64, generator=generator)
+    top = torch.where(found, torch.floor(pos[0] * (H - h + 1)), torch.floor((H - h) / 2))
+    left = torch.where(found, torch.floor(pos[1] * (W - w + 1)), torch.floor((W - w) / 2))
+    return top.long(), left.long(), h.long(), w.long()
 
 
 class TwoViewAugment:
@@ -27,53 +62,52 @@ class TwoViewAugment:
 
     def __init__(self, recipe: Recipe, size: int | None = None):
         self.size = size or recipe.image_size
-        self.crop_min_scale = recipe.crop_min_scale
-        self.hflip_prob = recipe.hflip_prob
-        self.jitter = tuple(min(recipe.aug_strength * s, cap) for s, cap in zip(JITTER_BASE, (10, 10, 10, 0.5)))
-        self.jitter_prob = recipe.color_jitter_prob
-        self.grayscale_prob = recipe.grayscale_prob
-        self.blur_prob = recipe.blur_prob
-        self.solarize_prob = recipe.solarize_prob
-        scale = self.size / 224
-        self.blur_sigma = (BLUR_SIGMA_224[0] * scale, BLUR_SIGMA_224[1] * scale)
-        # MoCo v2 uses a 23-px kernel at 224 px (~10% of the side); keep it odd and at least 3.
-        self.blur_kernel = max(3, int(0.1 * self.size) // 2 * 2 + 1)
+        self.crop_scale = (recipe.crop_min_scale, 1.0)
+        self.jitter = recipe.jitter
+        self.probs = (recipe.view_probs(1), recipe.view_probs(2))
+        # A kernel of +-3 sigma of the largest sigma (PIL's GaussianBlur covers about as much), within the image.
+        self.blur_half = max(1, min(math.ceil(3 * BLUR_SIGMA[1]), self.size - 1))
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        """Crop, flip and colour both views on the device, from uint8 (B, 3, S, S) images."""
         x = images.float().div_(255.0)
-        return self.view(x, generator), self.view(x, generator)
+        return tuple(self.colour(self.resized_crop_flip(x, generator, p["hflip"]), generator, p) for p in self.probs)
 
-    def view(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-        x = self.resized_crop_flip(x, g)
-        if self.jitter_prob > 0 and any(self.jitter):
-            x = self.color_jitter(x, g)
-        if self.grayscale_prob > 0:
-            x = _where(_coin(x, self.grayscale_prob, g), grayscale(x).expand_as(x), x)
-        if self.blur_prob > 0:
-            x = self.gaussian_blur(x, g)
-        if self.solarize_prob > 0:
-            x = _where(_coin(x, self.solarize_prob, g), torch.where(x >= 0.5, 1.0 - x, x), x)
+    def from_crops(self, pairs: torch.Tensor, generator: torch.Generator | None = None):
+        """Flip and colour two views the loader already cropped: uint8 (B, 2, 3, size, size)."""
+        views = []
+        for v, p in enumerate(self.probs):
+            x = pairs[:, v].float().div_(255.0)
+            views.append(self.colour(_where(_coin(x, p["hflip"], generator), x.flip(3), x), generator, p))
+        return tuple(views)
+
+    def colour(self, x: torch.Tensor, g: torch.Generator | None, probs: dict[str, float]) -> torch.Tensor:
+        """Jitter, grayscale, blur and solarise with this view's probabilities, then normalise."""
+        if probs["jitter"] > 0 and any(self.jitter):
+            x = self.color_jitter(x, g, probs["jitter"])
+        if probs["grayscale"] > 0:
+            x = _where(_coin(x, probs["grayscale"], g), grayscale(x).expand_as(x), x)
+        if probs["blur"] > 0:
+            x = self.gaussian_blur(x, g, probs["blur"])
+        if probs["solarize"] > 0:
+            x = _where(_coin(x, probs["solarize"], g), torch.where(x >= 0.5, 1.0 - x, x), x)
         return normalize_float(x)
 
-    def resized_crop_flip(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-        b = x.shape[0]
-        area = _uniform(x, b, self.crop_min_scale, 1.0, g)
-        log_ratio = _uniform(x, b, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]), g)
-        ratio = log_ratio.exp()
-        w = (area * ratio).sqrt().clamp(max=1.0)  # crop width and height as fractions of the side
-        h = (area / ratio).sqrt().clamp(max=1.0)
-        cx = (1 - w) * _uniform(x, b, 0.0, 1.0, g) + w / 2
-        cy = (1 - h) * _uniform(x, b, 0.0, 1.0, g) + h / 2
-        flip = torch.where(_coin(x, self.hflip_prob, g).view(-1), -1.0, 1.0)
+    def resized_crop_flip(self, x: torch.Tensor, g: torch.Generator | None, hflip_prob: float) -> torch.Tensor:
+        """torchvision-sampled crop boxes of (B, 3, H, W), resized to `size` (bilinear) and flipped, in one grid_sample."""
+        b, _, height, width = x.shape
+        top, left, h, w = crop_boxes(torch.full((b,), height, device=x.device), torch.full((b,), width, device=x.device),
+                                     self.crop_scale, generator=g)
+        flip = torch.where(_coin(x, hflip_prob, g).view(-1), -1.0, 1.0)
         theta = torch.zeros(b, 2, 3, device=x.device)
-        theta[:, 0, 0] = w * flip
-        theta[:, 0, 2] = 2 * cx - 1
-        theta[:, 1, 1] = h
-        theta[:, 1, 2] = 2 * cy - 1
+        theta[:, 0, 0] = w / width * flip  # the box in normalised coordinates (pixel edges at +-1)
+        theta[:, 0, 2] = (2 * left + w) / width - 1
+        theta[:, 1, 1] = h / height
+        theta[:, 1, 2] = (2 * top + h) / height - 1
         grid = F.affine_grid(theta, [b, 3, self.size, self.size], align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
-    def color_jitter(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    def color_jitter(self, x: torch.Tensor, g: torch.Generator | None, prob: float) -> torch.Tensor:
         b = x.shape[0]
         bright, contrast, sat, hue = self.jitter
         out = x
@@ -86,12 +120,13 @@ class TwoViewAugment:
             out = _blend(out, grayscale(out), _factor(x, b, sat, g))
         if hue > 0:
             out = rotate_hue(out, _uniform(x, b, -hue, hue, g))
-        return _where(_coin(x, self.jitter_prob, g), out, x)
+        return _where(_coin(x, prob, g), out, x)
 
-    def gaussian_blur(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    def gaussian_blur(self, x: torch.Tensor, g: torch.Generator | None, prob: float) -> torch.Tensor:
+        """Separable Gaussian blur, sigma ~ U(BLUR_SIGMA) pixels per image, applied with probability `prob`."""
         b, c, hgt, wid = x.shape
-        sigma = _uniform(x, b, *self.blur_sigma, g)
-        half = self.blur_kernel // 2
+        sigma = _uniform(x, b, *BLUR_SIGMA, g)
+        half = min(self.blur_half, hgt - 1, wid - 1)
         offsets = torch.arange(-half, half + 1, device=x.device, dtype=x.dtype)
         kernel = torch.exp(-(offsets[None, :] ** 2) / (2 * sigma[:, None] ** 2))
         kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (B, ks)
@@ -99,7 +134,7 @@ class TwoViewAugment:
         flat = x.reshape(1, b * c, hgt, wid)
         flat = F.conv2d(F.pad(flat, (half, half, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=b * c)
         flat = F.conv2d(F.pad(flat, (0, 0, half, half), mode="reflect"), kernel[:, None, :, None], groups=b * c)
-        return _where(_coin(x, self.blur_prob, g), flat.reshape(b, c, hgt, wid), x)
+        return _where(_coin(x, prob, g), flat.reshape(b, c, hgt, wid), x)
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:

@@ -12,12 +12,12 @@ from lightrecipe.trainers.data import load_dataset
 from lightrecipe.trainers.presets import preset
 from lightrecipe.trainers.train import Trainer, resolve_device
 
-QUEUE = 4096  # MoCo's CIFAR demo K: a short-schedule queue that fits any power-of-two batch
+QUEUE = 1024  # below the 1078 digits train images (a queue must be smaller than the train split); fits power-of-two batches
 
 
 def bench_recipe(arch: str, batch_size: int, image_size: int, overrides: list[str] | None = None):
     """MoCo v2 settings at the given model, batch and image size, on the bundled digits."""
-    queue = QUEUE if QUEUE % batch_size == 0 else batch_size * 16
+    queue = max(batch_size, QUEUE // batch_size * batch_size)  # a multiple of the batch, as the queue needs
     recipe = preset("resnet50-mocov2", arch=arch, batch_size=batch_size, image_size=image_size,
                     dataset="digits", queue_size=queue, epochs=1)
     return recipe.with_overrides(overrides or [])

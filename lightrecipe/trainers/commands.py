@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--recipe", default=None, metavar="FILE.yaml", help="recipe file (full recipe, or preset: + overrides)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one recipe field (repeatable)")
-    p.add_argument("--out", required=True, metavar="DIR", help="run folder; an existing run there resumes")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder (not a file); an existing run there resumes")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.set_defaults(func=run_train)
 

@@ -5,8 +5,12 @@ Every split is stratified and deterministic: it depends on a fixed seed (`SPLIT_
 batches (B, 3, S, S) on the training device; augmentation and normalisation happen there, batched.
 
 In-memory datasets (digits, CIFAR) move their whole uint8 tensor to the device once and index batches there,
-so loading costs almost nothing next to a training step. An image folder is decoded by DataLoader workers.
-The on-disk formats live in `data_formats.py`.
+so loading costs almost nothing next to a training step; their views are cropped on the device. An image folder
+is decoded by DataLoader workers, which also cut the two training views from the full-resolution image.
+CIFAR files are read by `data_formats.py`, image folders by `image_folder.py`.
+
+`data_fraction` thins only what is trained on (`Dataset.train`); the kNN memory bank and the linear probe's
+training set are the whole train split (`Dataset.memory`), so trials at different fractions are scored alike.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 class Split:
     """One split (train/val/test): `len(split)`, `split.labels` (int64, CPU), `split.num_classes`."""
 
+    crops_in_loader = False  # True: `training_batches` yields two views the loader cropped, (B, 2, 3, S, S)
+
     def __init__(self, labels: torch.Tensor, num_classes: int, image_size: int):
         self.labels = labels.to(torch.int64).cpu()
         self.num_classes = num_classes
@@ -55,6 +61,12 @@ class Split:
 
         `shuffle=True` draws the order from `generator` (a CPU generator), so an epoch is reproducible.
         """
+        order = self.epoch_order(batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator)
+        yield from self._batches(order, batch_size, torch.device(device))
+
+    def epoch_order(self, batch_size: int, *, shuffle: bool, drop_last: bool,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """Positions of one epoch in batch order (shuffled from `generator`, trimmed to full batches)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if drop_last and len(self) < batch_size:
@@ -64,10 +76,24 @@ class Split:
             )
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         end = len(self) - len(self) % batch_size if drop_last else len(self)
-        yield from self._batches(order[:end], batch_size, torch.device(device))
+        return order[:end]
 
     def _batches(self, order: torch.Tensor, batch_size: int, device: torch.device):
         raise NotImplementedError
+
+    def training_batches(self, batch_size: int, *, device: torch.device, generator: torch.Generator,
+                         crop_scale: tuple[float, float], seed: int) -> Iterator[torch.Tensor]:
+        """One epoch of shuffled full uint8 batches for contrastive training: (B, 3, S, S) images to crop on
+        the device, or (B, 2, 3, S, S) view pairs when `crops_in_loader` (crops drawn from `seed`)."""
+        for images, _ in self.batches(batch_size, shuffle=True, drop_last=True, device=device, generator=generator):
+            yield images
+
+    def skipped_files(self) -> list[str]:
+        """Files skipped as unreadable so far (image folders only)."""
+        return []
+
+    def restore_skipped(self, paths: Sequence[str]) -> None:
+        """Files a resumed run skipped before (image folders only: not warned about again)."""
 
 
 class TensorSplit(Split):
@@ -100,11 +126,30 @@ class TensorSplit(Split):
 
 @dataclass
 class Dataset:
+    """`train` is what is trained on (thinned by data_fraction); `memory` is the whole train split, the kNN
+    memory bank and the linear probe's training set (`train` itself when data_fraction is 1)."""
+
     name: str
     train: Split
     val: Split
     test: Split
     num_classes: int
+    memory: Split | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory is None:
+            self.memory = self.train
+
+    def skipped_files(self) -> list[str]:
+        """Every file skipped as unreadable so far, over all splits."""
+        return sorted({p for split in self._splits() for p in split.skipped_files()})
+
+    def restore_skipped(self, paths: Sequence[str]) -> None:
+        for split in self._splits():
+            split.restore_skipped(paths)
+
+    def _splits(self) -> tuple[Split, ...]:
+        return (self.train, self.memory, self.val, self.test)
 
 
 def load_dataset(recipe) -> Dataset:
@@ -116,25 +161,22 @@ def load_dataset(recipe) -> Dataset:
         train_idx, val_idx, test_idx = digits_partition(labels)
         images = resize_uint8(torch.from_numpy(images), recipe.image_size)
         labels = torch.from_numpy(labels)
-        train_idx = subsample(labels[train_idx].numpy(), recipe.data_fraction, train_idx)
-        return _tensor_dataset("digits", images, labels, 10, train_idx, val_idx, test_idx)
+        fraction_idx = subsample(labels[train_idx].numpy(), recipe.data_fraction, train_idx)
+        return _tensor_dataset("digits", images, labels, 10, fraction_idx, val_idx, test_idx, train_idx)
     if recipe.dataset in ("cifar10", "cifar100"):
         num_classes = 10 if recipe.dataset == "cifar10" else 100
         (train_x, train_y), (test_x, test_y) = data_formats.read_cifar(recipe.data_root, num_classes)
         holdout = stratified_holdout(train_y, round(CIFAR_VAL_FRACTION * len(train_y)))
         train_idx = np.setdiff1d(np.arange(len(train_y)), holdout)
-        train_idx = subsample(train_y[train_idx], recipe.data_fraction, train_idx)
-        train, labels = torch.from_numpy(train_x), torch.from_numpy(train_y.astype(np.int64))
-        parts = [torch.as_tensor(p) for p in (train_idx, holdout)]
-        return Dataset(
-            recipe.dataset,
-            *(TensorSplit(resize_uint8(train[p], recipe.image_size), labels[p], num_classes) for p in parts),
-            TensorSplit(resize_uint8(torch.from_numpy(test_x), recipe.image_size),
-                        torch.from_numpy(test_y.astype(np.int64)), num_classes),
-            num_classes,
-        )
+        fraction_idx = subsample(train_y[train_idx], recipe.data_fraction, train_idx)
+        images = resize_uint8(torch.from_numpy(np.concatenate([train_x, test_x])), recipe.image_size)
+        labels = torch.from_numpy(np.concatenate([train_y, test_y]).astype(np.int64))
+        test_idx = np.arange(len(train_y), len(labels))
+        return _tensor_dataset(recipe.dataset, images, labels, num_classes, fraction_idx, holdout, test_idx, train_idx)
     if recipe.dataset == "imagefolder":
-        return data_formats.load_imagefolder(recipe)
+        from lightrecipe.trainers.image_folder import load_imagefolder
+
+        return load_imagefolder(recipe)
     raise UserError(f"recipe field 'dataset' is {recipe.dataset!r}; valid: digits, cifar10, cifar100, imagefolder")
 
 
@@ -211,9 +253,14 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _tensor_dataset(name: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                    *parts: Sequence[int]) -> Dataset:
-    splits = [TensorSplit(images[torch.as_tensor(p)], labels[torch.as_tensor(p)], num_classes) for p in parts]
-    return Dataset(name, *splits, num_classes)
+                    train: Sequence[int], val: Sequence[int], test: Sequence[int], memory: Sequence[int]) -> Dataset:
+    """Splits of one image tensor by positions; `memory` (the whole train split) shares `train` when equal."""
+    def split(p):
+        return TensorSplit(images[torch.as_tensor(p)], labels[torch.as_tensor(p)], num_classes)
+
+    train_split = split(train)
+    memory_split = train_split if len(memory) == len(train) else split(memory)
+    return Dataset(name, train_split, split(val), split(test), num_classes, memory_split)
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Dataset", "Split", "TensorSplit", "load_dataset", "normalize"]

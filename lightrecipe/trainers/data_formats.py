@@ -1,4 +1,4 @@
-"""On-disk formats: the CIFAR-10/100 releases (python and binary) and an ImageNet-layout image folder.
+"""On-disk formats: the CIFAR-10/100 releases (python and binary). Image folders: image_folder.py.
 
 Every missing or malformed path ends in one `UserError` that names the path and the layout expected there.
 CIFAR's python release is a pickle; it is read with an unpickler that only admits what numpy arrays need, so
@@ -7,16 +7,12 @@ a planted file cannot run code.
 
 from __future__ import annotations
 
-import math
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from lightrecipe.errors import UserError, nearest
-from lightrecipe.trainers.data import Dataset, Split, per_class_holdout, subsample
+from lightrecipe.errors import UserError
 
 try:  # numpy >= 2 keeps the array internals in numpy._core; numpy.core is a deprecated alias
     from numpy._core import multiarray as _multiarray, numeric as _numeric
@@ -144,115 +140,3 @@ def _checked(path: Path, images: np.ndarray, labels: np.ndarray, num_classes: in
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise UserError(f"CIFAR file '{path}' has labels outside 0..{num_classes - 1}; is it the other CIFAR?")
     return np.ascontiguousarray(images), labels.astype(np.int64)
-
-
-# --- image folder ------------------------------------------------------------------------------
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
-VAL_PER_CLASS = (0.1, 50)  # held out of train/ per class: 10%, at most 50 (ImageNet: 50 000 images, like its val)
-FOLDER_LAYOUT = "expected data_root/train/<class>/*.jpg and data_root/val/<class>/*.jpg (ImageNet layout)"
-
-
-def load_imagefolder(recipe) -> Dataset:
-    """train/ (minus a held-out val split) for training, val/ as the test set; decoded lazily by workers."""
-    root = Path(recipe.data_root).expanduser()
-    if not root.is_dir():
-        raise UserError(f"data_root '{root}' {'is not a folder' if root.exists() else 'does not exist'}; "
-                        f"{FOLDER_LAYOUT}")
-    classes, train_paths, train_labels = scan_classes(root / "train")
-    _, test_paths, test_labels = scan_classes(root / "val", classes)
-    train_labels = np.asarray(train_labels, dtype=np.int64)
-    share, cap = VAL_PER_CLASS
-    holdout = per_class_holdout(train_labels, lambda n: min(cap, max(int(n >= 2), math.floor(share * n + 0.5))))
-    train_idx = np.setdiff1d(np.arange(len(train_labels)), holdout)
-    train_idx = subsample(train_labels[train_idx], recipe.data_fraction, train_idx)
-
-    def split(paths, labels, idx=None) -> FileSplit:
-        labels = np.asarray(labels, dtype=np.int64)
-        if idx is not None:
-            paths, labels = [paths[i] for i in idx], labels[idx]
-        return FileSplit(paths, torch.from_numpy(labels), len(classes), recipe.image_size, recipe.num_workers)
-
-    train, val = split(train_paths, train_labels, train_idx), split(train_paths, train_labels, holdout)
-    return Dataset("imagefolder", train, val, split(test_paths, test_labels), len(classes))
-
-
-def scan_classes(folder: Path, classes: list[str] | None = None):
-    """(class names, image paths, labels) of `folder/<class>/*`; `classes` fixes the index (train/'s order)."""
-    if not folder.is_dir():
-        raise UserError(f"'{folder}' {'is not a folder' if folder.exists() else 'does not exist'}; {FOLDER_LAYOUT}")
-    try:
-        found = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-    except OSError as exc:
-        raise UserError(f"cannot list '{folder}': {exc.strerror or exc}") from None
-    if not found:
-        raise UserError(f"'{folder}' has no class folders; {FOLDER_LAYOUT}")
-    classes = found if classes is None else classes
-    index = {name: i for i, name in enumerate(classes)}
-    paths: list[str] = []
-    labels: list[int] = []
-    for name in found:
-        if name not in index:
-            raise UserError(f"class folder '{folder / name}' has no counterpart in train/{nearest(name, classes)}; "
-                            "val/ may only hold classes that train/ has")
-        files = sorted(e.path for e in os.scandir(folder / name)
-                       if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
-        if not files:
-            raise UserError(f"class folder '{folder / name}' has no images ({', '.join(IMAGE_EXTENSIONS)})")
-        paths += files
-        labels += [index[name]] * len(files)
-    return classes, paths, labels
-
-
-class FileSplit(Split):
-    """A split of image files, decoded and resized (shorter side to S, centre crop) in DataLoader workers."""
-
-    def __init__(self, paths: list[str], labels: torch.Tensor, num_classes: int, image_size: int, num_workers: int):
-        super().__init__(labels, num_classes, image_size)
-        self.paths = paths
-        self.num_workers = num_workers
-
-    def _batches(self, order, batch_size, device):
-        loader = torch.utils.data.DataLoader(
-            DecodeImages(self.paths, self.image_size), batch_size=batch_size, sampler=order.tolist(),
-            num_workers=self.num_workers, pin_memory=device.type == "cuda",
-        )
-        for images, idx, errors in loader:
-            bad = [e for e in errors if e]
-            if bad:
-                raise UserError(f"cannot read image {bad[0]}; every file under train/ and val/ must be an image")
-            yield images.to(device, non_blocking=True), self.labels[idx].to(device, non_blocking=True)
-
-
-class DecodeImages(torch.utils.data.Dataset):
-    """Index -> (uint8 (3, S, S), index, error text or ''); a worker reports a bad file instead of dying."""
-
-    def __init__(self, paths: list[str], size: int):
-        self.paths = paths
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        try:
-            with Image.open(self.paths[i]) as img:
-                img.draft("RGB", (self.size, self.size))  # JPEG: decode at a reduced scale >= S when possible
-                img = resize_center_crop(img.convert("RGB"), self.size)
-            return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous(), i, ""
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-            return torch.zeros((3, self.size, self.size), dtype=torch.uint8), i, f"'{self.paths[i]}' ({exc})"
-
-
-def resize_center_crop(img, size: int):
-    """Shorter side to `size` (bilinear, antialiased by PIL when shrinking), then the centre `size` x `size`."""
-    from PIL import Image
-
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    if (nw, nh) != (w, h):
-        img = img.resize((nw, nh), Image.BILINEAR)
-    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))  # torchvision's CenterCrop rounding
-    return img.crop((left, top, left + size, top + size))

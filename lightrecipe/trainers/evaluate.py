@@ -12,15 +12,18 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lightrecipe.trainers.data import Split, normalize
+from lightrecipe.trainers.data import Split, normalize, stratified_holdout
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # L2 strengths of the lbfgs probe, on the mean cross-entropy of standardised features (so they do not scale
 # with the number of images). Without any, separable features (few images, many dimensions) have no finite
-# optimum and L-BFGS only stops at its iteration limit. With a "val" set the probe picks the best of the grid
-# there (as SimCLR's linear evaluation picks its L2 on held-out data); otherwise it uses the default.
+# optimum and L-BFGS only stops at its iteration limit. The probe picks the best of the grid on a part of the
+# *training* features held out for that (as SimCLR's linear evaluation picks its L2 on held-out data), then
+# refits on all of them, so the val and test figures it reports never chose anything.
 LBFGS_L2_GRID = (1e-2, 1e-3, 1e-4)
-LBFGS_L2_DEFAULT = 1e-3  # the grid's middle: 1e-3 x ||W||^2 / 2 barely moves a well-posed optimum
+LBFGS_L2_DEFAULT = 1e-3  # the grid's middle, for a training set too small to hold anything out
+PROBE_SELECT_SHARE = 0.2  # share of the training features held out (stratified, fixed) to choose the L2 strength
+PROBE_SELECT_MIN = 2  # images per class needed before any are held out
 LBFGS_MAX_ITER = 500  # full-batch iterations per fit; a warm-started fit converges well before this
 LBFGS_HISTORY = 20  # curvature pairs kept (torch's default 100 costs memory for no gain at this size)
 SGD_BATCH = 256  # MoCo v2 linear probe batch size
@@ -100,9 +103,9 @@ def linear_probe(train_feats: torch.Tensor, train_labels: torch.Tensor,
     """A linear classifier on frozen features; top-1 accuracy in [0, 1] per eval set name.
 
     lbfgs: full-batch multinomial logistic regression on features standardised with the train mean/std,
-    deterministic. Its L2 strength is `weight_decay` when positive; otherwise the best of `LBFGS_L2_GRID` on
-    the "val" set when one is passed, else `LBFGS_L2_DEFAULT`. Never chosen on any other set. `epochs`, `lr`
-    and `seed` are unused.
+    deterministic. Its L2 strength is `weight_decay` when positive; otherwise the best of `LBFGS_L2_GRID` on a
+    stratified `PROBE_SELECT_SHARE` of the training features held out for that, after which it refits on all
+    of them. No eval set influences the fit. `epochs`, `lr` and `seed` are unused.
     sgd: the MoCo v2 protocol on the raw features: SGD momentum 0.9 from `lr` on a per-epoch cosine,
     `epochs` epochs of batch 256 in an order drawn from `seed`, `weight_decay`. A diverged fit scores NaN.
     """
@@ -125,21 +128,35 @@ def _lbfgs_probe(x, y, evals, num_classes, weight_decay):
     evals = {name: ((f - mean) / std, lab) for name, (f, lab) in evals.items()}
     weight = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
     bias = torch.zeros(num_classes, device=x.device, requires_grad=True)
-    if weight_decay > 0:
-        strengths = (weight_decay,)
-    elif "val" in evals:
-        strengths = LBFGS_L2_GRID
-    else:
-        strengths = (LBFGS_L2_DEFAULT,)
-    best = None
-    for l2 in strengths:  # strongest first: each fit starts from the previous solution
-        _lbfgs_fit(x, y, weight, bias, l2)
-        w, b = weight.detach().clone(), bias.detach().clone()
-        score = _top1(*evals["val"], w, b) if len(strengths) > 1 else 0.0
-        if best is None or score > best[0]:  # ties keep the stronger regularisation
-            best = (score, w, b)
-    _, w, b = best
+    l2 = weight_decay if weight_decay > 0 else _choose_l2(x, y, weight, bias)
+    _lbfgs_fit(x, y, weight, bias, l2)  # on every training feature, from the chosen fit when there was a choice
+    w, b = weight.detach(), bias.detach()
     return {name: _top1(f, lab, w, b) for name, (f, lab) in evals.items()}
+
+
+def _choose_l2(x, y, weight, bias) -> float:
+    """The grid's L2 that scores best on a held-out part of the training features (ties: the stronger).
+
+    Leaves `weight` and `bias` at the chosen fit, a warm start for the refit on all features.
+    """
+    counts = torch.bincount(y)
+    if int(counts[counts > 0].min()) < PROBE_SELECT_MIN:
+        return LBFGS_L2_DEFAULT
+    labels = y.cpu().numpy()
+    held = torch.as_tensor(stratified_holdout(labels, round(PROBE_SELECT_SHARE * len(labels))), device=x.device)
+    fit = torch.ones(len(labels), dtype=torch.bool, device=x.device)
+    fit[held] = False
+    best = None
+    for l2 in LBFGS_L2_GRID:  # strongest first: each fit starts from the previous solution
+        _lbfgs_fit(x[fit], y[fit], weight, bias, l2)
+        score = _top1(x[held], y[held], weight.detach(), bias.detach())
+        if best is None or score > best[0]:
+            best = (score, l2, weight.detach().clone(), bias.detach().clone())
+    _, l2, w, b = best
+    with torch.no_grad():
+        weight.copy_(w)
+        bias.copy_(b)
+    return l2
 
 
 def _lbfgs_fit(x, y, weight, bias, l2):

@@ -31,19 +31,22 @@ def contrastive_logits(
     temperature: float,
     exclude: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(N, 1 + K) float32 logits, positive first. q, k: (N, D); negatives: (K, D).
+    """(N, 1 + K) logits in at least float32, positive first. q, k: (N, D); negatives: (K, D).
 
     `exclude` (N, K) bool marks negatives to leave out of row n, e.g. the query's own positive when the
     negatives are the other keys of the batch (MoCo v3's in-batch negatives).
+
+    The similarities are computed from float32 (or float64) copies of q, k and the negatives with autocast
+    off: under bf16/fp16 autocast a low-precision matmul would blur the logits and the top-k neighbour choice.
     """
-    l_pos = (q * k).sum(dim=1, keepdim=True)
-    l_neg = q @ negatives.t()
-    # Softmax in at least fp32, so bf16/fp16 autocast logits stay accurate.
-    dtype = torch.promote_types(l_neg.dtype, torch.float32)
-    l_pos, l_neg = l_pos.to(dtype), l_neg.to(dtype)
-    if exclude is not None:
-        l_neg = l_neg.masked_fill(exclude, EXCLUDED_LOGIT * temperature)
-    return torch.cat([l_pos, l_neg], dim=1) / temperature
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, negatives = q.to(dtype), k.to(dtype), negatives.to(dtype)
+        l_pos = (q * k).sum(dim=1, keepdim=True)
+        l_neg = q @ negatives.t()
+        if exclude is not None:
+            l_neg = l_neg.masked_fill(exclude, EXCLUDED_LOGIT * temperature)
+        return torch.cat([l_pos, l_neg], dim=1) / temperature
 
 
 def info_nce(

@@ -4,9 +4,10 @@ Schedules are computed outside and passed in (`forward(x1, x2, key_momentum=...,
 MoCo v3's builder. The loss is the pure function from losses.py; this module owns the state around it.
 
 BatchNorm must not let the key of an image see its query's batch statistics (the model would learn to
-cheat through them). Under DDP the keys are shuffled across processes (MoCo's shuffle BN); on one device
-the shuffled key batch runs through the key encoder in `bn_splits` sub-batches, each with its own
-statistics (MoCo's CIFAR demo, SplitBatchNorm).
+cheat through them). With `bn_splits > 1` every BatchNorm of both encoders normalises per group of
+`batch / bn_splits` images (split_bn.py, as MoCo's CIFAR demo simulates 8 GPUs), and the keys are encoded on
+a shuffled batch whose groups never equal a query group. `bn_splits: 1` normalises over the whole batch
+(MoCo v3 with SyncBatchNorm).
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ import copy
 
 import timm
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
 from lightrecipe.trainers.losses import smoothed_info_nce
 from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.split_bn import convert_to_split_bn, key_order
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int, bn: bool, last_bn: bool) -> nn.Sequential:
-    """Linear (-> BN) -> ReLU blocks, then a Linear to out_dim (-> BN without affine, MoCo v3)."""
+    """Linear (-> BN) -> ReLU blocks, then a Linear to out_dim (-> BN without affine).
+
+    Without BN every Linear has a bias (MoCo v2's `--mlp` head, nn.Linear's default); with BN none has one
+    (moco-v3 moco/builder.py `_build_mlp`: `nn.Linear(dim1, dim2, bias=False)`, last BN `affine=False`).
+    """
     blocks: list[nn.Module] = []
     dim = in_dim
     for _ in range(layers - 1):
@@ -33,7 +38,7 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int, bn: bool, last_
             blocks.append(nn.BatchNorm1d(hidden_dim))
         blocks.append(nn.ReLU(inplace=True))
         dim = hidden_dim
-    blocks.append(nn.Linear(dim, out_dim, bias=not last_bn))
+    blocks.append(nn.Linear(dim, out_dim, bias=not bn))
     if last_bn:
         blocks.append(nn.BatchNorm1d(out_dim, affine=False))
     return nn.Sequential(*blocks)
@@ -77,6 +82,9 @@ class MoCo(nn.Module):
             if recipe.predictor_hidden_dim > 0
             else nn.Identity()
         )
+        if recipe.bn_splits > 1:
+            for part in (self.backbone, self.projector, self.predictor):
+                convert_to_split_bn(part, recipe.bn_splits, owner=recipe.arch)
         self.key_backbone = copy.deepcopy(self.backbone)
         self.key_projector = copy.deepcopy(self.projector)
         for p in self.key_parameters():
@@ -97,19 +105,21 @@ class MoCo(nn.Module):
         torch._foreach_add_(keys, queries, alpha=1.0 - momentum)
 
     def encode_query(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.predictor(self.projector(self.backbone(x))), dim=1)
+        """L2-normalised float32 query embeddings (B, D); under autocast the network runs in low precision."""
+        return F.normalize(self.predictor(self.projector(self.backbone(x))).float(), dim=1)
 
     @torch.no_grad()
     def encode_key(self, x: torch.Tensor) -> torch.Tensor:
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            return _shuffled_across_processes(lambda b: self._key(b), x)
-        perm = torch.randperm(x.shape[0], device=x.device)
-        chunks = x[perm].chunk(self.recipe.bn_splits)
-        keys = torch.cat([self._key(c) for c in chunks])
+        """L2-normalised float32 keys (B, D) in the order of `x`, computed on a shuffled batch (split BN)."""
+        splits = self.recipe.bn_splits
+        if splits == 1:
+            return self._key(x)
+        perm = key_order(x.shape[0], splits).to(x.device)
+        keys = self._key(x[perm])
         return keys[torch.argsort(perm)]
 
     def _key(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.key_projector(self.key_backbone(x)), dim=1)
+        return F.normalize(self.key_projector(self.key_backbone(x)).float(), dim=1)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, *, key_momentum: float, alpha: float) -> torch.Tensor:
         """The MoCo loss for two views (B, 3, S, S); updates the key encoder first and the queue after."""
@@ -123,7 +133,7 @@ class MoCo(nn.Module):
             keys.append(k1)
         if self.queue is not None:
             for k in keys:
-                self.queue.push(k.float())
+                self.queue.push(k)
         return loss * self.recipe.loss_scale
 
     def _directional_loss(self, q: torch.Tensor, k: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -136,22 +146,5 @@ class MoCo(nn.Module):
         mode = r.smoothing if r.smoothing != "none" else "topk"
         a = alpha if r.smoothing != "none" else 0.0
         return smoothed_info_nce(
-            q, k, negatives.to(q.dtype), temperature=r.temperature, alpha=a, k_nn=r.smoothing_k, mode=mode,
-            exclude=exclude,
+            q, k, negatives, temperature=r.temperature, alpha=a, k_nn=r.smoothing_k, mode=mode, exclude=exclude,
         )
-
-
-def _shuffled_across_processes(encode, x: torch.Tensor) -> torch.Tensor:
-    """MoCo's shuffle BN under DDP: gather every process's batch, encode a random share, undo the shuffle."""
-    world, rank = dist.get_world_size(), dist.get_rank()
-    gathered = [torch.empty_like(x) for _ in range(world)]
-    dist.all_gather(gathered, x.contiguous())
-    full = torch.cat(gathered)
-    perm = torch.randperm(full.shape[0], device=x.device)
-    dist.broadcast(perm, src=0)  # every process applies the same permutation
-    mine = full[perm].chunk(world)[rank]
-    keys = encode(mine)
-    all_keys = [torch.empty_like(keys) for _ in range(world)]
-    dist.all_gather(all_keys, keys.contiguous())
-    unshuffled = torch.cat(all_keys)[torch.argsort(perm)]
-    return unshuffled.chunk(world)[rank]

@@ -11,33 +11,46 @@ from lightrecipe.errors import UserError, nearest
 from lightrecipe.trainers.recipe import Recipe
 
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    # facebookresearch/moco main_moco.py with --mlp --moco-t 0.2 --aug-plus --cos: every other value is a Recipe
+    # field default (SGD 0.03 at batch 256, momentum 0.9, wd 1e-4 on every parameter, K 65536, m 0.999, dim 128,
+    # aug+). 8 GPUs x 32 images with shuffle BN = bn_splits 8 at batch 256 (the default). main_moco.py sets the
+    # cosine lr once per epoch; the trainer evaluates the same cosine at every step.
     "resnet50-mocov2": (
         "MoCo v2 ResNet-50 settings (the field defaults), 200 epochs at 224 px; the baseline of every comparison",
-        dict(epochs=200, image_size=224, batch_size=256),
+        dict(arch="resnet50", epochs=200, image_size=224, batch_size=256),
     ),
+    # facebookresearch/moco-v3 CONFIG.md "ResNet-50, 100-epoch pre-training" (`--moco-m-cos --crop-min=.2` on
+    # main_moco.py's defaults) and moco/builder.py `MoCo_ResNet`. SyncBatchNorm over the whole batch = bn_splits 1.
     "mocov3": (
-        "MoCo v3 ResNet-50 settings: LARS, in-batch negatives, symmetric loss, 3-layer BN projector + predictor",
+        "MoCo v3 ResNet-50 settings (100 epochs): LARS, in-batch negatives, symmetric loss, 2-layer BN projector + predictor",
         dict(
-            epochs=100,  # MoCo v3's shortest ResNet-50 schedule
-            image_size=224,
-            batch_size=4096,  # MoCo v3
-            optimizer="lars",
-            base_lr=0.6,  # MoCo v3: 0.6 x batch/256
-            weight_decay=1e-6,  # MoCo v3
-            wd_on_norm_and_bias=False,  # LARS excludes norms and biases in MoCo v3
-            warmup_epochs=10.0,  # MoCo v3
-            temperature=1.0,  # MoCo v3 ResNet-50
-            loss_scale=2.0,  # MoCo v3 scales the loss by 2T
-            symmetric=True,
-            queue_size=0,  # in-batch negatives
-            key_momentum=0.99,  # rising to 1 on a cosine
-            key_momentum_schedule="cosine",
-            proj_hidden_dim=4096,
-            proj_out_dim=256,
-            proj_layers=3,
-            proj_bn=True,
-            predictor_hidden_dim=4096,
-            solarize_prob=0.2,  # BYOL augmentation, used by MoCo v3
+            arch="resnet50",  # main_moco.py default -a resnet50 (timm's zero_init_last = zero_init_residual=True)
+            epochs=100,  # main_moco.py --epochs default; CONFIG.md's 100-epoch ResNet-50 run
+            image_size=224,  # RandomResizedCrop(224)
+            batch_size=4096,  # main_moco.py -b default
+            optimizer="lars",  # --optimizer default
+            base_lr=0.6,  # --lr default, scaled by batch / 256 (lr_scaling linear)
+            weight_decay=1e-6,  # --wd default
+            wd_on_norm_and_bias=False,  # moco/optimizer.py LARS: no decay and no trust ratio for 1-d parameters
+            warmup_epochs=10.0,  # --warmup-epochs default
+            precision="fp16",  # torch.cuda.amp.autocast + GradScaler in main_moco.py
+            temperature=1.0,  # --moco-t default
+            loss_scale=2.0,  # builder contrastive_loss: CrossEntropy * (2 * T)
+            symmetric=True,  # builder forward: loss(q1, k2) + loss(q2, k1)
+            queue_size=0,  # in-batch negatives (all keys of the batch)
+            key_momentum=0.99,  # --moco-m default
+            key_momentum_schedule="cosine",  # --moco-m-cos: m rises to 1 on a half cosine
+            proj_hidden_dim=4096,  # --moco-mlp-dim default
+            proj_out_dim=256,  # --moco-dim default
+            proj_layers=2,  # MoCo_ResNet: _build_mlp(2, ...) (3 layers is MoCo_ViT's)
+            proj_bn=True,  # _build_mlp: BN after every Linear, the last one without affine
+            predictor_hidden_dim=4096,  # _build_mlp(2, dim, mlp_dim, dim, False)
+            bn_splits=1,  # SyncBatchNorm: statistics over the whole batch
+            jitter_saturation=0.2,  # ColorJitter(0.4, 0.4, 0.2, 0.1)
+            blur_prob=1.0,  # augmentation1: GaussianBlur p=1.0
+            blur_prob_view2=0.1,  # augmentation2: GaussianBlur p=0.1
+            solarize_prob=0.0,  # augmentation1: no Solarize
+            solarize_prob_view2=0.2,  # augmentation2: Solarize p=0.2
         ),
     ),
     "digits-small": (

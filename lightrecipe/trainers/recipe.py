@@ -55,6 +55,12 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "grayscale_prob": (0.0, 1.0),
     "blur_prob": (0.0, 1.0),
     "solarize_prob": (0.0, 1.0),
+    "blur_prob_view2": (-1.0, 1.0),  # -1 = as view 1; otherwise a probability (checked in _validate_combinations)
+    "solarize_prob_view2": (-1.0, 1.0),
+    "jitter_brightness": (0.0, 2.0),
+    "jitter_contrast": (0.0, 2.0),
+    "jitter_saturation": (0.0, 2.0),
+    "jitter_hue": (0.0, 0.5),  # torchvision's ColorJitter: hue in [0, 0.5]
     "hflip_prob": (0.0, 1.0),
     "bn_splits": (1, None),
     "knn_k": (1, None),
@@ -66,6 +72,9 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "num_workers": (0, None),
     "seed": (0, None),
 }
+
+
+VIEW2_AS_VIEW1 = -1.0  # value of a *_view2 probability field that means "as the first view"
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,9 @@ class Recipe:
     weight_decay: float = 1e-4  # MoCo v2
     wd_on_norm_and_bias: bool = True  # MoCo v2 decays every parameter; MoCo v3/BYOL exclude norms and biases
     warmup_epochs: float = 0.0  # MoCo v2 has no warm-up; MoCo v3 uses 10; >= epochs: the whole run warms up
-    precision: str = "fp32"  # bf16/fp16 autocast on GPUs
+    # bf16/fp16: autocast (GPUs; CPUs run it too, slowly); fp16 adds a GradScaler (moco-v3 main_moco.py).
+    # The contrastive logits and the top-k choice are always computed in float32.
+    precision: str = "fp32"
     channels_last: bool = False  # faster convolutions on tensor-core GPUs
     compile: bool = False  # torch.compile the encoders (GPU runs; costs start-up time)
     seed: int = 0
@@ -105,22 +116,38 @@ class Recipe:
     predictor_hidden_dim: int = 0  # MoCo v3 predictor on the query side; 0 = no predictor (MoCo v2)
     symmetric: bool = False  # sum of both directions' losses (MoCo v3); behaves like twice the epochs
     loss_scale: float = 1.0  # MoCo v3 multiplies the loss by 2T
-    bn_splits: int = 8  # single-device stand-in for shuffle BN, as in MoCo's CIFAR demo (8 splits)
+    # BatchNorm groups of batch_size / bn_splits images in both encoders, keys on a shuffled batch: one device
+    # standing in for MoCo v2's 8 GPUs with shuffle BN (MoCo's CIFAR demo: 8). 1 = the whole batch (MoCo v3's
+    # SyncBatchNorm). Must divide batch_size and leave >= 2 images per group.
+    bn_splits: int = 8
 
     # --- smoothed InfoNCE (PAPER.md) ------------------------------------------------------------
     smoothing: str = "none"  # topk: alpha spread over the k most similar negatives; uniform: over all
     smoothing_alpha: float = 0.0  # target mass moved off the positive; third-party notes: 0.02 to 0.2
     smoothing_k: int = 0  # neighbours that share alpha; third-party notes: about 20
-    smoothing_schedule: str = "constant"  # warmup: 0 during warm-up epochs; cosine: ramps 0 -> alpha
+    # constant: alpha throughout; cosine: ramps 0 -> alpha over the run (PAPER.md); warmup: 0 during the lr
+    # warm-up (the first `warmup_epochs`), alpha after. "warmup" takes its length from warmup_epochs, as
+    # PAPER.md defines it, so with warmup_epochs 0 it would silently equal "constant": that is rejected.
+    smoothing_schedule: str = "constant"
 
     # --- augmentation (MoCo v2 "aug+" at aug_strength 1) ----------------------------------------
-    aug_strength: float = 1.0  # scales ColorJitter(0.4, 0.4, 0.4, 0.1)
-    crop_min_scale: float = 0.2  # RandomResizedCrop scale (0.2, 1.0)
+    aug_strength: float = 1.0  # multiplies the four jitter strengths below (a one-knob search of colour strength)
+    jitter_brightness: float = 0.4  # MoCo v2 ColorJitter(0.4, 0.4, 0.4, 0.1); MoCo v3 (0.4, 0.4, 0.2, 0.1)
+    jitter_contrast: float = 0.4
+    jitter_saturation: float = 0.4
+    jitter_hue: float = 0.1
+    crop_min_scale: float = 0.2  # RandomResizedCrop scale (0.2, 1.0), ratio (3/4, 4/3), sampled as torchvision
     color_jitter_prob: float = 0.8  # MoCo v2
     grayscale_prob: float = 0.2  # MoCo v2
-    blur_prob: float = 0.5  # MoCo v2, sigma in [0.1, 2.0] at 224 px (scaled with image size)
-    solarize_prob: float = 0.0  # MoCo v2 has none; BYOL/MoCo v3 use 0.2 on one view
+    # Gaussian blur, sigma uniform in [0.1, 2.0] pixels of the view (MoCo v2 at 224 px; the same pixel sigma at
+    # every size, so the blur visibly changes a 32 px view too). MoCo's CIFAR demo uses none on small images.
+    blur_prob: float = 0.5
+    solarize_prob: float = 0.0  # MoCo v2 has none; BYOL/MoCo v3 use 0.2 on the second view
     hflip_prob: float = 0.5  # MoCo v2
+    # The second view's blur and solarize probabilities; -1 = as the first view (MoCo v2: both views alike).
+    # MoCo v3 / BYOL are asymmetric: view 1 blur 1.0 solarize 0, view 2 blur 0.1 solarize 0.2.
+    blur_prob_view2: float = -1.0
+    solarize_prob_view2: float = -1.0
 
     # --- evaluation -----------------------------------------------------------------------------
     knn_k: int = 20  # kNN monitor neighbours (field habit: 20 or 200)
@@ -140,6 +167,40 @@ class Recipe:
         if self.lr_scaling == "linear":
             return self.base_lr * self.batch_size / 256
         return self.base_lr
+
+    @property
+    def jitter(self) -> tuple[float, float, float, float]:
+        """Effective ColorJitter (brightness, contrast, saturation, hue): the strengths times aug_strength."""
+        s = self.aug_strength
+        hue = min(s * self.jitter_hue, BOUNDS["jitter_hue"][1])  # torchvision allows hue up to 0.5
+        return (s * self.jitter_brightness, s * self.jitter_contrast, s * self.jitter_saturation, hue)
+
+    def view_probs(self, view: int) -> dict[str, float]:
+        """The augmentation probabilities of view 1 or 2 (view 2's blur/solarize default to view 1's)."""
+        probs = {"jitter": self.color_jitter_prob, "grayscale": self.grayscale_prob, "blur": self.blur_prob,
+                 "solarize": self.solarize_prob, "hflip": self.hflip_prob}
+        if view == 2:
+            for name, second in (("blur", self.blur_prob_view2), ("solarize", self.solarize_prob_view2)):
+                if second != VIEW2_AS_VIEW1:
+                    probs[name] = second
+        return probs
+
+    def check_train_size(self, train_size: int) -> None:
+        """The rules that need the number of training images (after data_fraction); UserError if broken."""
+        if self.batch_size > train_size:
+            raise UserError(
+                f"recipe field 'batch_size' ({self.batch_size}) exceeds the {train_size} training images; "
+                "lower batch_size or raise data_fraction"
+            )
+        if self.queue_size >= train_size:
+            fits = train_size // 4 // self.batch_size * self.batch_size  # "well below" (PAPER.md: 4096 of 50000)
+            example = f"e.g. {fits}, " if fits > 0 else ""
+            raise UserError(
+                f"recipe field 'queue_size' ({self.queue_size}) is not smaller than the {train_size} training "
+                f"images (data_fraction {self.data_fraction}), so every image's own stale key would be among its "
+                f"negatives; use a multiple of batch_size well below {train_size} ({example}or 0 for in-batch "
+                "negatives)"
+            )
 
     # --- validation -----------------------------------------------------------------------------
     def validate(self) -> None:
@@ -185,10 +246,21 @@ class Recipe:
                 f"recipe field 'queue_size' ({self.queue_size}) must be a multiple of batch_size "
                 f"({self.batch_size}), or 0 for in-batch negatives"
             )
-        if self.batch_size % self.bn_splits != 0:
+        if self.batch_size % self.bn_splits != 0 or self.batch_size // self.bn_splits < 2:
             raise UserError(
-                f"recipe field 'bn_splits' ({self.bn_splits}) must divide batch_size ({self.batch_size})"
+                f"recipe field 'bn_splits' ({self.bn_splits}) must divide batch_size ({self.batch_size}) into "
+                f"groups of at least 2 images (BatchNorm needs 2 per group); valid: a divisor of {self.batch_size} "
+                f"up to {self.batch_size // 2}"
             )
+        if self.smoothing != "none" and self.smoothing_schedule == "warmup" and self.warmup_epochs == 0:
+            raise UserError(
+                "recipe field 'smoothing_schedule' is 'warmup' with warmup_epochs 0: it keeps alpha at 0 during "
+                "the lr warm-up, so it would equal 'constant'; set warmup_epochs > 0 or use constant or cosine"
+            )
+        for name in ("blur_prob_view2", "solarize_prob_view2"):
+            value = getattr(self, name)
+            if value != VIEW2_AS_VIEW1 and not 0.0 <= value <= 1.0:
+                raise UserError(f"recipe field '{name}' is {value!r}; valid: -1 (as view 1) or a probability in [0, 1]")
         if self.dataset in ("cifar10", "cifar100", "imagefolder") and not self.data_root:
             raise UserError(f"recipe field 'data_root' is empty; dataset '{self.dataset}' needs the folder it lives in")
 
@@ -304,6 +376,7 @@ def field_types() -> dict[str, type]:
 
 
 __all__ = [
+    "VIEW2_AS_VIEW1",
     "BOUNDS",
     "CHOICES",
     "FIELD_NAMES",

@@ -27,6 +27,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 class RunFiles:
     def __init__(self, workdir: str | Path):
         self.dir = Path(workdir).resolve()
+        if self.dir.exists() and not self.dir.is_dir():
+            raise UserError(f"run folder '{self.dir}' is a file, not a folder; give a new folder to start a run "
+                            "or an existing run folder to resume it")
 
     def check_recipe(self, recipe: Recipe) -> None:
         """Refuse a folder that holds another recipe's run (resuming it would mix two recipes)."""

@@ -18,9 +18,13 @@ def cosine(step: float, total: float, start: float, end: float) -> float:
 
 
 def warmup_cosine_lr(step: float, total: float, peak: float, warmup: float, final: float = 0.0) -> float:
-    """Linear warm-up from 0 to `peak` over `warmup` steps, then cosine decay to `final` (MoCo v2/v3)."""
+    """Linear warm-up from 0 (step 0) towards `peak` over `warmup` steps, then cosine decay to `final`.
+
+    As moco-v3 main_moco.py `adjust_learning_rate` (lr * epoch / warmup_epochs with a fractional epoch, then a
+    half cosine over the rest): never above `peak`, also when `warmup` is a fraction of one step.
+    """
     if warmup > 0 and step < warmup:
-        return peak * (step + 1) / warmup  # +1: the first step already learns (MoCo v3 convention)
+        return peak * step / warmup
     return cosine(step - warmup, total - warmup, peak, final)
 
 

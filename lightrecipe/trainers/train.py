@@ -21,20 +21,26 @@ import torch
 from lightrecipe.trainers import schedules
 from lightrecipe.trainers.augment import TwoViewAugment
 from lightrecipe.trainers.data import Dataset, load_dataset
-from lightrecipe.trainers.evaluate import extract_features, knn_top1, linear_probe
 from lightrecipe.trainers.model import MoCo
 from lightrecipe.trainers.optim import build_optimizer
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run_files import RunFiles
+from lightrecipe.trainers.scoring import final_scores, val_knn
 
 Report = Callable[[dict[str, Any]], None]
-EVAL_BATCH = 256  # feature extraction batch: no gradients, so larger than training batches is fine
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+EPOCH_SEED_STRIDE = 100_003  # epoch seed = recipe seed * stride + epoch: shuffling and crops of one epoch
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def epoch_seed(recipe: Recipe, epoch: int) -> int:
+    """The seed of an epoch's batch order and loader crops: a function of (seed, epoch), so resuming repeats it."""
+    return recipe.seed * EPOCH_SEED_STRIDE + epoch
 
 
 @dataclass
@@ -45,12 +51,15 @@ class Trainer:
     device: torch.device
     model: MoCo
     optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler  # fp16 only (moco-v3 main_moco.py); a no-op otherwise
     augment: TwoViewAugment
-    generator: torch.Generator  # drives shuffling and augmentation, so a run is reproducible and resumable
+    generator: torch.Generator  # drives augmentation on the device, so a run is reproducible and resumable
     steps_per_epoch: int
+    skipped_steps: int = 0  # fp16 steps the scaler skipped (gradients overflowed); not a divergence
 
     @classmethod
     def build(cls, recipe: Recipe, device: torch.device, train_size: int) -> "Trainer":
+        recipe.check_train_size(train_size)
         torch.manual_seed(recipe.seed)
         random.seed(recipe.seed)
         np.random.seed(recipe.seed)
@@ -61,17 +70,11 @@ class Trainer:
             model.backbone = torch.compile(model.backbone)
             model.key_backbone = torch.compile(model.key_backbone)
         optimizer = build_optimizer([model.backbone, model.projector, model.predictor], recipe)
+        scaler = torch.amp.GradScaler(device.type, enabled=recipe.precision == "fp16")
         generator = torch.Generator(device=device)
         generator.manual_seed(recipe.seed)
         steps = train_size // recipe.batch_size
-        if steps == 0:
-            from lightrecipe.errors import UserError
-
-            raise UserError(
-                f"recipe field 'batch_size' ({recipe.batch_size}) exceeds the {train_size} training images; "
-                "lower batch_size or raise data_fraction"
-            )
-        return cls(recipe, device, model, optimizer, TwoViewAugment(recipe), generator, steps)
+        return cls(recipe, device, model, optimizer, scaler, TwoViewAugment(recipe), generator, steps)
 
     @property
     def total_steps(self) -> int:
@@ -88,30 +91,43 @@ class Trainer:
         alpha = schedules.smoothing_alpha(step, total, r.smoothing_alpha, r.smoothing_schedule, warmup)
         return momentum, alpha
 
-    def step(self, images: torch.Tensor, step: int) -> torch.Tensor:
-        """One optimisation step on a uint8 batch; returns the loss (a 0-d tensor, not synced)."""
-        return self.optimize(self.views(images), step)
+    def step(self, batch: torch.Tensor, step: int) -> torch.Tensor | None:
+        """One optimisation step on a uint8 batch; the loss (0-d, not synced), or None when too few images."""
+        views = self.views(batch)
+        return None if views is None else self.optimize(views, step)
 
-    def views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two augmented, normalised views of a uint8 batch."""
-        x1, x2 = self.augment(images, self.generator)
+    def views(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Two augmented, normalised views of uint8 images (B, 3, S, S) or loader crops (B, 2, 3, S, S).
+
+        A batch shortened by unreadable files is cut to a multiple of bn_splits; None if no group of 2 is left.
+        """
+        splits = self.recipe.bn_splits
+        usable = batch.shape[0] - batch.shape[0] % splits
+        if usable < 2 * splits:
+            return None
+        batch = batch[:usable]
+        x1, x2 = self.augment.from_crops(batch, self.generator) if batch.dim() == 5 else self.augment(batch, self.generator)
         if self.recipe.channels_last:
             x1, x2 = x1.contiguous(memory_format=torch.channels_last), x2.contiguous(memory_format=torch.channels_last)
         return x1, x2
 
     def optimize(self, views: tuple[torch.Tensor, torch.Tensor], step: int) -> torch.Tensor:
-        """Schedules, forward, backward and update for one pair of views."""
+        """Schedules, forward, backward and update for one pair of views; returns the loss."""
         momentum, alpha = self.set_schedules(step)
         x1, x2 = views
         with self.autocast():
             loss = self.model(x1, x2, key_momentum=momentum, alpha=alpha)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)  # under fp16: skipped when a gradient overflowed
+        if self.scaler.is_enabled():
+            scale = self.scaler.get_scale()
+            self.scaler.update()
+            self.skipped_steps += int(self.scaler.get_scale() < scale)  # the scale only drops on a skip
         return loss.detach()
 
     def autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.recipe.precision)
+        dtype = AUTOCAST_DTYPES.get(self.recipe.precision)
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
@@ -120,18 +136,45 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "skipped_steps": self.skipped_steps,
             "generator": self.generator.get_state(),
+            "generator_device": self.device.type,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], epoch: int) -> None:
+        """Restore a checkpoint's state, also one written on another device type (CPU <-> GPU).
+
+        Tensors come in on the CPU and are copied to this trainer's device. RNG states are restored where they
+        apply: the CPU RNG always; the CUDA RNGs on a GPU; the device generator when the device type is the
+        same, otherwise it is reseeded from (seed, epoch) so the resumed run stays deterministic.
+        """
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])  # moves its state to each parameter's device
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        restore_generator(self.generator, state["generator"], state.get("generator_device"),
+                          reseed=epoch_seed(self.recipe, epoch))
+        if self.device.type == "cuda":
+            for index, cuda_state in enumerate(state.get("cuda_rng", [])[: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(cuda_state, index)
+
+
+def restore_generator(generator: torch.Generator, saved: torch.Tensor, saved_device: str | None, *, reseed: int):
+    """Set `generator` to a saved state if it was saved on the same device type, else reseed it.
+
+    A CPU generator's state (5056 bytes) and a CUDA one's (16 bytes) do not fit each other's generators.
+    Checkpoints from before the device was recorded are recognised by the state's size.
+    """
+    same = saved_device == generator.device.type if saved_device else saved.numel() == generator.get_state().numel()
+    if same:
+        generator.set_state(saved)
+    else:
+        generator.manual_seed(reseed)
 
 
 def train(
@@ -149,116 +192,97 @@ def train(
         return finished
     dev = resolve_device(device)
     data = load_dataset(recipe)  # before anything is written: a bad data path leaves no half-made run folder
+    recipe.check_train_size(len(data.train))
     files.prepare(recipe)
     trainer = Trainer.build(recipe, dev, len(data.train))
     history: list[dict[str, Any]] = []
     start_epoch = 1
     checkpoint = files.load_checkpoint()
     if checkpoint is not None:
-        trainer.load_state_dict(checkpoint["trainer"])
-        history = checkpoint["history"]
         start_epoch = checkpoint["epoch"] + 1
+        trainer.load_state_dict(checkpoint["trainer"], start_epoch)
+        history = checkpoint["history"]
+        data.restore_skipped(checkpoint.get("skipped_files", []))
 
     for epoch in range(start_epoch, recipe.epochs + 1):
-        started = time.perf_counter()
+        started, skipped_before = time.perf_counter(), trainer.skipped_steps
         loss, images_per_s = _train_epoch(trainer, data, epoch)
         if not math.isfinite(loss):
-            return _diverged(files, history, epoch, loss, backbone_params(trainer))
+            return _diverged(files, history, epoch, loss, trainer)
         row = {
             "epoch": epoch,
             "loss": loss,
             "lr": trainer.optimizer.param_groups[0]["lr"],
-            "knn_top1": _knn(trainer, data, "val"),
+            "knn_top1": val_knn(trainer.model.backbone, data, recipe, dev),
             "images_per_s": images_per_s,
             "epoch_seconds": time.perf_counter() - started,
+            "skipped_steps": trainer.skipped_steps - skipped_before,
+            "skipped_files": len(data.skipped_files()),
         }
         history.append(row)
         files.write_history(history)
-        files.save_checkpoint(
-            {"recipe": recipe.to_dict(), "epoch": epoch, "history": history, "trainer": trainer.state_dict()}
-        )
+        files.save_checkpoint({"recipe": recipe.to_dict(), "epoch": epoch, "history": history,
+                               "trainer": trainer.state_dict(), "skipped_files": data.skipped_files()})
         if report is not None:
             report(dict(row))
 
     metrics = dict(history[-1]) if history else {}
-    metrics.update(_final_evaluation(trainer, data))
-    metrics.update(state="complete", diverged_epoch=None, error="", epochs_run=len(history))
+    metrics.update(final_scores(trainer.model.backbone, data, recipe, dev))
+    metrics.update(params=backbone_params(trainer), skipped_files=len(data.skipped_files()),
+                   skipped_steps=trainer.skipped_steps, state="complete", diverged_epoch=None, error="",
+                   epochs_run=len(history))
     files.write_metrics(metrics)
     return metrics
 
 
 def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, float]:
     """Mean loss and training throughput of one epoch; the loss is NaN as soon as one step's is not finite."""
+    r = trainer.recipe
     trainer.model.train()
     total = torch.zeros((), device=trainer.device)
-    seen, started = 0, time.perf_counter()
-    batches = data.train.batches(
-        trainer.recipe.batch_size, shuffle=True, drop_last=True, device=trainer.device,
-        generator=_cpu_generator(trainer, epoch),
-    )
-    for i, (images, _) in enumerate(batches):
-        loss = trainer.step(images, (epoch - 1) * trainer.steps_per_epoch + i)
+    steps, seen, started = 0, 0, time.perf_counter()
+    shuffle = torch.Generator().manual_seed(epoch_seed(r, epoch))
+    batches = data.train.training_batches(r.batch_size, device=trainer.device, generator=shuffle,
+                                          crop_scale=trainer.augment.crop_scale, seed=epoch_seed(r, epoch))
+    for i, batch in enumerate(batches):
+        loss = trainer.step(batch, (epoch - 1) * trainer.steps_per_epoch + i)
+        if loss is None:  # a batch of mostly unreadable files: nothing to learn from
+            continue
         if not torch.isfinite(loss):  # one sync per step is cheap next to a MoCo step, and stops a NaN run at once
             return float("nan"), 0.0
         total += loss
-        seen += images.shape[0]
+        steps += 1
+        seen += batch.shape[0]
     elapsed = time.perf_counter() - started
-    steps = max(seen // trainer.recipe.batch_size, 1)
-    return float(total) / steps, seen / max(elapsed, 1e-9)
-
-
-def _cpu_generator(trainer: Trainer, epoch: int) -> torch.Generator:
-    """Shuffling order for an epoch: a function of (seed, epoch), so a resumed run sees the same batches."""
-    g = torch.Generator()
-    g.manual_seed(trainer.recipe.seed * 100_003 + epoch)
-    return g
-
-
-def _features(trainer: Trainer, data: Dataset, split: str):
-    r = trainer.recipe
-    return extract_features(
-        trainer.model.backbone, getattr(data, split), device=trainer.device, batch_size=EVAL_BATCH,
-        precision=r.precision, channels_last=r.channels_last,
-    )
-
-
-def _knn(trainer: Trainer, data: Dataset, split: str) -> float:
-    memory = _features(trainer, data, "train")
-    query = _features(trainer, data, split)
-    r = trainer.recipe
-    return knn_top1(*memory, *query, k=r.knn_k, temperature=r.knn_temperature, num_classes=data.num_classes)
-
-
-def _final_evaluation(trainer: Trainer, data: Dataset) -> dict[str, Any]:
-    r = trainer.recipe
-    train_f = _features(trainer, data, "train")
-    val_f, test_f = _features(trainer, data, "val"), _features(trainer, data, "test")
-    probe = linear_probe(
-        *train_f, {"val": val_f, "test": test_f}, num_classes=data.num_classes, method=r.probe_method,
-        epochs=r.probe_epochs, lr=r.probe_lr, weight_decay=r.probe_weight_decay, seed=r.seed,
-    )
-    return {
-        "linear_top1": probe["val"],
-        "test_linear_top1": probe["test"],
-        "test_knn_top1": knn_top1(
-            *train_f, *test_f, k=r.knn_k, temperature=r.knn_temperature, num_classes=data.num_classes
-        ),
-        "params": backbone_params(trainer),
-    }
+    return float(total) / max(steps, 1), seen / max(elapsed, 1e-9)
 
 
 def backbone_params(trainer: Trainer) -> int:
     return sum(p.numel() for p in trainer.model.backbone.parameters())
 
 
-def _diverged(files: RunFiles, history: list[dict[str, Any]], epoch: int, loss: float, params: int) -> dict[str, Any]:
+def divergence_advice(recipe: Recipe) -> str:
+    """What to try after a non-finite loss, with the recipe's current values, precision included."""
+    tips = [f"lower base_lr (now {recipe.base_lr:g})", f"raise temperature (now {recipe.temperature:g})",
+            f"warm up longer (warmup_epochs now {recipe.warmup_epochs:g})"]
+    if recipe.precision == "fp16":
+        tips.append("or precision bf16 or fp32 (fp16 activations overflow above 65504; steps the gradient scaler "
+                    "skips are not divergence)")
+    elif recipe.precision == "bf16":
+        tips.append("or precision fp32")
+    return ", ".join(tips) + (" (precision is fp32 already)" if recipe.precision == "fp32" else "")
+
+
+def _diverged(files: RunFiles, history: list[dict[str, Any]], epoch: int, loss: float,
+              trainer: Trainer) -> dict[str, Any]:
     metrics = dict(history[-1]) if history else {"epoch": epoch - 1}
     metrics.update(
-        params=params,
+        params=backbone_params(trainer),
         state="diverged",
         diverged_epoch=epoch,
-        error=f"loss became {loss} in epoch {epoch}; lower base_lr or raise temperature",
+        error=f"loss became {loss} in epoch {epoch}; try: {divergence_advice(trainer.recipe)}",
         epochs_run=len(history),
+        skipped_steps=trainer.skipped_steps,
     )
     files.write_metrics(metrics)
     return metrics

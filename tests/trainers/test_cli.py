@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from lightrecipe.cli import main
 
@@ -19,6 +20,7 @@ def run_cli(*args):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_train_prints_metrics(tmp_path):
     result = run_cli("train", *TINY, "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
@@ -27,6 +29,7 @@ def test_train_prints_metrics(tmp_path):
     assert (tmp_path / "run" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_recipe_file_accepted(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("preset: digits-small\nepochs: 1\ndata_fraction: 0.3\nprobe_epochs: 5\nqueue_size: 128\n")
@@ -69,6 +72,58 @@ def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+def test_out_that_is_a_file_exits_2_with_one_line(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    result = run_cli("train", *TINY, "--out", str(target))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"lightrecipe: error: run folder '{target}' is a file, not a folder; give a new folder to start a run "
+        "or an existing run folder to resume it"
+    ]
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_divergence_exits_1_with_the_reason(tmp_path):
+    result = run_cli("train", *TINY, "--set", "base_lr=1e30", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["state"] == "diverged"
+    assert "lightrecipe: run diverged: loss became nan in epoch 1; try: lower base_lr" in result.stderr
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_through_the_cli(tmp_path):
+    """A run stopped after epoch 1 (its checkpoint written) is finished by the same command: the CLI reports
+    only epoch 2 and ends with the metrics of an uninterrupted run."""
+    from lightrecipe.trainers.commands import use_all_cores
+    from lightrecipe.trainers.presets import preset
+    from lightrecipe.trainers.train import train
+
+    args = [*TINY, "--set", "epochs=2"]
+    recipe = preset("digits-small").with_overrides([a for a in args if "=" in a])
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_epoch_1(m):
+        raise Stop
+
+    threads = torch.get_num_threads()
+    use_all_cores()  # the thread count the CLI uses, so epoch 1 here computes what it would compute there
+    try:
+        with pytest.raises(Stop):
+            train(recipe, workdir=tmp_path / "resumed", device="cpu", report=stop_after_epoch_1)
+    finally:
+        torch.set_num_threads(threads)
+    resumed = run_cli("train", *args, "--out", str(tmp_path / "resumed"))
+    fresh = run_cli("train", *args, "--out", str(tmp_path / "fresh"))
+    assert resumed.returncode == fresh.returncode == 0, resumed.stderr + fresh.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == json.loads(fresh.stdout.strip().splitlines()[-1])
+    history = (tmp_path / "resumed" / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2"]
+
+
 def test_user_mistake_through_real_process_has_no_traceback():
     result = run_cli("train", "--set", "optimizer=adam", "--out", "x")
     assert result.returncode == 2
@@ -77,6 +132,7 @@ def test_user_mistake_through_real_process_has_no_traceback():
     ]
 
 
+@pytest.mark.slow
 def test_bench_train_prints_json(capsys):
     assert main(["bench", "train", "--arch", "mobilenetv3_small_050", "--batch-size", "32", "--image-size", "32",
                  "--steps", "2", "--warmup-steps", "1"]) == 0

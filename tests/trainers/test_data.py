@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from lightrecipe.errors import UserError
 from lightrecipe.trainers.data import (
@@ -23,15 +22,6 @@ from lightrecipe.trainers.data import (
 from lightrecipe.trainers.recipe import Recipe
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    """Small tensors: one thread avoids oversubscribing the 2 shared cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def rows(images: torch.Tensor) -> list[bytes]:
@@ -89,6 +79,11 @@ def test_data_fraction_nested_and_stratified(digits):
     s, m, full = (set(zip(rows(d.train.images), d.train.labels.tolist())) for d in (small, mid, digits))
     assert s <= m <= full
     assert torch.equal(small.val.images, digits.val.images) and torch.equal(small.test.images, digits.test.images)
+    # only training is thinned: the kNN memory bank and the probe's training set stay the whole train split
+    for thinned in (small, mid):
+        assert torch.equal(thinned.memory.images, digits.train.images)
+        assert torch.equal(thinned.memory.labels, digits.train.labels)
+    assert digits.memory is digits.train
 
 
 def test_subsample_keeps_one_per_class_and_nests():
@@ -222,7 +217,9 @@ def test_cifar_resized_and_fraction(tmp_path):
     write_cifar(tmp_path, 10, "python")
     data = load_dataset(Recipe(dataset="cifar10", data_root=str(tmp_path), image_size=16, data_fraction=0.5))
     assert data.train.images.shape == (50, 3, 16, 16) and data.test.images.shape == (20, 3, 16, 16)
-    assert len(data.val) == 10
+    assert len(data.val) == 10 and data.memory.images.shape == (90, 3, 16, 16)
+    full = load_dataset(Recipe(dataset="cifar10", data_root=str(tmp_path), image_size=16))
+    assert torch.equal(data.memory.images, full.train.images) and full.memory is full.train
 
 
 def test_cifar_pickle_refuses_code(tmp_path):
@@ -277,104 +274,3 @@ def test_cifar_bad_layout_names_path(tmp_path, breakage, message):
     with pytest.raises(UserError, match=message) as err:
         load_dataset(Recipe(dataset="cifar10", data_root=str(root)))
     assert str(culprit) in str(err.value) and "\n" not in str(err.value)
-
-
-# --- image folder ------------------------------------------------------------------------------
-CLASSES = ("ant", "bee", "cat")
-
-
-def write_folder(root: Path, train_per_class=12, val_per_class=3) -> dict[str, np.ndarray]:
-    """ImageNet layout of real PNGs: digits 0, 1, 2 as classes, 32 x 32 RGB (a few non-square in train/)."""
-    images, labels = load_digits_arrays()
-    written = {}
-    for c, name in enumerate(CLASSES):
-        pool = images[labels == c]
-        for part, count, offset in (("train", train_per_class, 0), ("val", val_per_class, train_per_class)):
-            (root / part / name).mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                grey = Image.fromarray(pool[offset + i, 0]).resize((32, 32), Image.NEAREST)
-                rgb = np.stack([np.asarray(grey), np.asarray(grey) // 2, 255 - np.asarray(grey)], axis=-1)
-                img = Image.fromarray(rgb)
-                if part == "train" and i % 4 == 3:
-                    img = img.resize((48, 40))
-                path = root / part / name / f"{i:03d}.png"
-                img.save(path)
-                written[str(path)] = rgb.transpose(2, 0, 1)
-    return written
-
-
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_imagefolder_loads(tmp_path, num_workers):
-    written = write_folder(tmp_path)
-    data = load_dataset(Recipe(dataset="imagefolder", data_root=str(tmp_path), num_workers=num_workers))
-    assert data.num_classes == 3 and (len(data.train), len(data.val), len(data.test)) == (33, 3, 9)
-    assert data.val.labels.tolist() == [0, 1, 2]
-    assert data.test.labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3
-    x, y = zip(*data.test.batches(4, shuffle=False, drop_last=False, device=CPU))
-    x, y = torch.cat(x), torch.cat(y)
-    assert x.dtype == torch.uint8 and x.shape == (9, 3, 32, 32) and y.tolist() == data.test.labels.tolist()
-    expected = [written[p] for p in data.test.paths]  # square 32-px files come back pixel for pixel
-    assert np.array_equal(x.numpy(), np.stack(expected))
-    g = torch.Generator().manual_seed(0)
-    batches = list(data.train.batches(8, shuffle=True, drop_last=True, device=CPU, generator=g))
-    assert len(batches) == 4 and all(b.shape == (8, 3, 32, 32) for b, _ in batches)
-    assert len({bytes(b.numpy().tobytes()) for xb, _ in batches for b in xb}) == 32
-
-
-def test_imagefolder_resize_and_fraction(tmp_path):
-    write_folder(tmp_path)
-    data = load_dataset(Recipe(dataset="imagefolder", data_root=str(tmp_path), image_size=20,
-                               data_fraction=0.5, num_workers=0))
-    assert len(data.train) == 18 and len(data.val) == 3  # 11 per class -> 6 (round half up); val untouched
-    x, _ = next(data.train.batches(18, shuffle=False, drop_last=False, device=CPU))
-    assert x.shape == (18, 3, 20, 20)
-
-
-def test_imagefolder_val_holdout_bounds(tmp_path):
-    write_folder(tmp_path, train_per_class=2, val_per_class=1)
-    (tmp_path / "train" / "dog").mkdir()
-    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(tmp_path / "train" / "dog" / "only.png")
-    data = load_dataset(Recipe(dataset="imagefolder", data_root=str(tmp_path), num_workers=0))
-    assert data.num_classes == 4 and data.val.labels.tolist() == [0, 1, 2]  # 1 of 2; none of a single image
-    assert np.bincount(data.train.labels.numpy()).tolist() == [1, 1, 1, 1]
-
-
-@pytest.mark.parametrize("breakage,message", [
-    ("missing_root", "does not exist"),
-    ("no_train", "does not exist"),
-    ("no_val", "does not exist"),
-    ("train_without_classes", "has no class folders"),
-    ("empty_class", "has no images"),
-    ("unknown_val_class", "no counterpart in train/"),
-])
-def test_imagefolder_bad_layout_names_path(tmp_path, breakage, message):
-    root = tmp_path / "imnet"
-    if breakage != "missing_root":
-        write_folder(root, train_per_class=2, val_per_class=1)
-    culprit = {"missing_root": root, "no_train": root / "train", "no_val": root / "val",
-               "train_without_classes": root / "train", "empty_class": root / "train" / "empty",
-               "unknown_val_class": root / "val" / "bea"}[breakage]
-    if breakage in ("no_train", "no_val", "train_without_classes"):
-        for path in sorted(culprit.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        if breakage != "train_without_classes":
-            culprit.rmdir()
-    elif breakage in ("empty_class", "unknown_val_class"):
-        culprit.mkdir()
-        (culprit / "notes.txt").write_text("not an image")
-        if breakage == "unknown_val_class":
-            Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(culprit / "a.png")
-    with pytest.raises(UserError, match=message) as err:
-        load_dataset(Recipe(dataset="imagefolder", data_root=str(root), num_workers=0))
-    assert str(culprit) in str(err.value) and "\n" not in str(err.value)
-
-
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_imagefolder_unreadable_file_names_it(tmp_path, num_workers):
-    write_folder(tmp_path, train_per_class=2, val_per_class=1)
-    bad = tmp_path / "val" / "bee" / "broken.jpg"
-    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
-    data = load_dataset(Recipe(dataset="imagefolder", data_root=str(tmp_path), num_workers=num_workers))
-    with pytest.raises(UserError, match="cannot read image") as err:
-        list(data.test.batches(2, shuffle=False, drop_last=False, device=CPU))
-    assert str(bad) in str(err.value) and "\n" not in str(err.value)

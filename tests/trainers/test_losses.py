@@ -57,11 +57,27 @@ def test_smoothed_uniform_matches_reference():
     assert got == pytest.approx(reference_loss(q, k, neg, 0.2, 0.1, 0, "uniform"), rel=1e-5)
 
 
-def test_alpha_zero_equals_info_nce():
+@pytest.mark.parametrize("mode", ["topk", "uniform"])
+def test_alpha_zero_is_plain_info_nce_of_the_reference(mode):
     q, k, neg = unit(8, 16, seed=10), unit(8, 16, seed=11), unit(32, 16, seed=12)
-    a = smoothed_info_nce(q, k, neg, temperature=0.2, alpha=0.0, k_nn=5)
-    b = info_nce(q, k, neg, temperature=0.2)
-    assert torch.equal(a, b)
+    got = smoothed_info_nce(q, k, neg, temperature=0.2, alpha=0.0, k_nn=5, mode=mode).item()
+    assert got == pytest.approx(reference_loss(q, k, neg, 0.2), rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_logits_and_neighbours_are_float32_under_autocast(dtype):
+    """Under bf16/fp16 autocast the loss still equals the float64 reference to float32 accuracy: logits and the
+    top-k choice come from float32 copies (a bf16 matmul is off by ~1e-2 and can swap close neighbours)."""
+    q, k, neg = (x.float() for x in (unit(16, 64, seed=21), unit(16, 64, seed=22), unit(256, 64, seed=23)))
+    expected = reference_loss(q, k, neg, 0.07, 0.2, 5)
+    with torch.autocast("cpu", dtype=dtype):
+        got = smoothed_info_nce(q.to(dtype), k.to(dtype), neg, temperature=0.07, alpha=0.2, k_nn=5)
+        plain = info_nce(q, k, neg, temperature=0.07)
+    assert got.dtype == plain.dtype == torch.float32
+    low = [x.to(dtype).double() for x in (q, k)]  # the inputs as the caller handed them over
+    assert got.item() == pytest.approx(reference_loss(*low, neg, 0.07, 0.2, 5), rel=1e-5)
+    assert plain.item() == pytest.approx(reference_loss(q, k, neg, 0.07), rel=1e-5)
+    assert abs(got.item() - expected) < 0.05  # rounding q and k to the low dtype is all that differs
 
 
 def test_analytic_identical_negatives():

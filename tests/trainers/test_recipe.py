@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import re
 
 import pytest
 
@@ -58,6 +60,12 @@ def test_recipe_file_may_name_a_preset(tmp_path):
         ({"epochs": 2.5}, "'epochs' must be an integer"),
         ({"symmetric": "yes"}, "'symmetric' must be true or false"),
         ({"dataset": "cifar10"}, "'data_root' is empty"),
+        ({"batch_size": 64, "bn_splits": 5, "queue_size": 640}, "'bn_splits' (5) must divide batch_size (64)"),
+        ({"batch_size": 8, "bn_splits": 8, "queue_size": 64}, "groups of at least 2 images"),
+        ({"smoothing": "topk", "smoothing_alpha": 0.1, "smoothing_k": 5, "smoothing_schedule": "warmup"},
+         "'smoothing_schedule' is 'warmup' with warmup_epochs 0"),
+        ({"blur_prob_view2": -0.5}, "'blur_prob_view2' is -0.5; valid: -1 (as view 1) or a probability"),
+        ({"solarize_prob_view2": 1.5}, "'solarize_prob_view2' is 1.5; valid range"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
@@ -82,8 +90,45 @@ def test_set_assignments_are_parsed_and_validated():
 
 
 def test_recipe_is_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         Recipe().temperature = 0.5  # type: ignore[misc]
+
+
+def test_valid_edges_of_the_new_rules():
+    Recipe(batch_size=16, bn_splits=8, queue_size=64)  # 2 images per group is enough
+    Recipe(smoothing="topk", smoothing_alpha=0.1, smoothing_k=5, smoothing_schedule="warmup", warmup_epochs=0.5)
+    Recipe(smoothing_schedule="warmup")  # no smoothing: the schedule is irrelevant
+    Recipe(blur_prob_view2=0.0, solarize_prob_view2=1.0)
+
+
+def test_view_probabilities_default_to_the_first_view():
+    r = Recipe(blur_prob=0.3, solarize_prob=0.1, hflip_prob=0.0)
+    assert r.view_probs(1) == r.view_probs(2) == {"jitter": 0.8, "grayscale": 0.2, "blur": 0.3, "solarize": 0.1,
+                                                  "hflip": 0.0}
+    second = r.replace(blur_prob_view2=0.0).view_probs(2)
+    assert second["blur"] == 0.0 and second["solarize"] == 0.1
+
+
+def test_jitter_is_the_strengths_times_aug_strength():
+    assert Recipe().jitter == pytest.approx((0.4, 0.4, 0.4, 0.1))
+    assert Recipe(aug_strength=2.0, jitter_saturation=0.2).jitter == pytest.approx((0.8, 0.8, 0.4, 0.2))
+    assert Recipe(aug_strength=4.0, jitter_hue=0.3).jitter[3] == 0.5  # torchvision caps hue at 0.5
+
+
+def test_queue_not_below_the_train_split_names_its_size_and_a_value_that_works():
+    r = Recipe(batch_size=64, queue_size=1024)
+    with pytest.raises(UserError) as err:
+        r.check_train_size(1000)
+    message = str(err.value)
+    assert "'queue_size' (1024) is not smaller than the 1000 training images" in message and "\n" not in message
+    suggested = int(re.search(r"e\.g\. (\d+)", message).group(1))
+    r.replace(queue_size=suggested).check_train_size(1000)  # the suggestion works
+    assert 0 < suggested < 1000 and suggested % 64 == 0
+    r.check_train_size(1025)
+    with pytest.raises(UserError, match="'batch_size' \\(64\\) exceeds the 50 training images"):
+        Recipe(batch_size=64, queue_size=0).check_train_size(50)
+    with pytest.raises(UserError, match="or 0 for in-batch negatives"):
+        Recipe(batch_size=64, queue_size=128).check_train_size(100)
 
 
 def test_bad_recipe_files(tmp_path):

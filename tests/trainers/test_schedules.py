@@ -16,10 +16,37 @@ def test_cosine_table(step, total, start, end, expected):
 
 @pytest.mark.parametrize(
     "step,expected",
-    [(0, 0.1 * 1 / 10), (4, 0.1 * 5 / 10), (9, 0.1), (10, 0.1), (60, 0.05), (110, 0.0)],
+    [(0, 0.0), (1, 0.01), (4, 0.04), (9, 0.09), (10, 0.1), (60, 0.05), (110, 0.0)],
 )
 def test_warmup_cosine_lr_table(step, expected):
+    """moco-v3 main_moco.py adjust_learning_rate: lr * progress / warmup, then a half cosine over the rest."""
     assert s.warmup_cosine_lr(step, 110, peak=0.1, warmup=10) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "warmup,step,expected",
+    [
+        # 0.01 epochs x 16 steps per epoch = 0.16 steps: step 0 warms (lr 0), step 1 is already in the cosine
+        (0.16, 0, 0.0),
+        (0.16, 1, 0.5 * (1 + math.cos(math.pi * 0.84 / 99.84))),
+        (0.5, 0, 0.0),
+        (0.5, 1, 0.5 * (1 + math.cos(math.pi * 0.5 / 99.5))),
+        (2.5, 1, 0.4),
+        (2.5, 2, 0.8),
+        (2.5, 3, 0.5 * (1 + math.cos(math.pi * 0.5 / 97.5))),
+    ],
+)
+def test_fractional_warmup_table(warmup, step, expected):
+    assert s.warmup_cosine_lr(step, 100, peak=1.0, warmup=warmup) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("warmup", [0.01, 0.16, 0.5, 0.99, 1.0, 1.5, 3.7, 16.0])
+def test_lr_never_exceeds_the_peak(warmup):
+    lrs = [s.warmup_cosine_lr(step, 160, peak=0.3, warmup=warmup) for step in range(160)]
+    assert all(0.0 <= lr <= 0.3 for lr in lrs), max(lrs)
+    assert lrs[0] == 0.0  # the warm-up starts at 0
+    first_cosine = math.ceil(warmup)
+    assert lrs[first_cosine] == max(lrs)  # rises until the warm-up ends, then only falls
 
 
 def test_lr_without_warmup_starts_at_peak():

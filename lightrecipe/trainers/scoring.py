@@ -1,0 +1,45 @@
+"""A backbone's scores on a Dataset: the per-epoch val kNN monitor and the final probe and test kNN.
+
+The kNN memory bank and the probe's training set are always the whole train split (`Dataset.memory`), never
+the `data_fraction` subset that was trained on, so trials at different fractions are scored on one footing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lightrecipe.trainers.data import Dataset, Split
+from lightrecipe.trainers.evaluate import extract_features, knn_top1, linear_probe
+from lightrecipe.trainers.recipe import Recipe
+
+EVAL_BATCH = 256  # feature extraction batch: no gradients, so larger than training batches is fine
+
+
+def features(backbone: torch.nn.Module, split: Split, recipe: Recipe, device: torch.device):
+    """(features (N, D) float32, labels (N,)) of every image of `split`, in the recipe's precision."""
+    return extract_features(backbone, split, device=device, batch_size=EVAL_BATCH, precision=recipe.precision,
+                            channels_last=recipe.channels_last)
+
+
+def val_knn(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> float:
+    """Weighted kNN top-1 of val against the whole train split."""
+    memory = features(backbone, data.memory, recipe, device)
+    query = features(backbone, data.val, recipe, device)
+    return knn_top1(*memory, *query, k=recipe.knn_k, temperature=recipe.knn_temperature,
+                    num_classes=data.num_classes)
+
+
+def final_scores(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, Any]:
+    """knn_top1 and linear_top1 on val, test_knn_top1 and test_linear_top1 on test."""
+    memory = features(backbone, data.memory, recipe, device)
+    val, test = features(backbone, data.val, recipe, device), features(backbone, data.test, recipe, device)
+    probe = linear_probe(
+        *memory, {"val": val, "test": test}, num_classes=data.num_classes, method=recipe.probe_method,
+        epochs=recipe.probe_epochs, lr=recipe.probe_lr, weight_decay=recipe.probe_weight_decay, seed=recipe.seed,
+    )
+    knn = {name: knn_top1(*memory, *feats, k=recipe.knn_k, temperature=recipe.knn_temperature,
+                          num_classes=data.num_classes) for name, feats in (("val", val), ("test", test))}
+    return {"knn_top1": knn["val"], "linear_top1": probe["val"], "test_knn_top1": knn["test"],
+            "test_linear_top1": probe["test"]}
