@@ -72,6 +72,7 @@ def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_out_that_is_a_file_exits_2_with_one_line(tmp_path):
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
@@ -124,6 +125,7 @@ def test_interrupted_run_resumes_through_the_cli(tmp_path):
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_user_mistake_through_real_process_has_no_traceback():
     result = run_cli("train", "--set", "optimizer=adam", "--out", "x")
     assert result.returncode == 2

@@ -42,7 +42,7 @@ def folder_recipe(root, **changes) -> Recipe:
     return Recipe(dataset="imagefolder", data_root=str(root), **{"num_workers": 0, **changes})
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("num_workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_evaluation_views_are_torchvision_resize_and_centre_crop(tmp_path, num_workers):
     """Shorter side to floor(S / 0.875), then the centre S x S: pixel for pixel what torchvision's
     Resize + CenterCrop make of the same PIL image."""
@@ -81,6 +81,7 @@ def test_training_crops_come_from_the_whole_image(tmp_path):
     assert colours == {0, 1, 2}  # red and blue thirds too: crops are cut from the full image
 
 
+@pytest.mark.slow
 def test_crop_pairs_depend_on_seed_and_index_not_on_workers(tmp_path):
     paths = write_folder(tmp_path, train_per_class=4, val_per_class=1)
     pairs = CropPairs(paths, 16, (0.2, 1.0), seed=7)
@@ -164,7 +165,7 @@ def test_bad_layout_names_path(tmp_path, breakage, message):
     assert str(culprit) in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("num_workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_one_unreadable_file_in_a_large_folder_is_skipped_with_one_warning(tmp_path, num_workers):
     write_folder(tmp_path, train_per_class=40, val_per_class=1, size=16)
     bad = tmp_path / "train" / "bee" / "broken.jpg"  # 1 of the 109 files of the train split: 0.9%
