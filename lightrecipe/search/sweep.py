@@ -55,7 +55,7 @@ MAX_FAILURES = 2  # Ray restarts a trial whose worker died this many times, then
 
 @dataclass(frozen=True)
 class SweepSettings:
-    space: str  # built-in space name or YAML path
+    space: Any  # built-in space name, YAML path, or a Space built in Python
     archs: tuple[str, ...]
     trials: int  # per study, the baseline included
     out: Path
@@ -109,11 +109,11 @@ def default_grace(epochs: int) -> int:
 def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutcome]:
     stream = stream if stream is not None else sys.stdout
     _check_settings(s)
-    from lightrecipe.spaces import load_space
+    from lightrecipe.spaces import Space, load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress table says what happens
 
-    space = load_space(s.space)
+    space = s.space if isinstance(s.space, Space) else load_space(s.space)  # Python users pass a Space
     out = make_out(s.out)
     url = s.storage or records.default_storage_url(str(out))
     storage = open_storage(url)
