@@ -17,7 +17,7 @@ DEMO_OVERRIDES = {
     "dataset": "digits",
     "image_size": 32,  # 8x8 digits upsampled to CIFAR's size
     "batch_size": 64,  # ~17 steps per epoch on the 1078-image train split
-    "queue_size": 256,  # well below the train split (PAPER.md: small data needs a small queue)
+    "queue_size": 256,  # well below the train split (docs/science.md: small data needs a small queue)
     "bn_splits": 4,  # 16 images per BatchNorm sub-batch: small CPU batches are slow, 4 splits still shuffle
     # MoCo's CIFAR demo uses no blur on small images. (The blur's sigma is now in pixels of the view; before, it
     # was scaled down to under 0.3 px at 32 px and changed nothing, so this keeps the demo as it was.)

@@ -17,7 +17,7 @@ from lightrecipe.spaces.params import KINDS, Choice, Float, Int, ParamSpec, same
 from lightrecipe.trainers.presets import preset, preset_names
 from lightrecipe.trainers.recipe import BOUNDS, CHOICES, FIELD_NAMES, Recipe, field_types
 
-BASELINE_PRESET = "resnet50-mocov2"  # PAPER.md: the ResNet-50 MoCo v2 settings every comparison needs
+BASELINE_PRESET = "resnet50-mocov2"  # docs/science.md: the ResNet-50 MoCo v2 settings every comparison needs
 TOP_KEYS = ("name", "description", "base", "fixed", "params")
 SPEC_KEYS = ("float", "int", "choice", "log", "when")
 

@@ -121,13 +121,13 @@ class Recipe:
     # SyncBatchNorm). Must divide batch_size and leave >= 2 images per group.
     bn_splits: int = 8
 
-    # --- smoothed InfoNCE (PAPER.md) ------------------------------------------------------------
+    # --- smoothed InfoNCE (docs/science.md) ------------------------------------------------------------
     smoothing: str = "none"  # topk: alpha spread over the k most similar negatives; uniform: over all
     smoothing_alpha: float = 0.0  # target mass moved off the positive; third-party notes: 0.02 to 0.2
     smoothing_k: int = 0  # neighbours that share alpha; third-party notes: about 20
-    # constant: alpha throughout; cosine: ramps 0 -> alpha over the run (PAPER.md); warmup: 0 during the lr
+    # constant: alpha throughout; cosine: ramps 0 -> alpha over the run (docs/science.md); warmup: 0 during the lr
     # warm-up (the first `warmup_epochs`), alpha after. "warmup" takes its length from warmup_epochs, as
-    # PAPER.md defines it, so with warmup_epochs 0 it would silently equal "constant": that is rejected.
+    # docs/science.md defines it, so with warmup_epochs 0 it would silently equal "constant": that is rejected.
     smoothing_schedule: str = "constant"
 
     # --- augmentation (MoCo v2 "aug+" at aug_strength 1) ----------------------------------------
@@ -193,7 +193,7 @@ class Recipe:
                 "lower batch_size or raise data_fraction"
             )
         if self.queue_size >= train_size:
-            fits = train_size // 4 // self.batch_size * self.batch_size  # "well below" (PAPER.md: 4096 of 50000)
+            fits = train_size // 4 // self.batch_size * self.batch_size  # "well below" (docs/science.md: 4096 of 50000)
             example = f"e.g. {fits}, " if fits > 0 else ""
             raise UserError(
                 f"recipe field 'queue_size' ({self.queue_size}) is not smaller than the {train_size} training "

@@ -39,7 +39,7 @@ def key_momentum(step: float, total: float, base: float, schedule: str) -> float
 
 def smoothing_alpha(step: float, total: float, alpha_max: float, schedule: str, warmup: float = 0.0) -> float:
     """Smoothing mass: constant; `warmup`: 0 during warm-up steps, alpha_max after;
-    `cosine`: alpha_max * (1 - cos(pi * step / total)) / 2, rising from 0 (PAPER.md)."""
+    `cosine`: alpha_max * (1 - cos(pi * step / total)) / 2, rising from 0 (docs/science.md)."""
     if schedule == "constant":
         return alpha_max
     if schedule == "warmup":

@@ -1,4 +1,4 @@
-"""Losses against a literal NumPy transcription of PAPER.md's formula, analytic values and properties."""
+"""Losses against a literal NumPy transcription of docs/science.md's formula, analytic values and properties."""
 
 import math
 
@@ -11,7 +11,7 @@ from lightrecipe.trainers.losses import info_nce, smoothed_info_nce
 
 
 def reference_loss(q, k, neg, T, alpha=0.0, k_nn=0, mode="topk"):
-    """PAPER.md, line by line, with explicit loops."""
+    """docs/science.md, line by line, with explicit loops."""
     q, k, neg = (np.asarray(a, dtype=np.float64) for a in (q, k, neg))
     total = 0.0
     for n in range(len(q)):

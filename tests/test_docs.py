@@ -1,0 +1,13 @@
+"""What the project cites, it carries: no reference to a file outside the repository."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_science_page_exists_and_nothing_cites_a_missing_paper_file():
+    assert (ROOT / "docs" / "science.md").is_file()
+    texts = [ROOT / "README.md", *(ROOT / "lightrecipe").rglob("*.py"), *(ROOT / "lightrecipe").rglob("*.yaml")]
+    citing = [str(p.relative_to(ROOT)) for p in texts if "PAPER.md" in p.read_text()]
+    assert citing == []
+    assert "arXiv" in (ROOT / "docs" / "science.md").read_text()
