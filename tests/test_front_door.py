@@ -67,3 +67,19 @@ def test_the_example_runs(ray_local, tmp_path, monkeypatch, capsys):
     assert trials["recipe_temperature"].between(0.1, 0.3).all() and trials["baseline"].sum() == 1
     assert set(trials["recipe_epochs"]) == {2}  # the space's fixed part reached every trial
     assert scope["report"].html.is_file() and (tmp_path / "runs/py-report/report.html").is_file()
+
+
+@pytest.mark.slow
+def test_listing_validating_and_user_errors_load_no_torch(tmp_path):
+    """The quick commands answer in about a second because nothing heavy is imported for them."""
+    commands = [["presets"], ["spaces", "list"], ["spaces", "validate", "paper-efficient"],
+                ["train", "--set", "optimizer=adam", "--out", str(tmp_path / "run")],
+                ["sweep", "--space", "nope", "--arch", "resnet18", "--trials", "2", "--out", str(tmp_path / "s")],
+                ["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]]
+    code = ("import contextlib, io, sys\nfrom lightrecipe.cli import main\n"
+            f"for argv in {commands!r}:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+            "        rc = main(argv)\n"
+            "    print(argv[0], rc, sorted(m for m in ('torch', 'timm', 'ray') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["presets 0 []", "spaces 0 []", "spaces 0 []", "train 2 []", "sweep 2 []", "report 2 []"]

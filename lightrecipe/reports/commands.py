@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lightrecipe.reports import tables
+from lightrecipe.search.records import VALIDATION_METRICS  # not reports.tables: that loads pandas
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="sweep folder (its trials.db), SQLite file, or database URL; several are merged")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the report (created if missing)")
-    p.add_argument("--metric", default="knn_top1", choices=tables.REPORT_METRICS,
+    p.add_argument("--metric", default="knn_top1", choices=VALIDATION_METRICS,
                    help="validation metric that ranks recipes (default: knn_top1)")
     p.set_defaults(func=run)
 

@@ -19,7 +19,7 @@ from lightrecipe.search import records
 from lightrecipe.trainers.recipe import FIELD_NAMES
 
 METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # always present as columns
-REPORT_METRICS = ("knn_top1", "linear_top1")  # validation metrics a report may rank by (never test ones)
+REPORT_METRICS = records.VALIDATION_METRICS
 _OPTUNA_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 TRIAL_COLUMNS = (

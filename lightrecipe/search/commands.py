@@ -76,6 +76,9 @@ def register(subparsers) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from lightrecipe.spaces import load_space
+
+    space = load_space(args.space)  # before Ray and Optuna load: a wrong space answers at once
     from lightrecipe.search.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
     from lightrecipe.search.sweep import SweepSettings, run_sweep
     from lightrecipe.trainers.recipe import parse_assignments
@@ -83,7 +86,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.max_failures < 0:
         raise UserError(f"--max-failures must be 0 or more, got {args.max_failures}")
     settings = SweepSettings(
-        space=args.space,
+        space=space,
         archs=tuple(args.arch),
         trials=args.trials,
         out=args.out,

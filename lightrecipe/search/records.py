@@ -59,6 +59,7 @@ NODE = "node"
 RUN_DIR = "run_dir"
 
 STATES = ("complete", "pruned", "failed", "diverged", "running")
+VALIDATION_METRICS = ("knn_top1", "linear_top1")  # what may rank recipes: never a test metric
 DEFAULT_OBJECTIVE = "knn_top1"  # val kNN: cheap per epoch, so ASHA and the final ranking use one metric
 DB_FILENAME = "trials.db"  # SQLite file inside the sweep folder when no --storage is given
 

@@ -61,10 +61,10 @@ def use_all_cores() -> None:
 
 
 def run_train(args) -> int:
+    recipe = resolve_recipe(args.preset, args.recipe, args.overrides)  # before torch loads: a mistake answers at once
     from lightrecipe.trainers.progress import EpochBar
     from lightrecipe.trainers.train import train
 
-    recipe = resolve_recipe(args.preset, args.recipe, args.overrides)
     use_all_cores()
     out = Path(args.out).resolve()
     with EpochBar(recipe.epochs) as bar:

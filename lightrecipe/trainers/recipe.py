@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 from lightrecipe.errors import UserError, nearest
+from lightrecipe.trainers.arch_names import check_arch
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "cifar10", "cifar100", "imagefolder"),
@@ -228,7 +229,7 @@ class Recipe:
                     span = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
                     raise UserError(f"recipe field '{f.name}' is {value!r}; valid range {span}")
         self._validate_combinations()
-        _validate_arch(self.arch)
+        check_arch(self.arch)
 
     def _validate_combinations(self) -> None:
         if self.smoothing == "topk" and self.smoothing_alpha > 0 and self.smoothing_k == 0:
@@ -358,16 +359,6 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"recipe file '{p}' must hold a mapping of recipe fields, got {type(data).__name__}")
     return data
-
-
-def _validate_arch(arch: str) -> None:
-    import timm  # lazy: importing timm costs about a second
-
-    if not timm.is_model(arch):
-        raise UserError(
-            f"recipe field 'arch' is '{arch}', not a timm model{nearest(arch, timm.list_models())}; "
-            "see timm.list_models() for valid names"
-        )
 
 
 def field_types() -> dict[str, type]:
