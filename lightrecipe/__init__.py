@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
-__version__ = "0.1.0"
+__version__ = metadata.version("lightrecipe")  # pyproject.toml is its one home
 
 # name -> module that defines it; resolved on first use (PEP 562) so importing the package loads no torch.
 _LAZY = {

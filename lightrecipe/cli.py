@@ -20,6 +20,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
+    import lightrecipe
     from lightrecipe import demo
     from lightrecipe.reports import commands as report_commands
     from lightrecipe.search import commands as search_commands
@@ -29,8 +30,10 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="lightrecipe",
         description="Search MoCo-style contrastive training recipes for efficient networks and compare them "
-        "with the ResNet-50 settings. Start with `lightrecipe demo`.",
+        "with the ResNet-50 settings. Start with `make demo` in a checkout (or `lightrecipe demo`): a small sweep "
+        "on the bundled digits and its report.",
     )
+    parser.add_argument("--version", action="version", version=f"lightrecipe {lightrecipe.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for module in (train_commands, space_commands, search_commands, report_commands, demo):

@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from lightrecipe.cli import Parser
 from lightrecipe.errors import UserError
 from lightrecipe.trainers.presets import preset, preset_description, preset_names
 from lightrecipe.trainers.recipe import Recipe
@@ -17,8 +16,9 @@ METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one recipe and print its metrics")
-    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(preset_names())}")
-    p.add_argument("--recipe", default=None, metavar="FILE.yaml", help="recipe file (full recipe, or preset: + overrides)")
+    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(preset_names())} (default: the MoCo v2 ResNet-50 settings)")
+    p.add_argument("--recipe", default=None, metavar="FILE.yaml",
+                   help="recipe file: a full recipe, or `preset: NAME` plus fields (default: none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one recipe field (repeatable)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (not a file); an existing run there resumes")
@@ -26,20 +26,21 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("presets", help="list the recipe presets")
-    p.add_argument("--show", default=None, metavar="NAME", help="print one preset as YAML")
+    p.add_argument("--show", default=None, metavar="NAME", help="print one preset as YAML (default: list them all)")
     p.set_defaults(func=run_presets)
 
     bench = subparsers.add_parser("bench", help="measure training throughput")
-    bench_sub = bench.add_subparsers(dest="bench_command", metavar="WHAT", parser_class=Parser)
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="WHAT")  # argparse keeps the parent's class
     bench_sub.required = True
     p = bench_sub.add_parser("train", help="time training steps; prints one JSON line")
-    p.add_argument("--arch", default="mobilenetv3_large_100")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup-steps", type=int, default=3)
-    p.add_argument("--device", default=None)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--arch", default="mobilenetv3_large_100", help="timm architecture (default mobilenetv3_large_100)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    p.add_argument("--image-size", type=int, default=32, help="view size in pixels (default 32)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
+    p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one recipe field (repeatable; default: the MoCo v2 settings)")
     p.set_defaults(func=run_bench)
 
 

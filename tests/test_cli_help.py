@@ -1,0 +1,42 @@
+"""Every subcommand and option says what it does and, where it has one, its default."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from lightrecipe.cli import build_parser, main
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "lightrecipe"):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helped = {choice.dest for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                assert name in helped, f"`{path} {name}` has no help line"
+                yield from _parsers(sub, f"{path} {name}")
+
+
+def _options():
+    for path, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if action.option_strings and action.dest not in ("help", "version"):
+                yield pytest.param(action, id=f"{path} {action.option_strings[0]}")
+
+
+@pytest.mark.parametrize("action", list(_options()))
+def test_every_option_has_help_naming_its_default(action):
+    assert action.help, "no help line"
+    has_default = action.default not in (None, False, True, [], argparse.SUPPRESS) and not action.required
+    if has_default:
+        assert "default" in action.help, f"help does not name the default {action.default!r}: {action.help!r}"
+
+
+def test_version(capsys):
+    from lightrecipe import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"lightrecipe {__version__}"
