@@ -68,8 +68,9 @@ def run_train(args) -> int:
 
     use_all_cores()
     out = Path(args.out).resolve()
+    say_where_the_run_starts(out)
     with EpochBar(recipe.epochs) as bar:
-        metrics = train(recipe, workdir=out, device=args.device, report=bar.update)
+        metrics = train(recipe, workdir=args.out, device=args.device, report=bar.update)
     summary = {k: metrics.get(k) for k in METRIC_KEYS}
     print(json.dumps(summary))
     if metrics.get("state") == "diverged":
@@ -77,6 +78,16 @@ def run_train(args) -> int:
         return 1
     print(f"run folder: {out}", file=sys.stderr)
     return 0
+
+
+def say_where_the_run_starts(out: Path) -> None:
+    """One line when the folder already holds this run: finished (metrics are printed again) or resumable."""
+    from lightrecipe.trainers.run_files import CHECKPOINT_FILE, RunFiles
+
+    if RunFiles(out).finished_metrics() is not None:
+        print(f"already finished: {out} holds this run's metrics; printing them again", file=sys.stderr)
+    elif (out / CHECKPOINT_FILE).exists():
+        print(f"resuming from the checkpoint in {out}", file=sys.stderr)
 
 
 def run_presets(args) -> int:

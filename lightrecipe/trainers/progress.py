@@ -7,24 +7,27 @@ from typing import Any
 
 
 class EpochBar:
+    """Epochs done, loss, val kNN and images/s; the clock starts when the run does, not after its first epoch."""
+
     def __init__(self, epochs: int):
         self.epochs = epochs
-        self.bar = None  # made at the first epoch, so an early error prints alone
+        self.bar = None
+        self.first = True
 
     def update(self, metrics: dict[str, Any]) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True, leave=True)
-        # A resumed run starts past epoch 1: jump the bar to where the run is.
+        if self.first and metrics["epoch"] > 1:  # resumed: epochs before this one were trained by an earlier run
+            self.bar.initial = metrics["epoch"] - 1  # so the rate and time left count only this run's epochs
+        self.first = False
         self.bar.n = metrics["epoch"]
         self.bar.set_postfix(
             loss=f"{metrics['loss']:.3f}", knn=f"{metrics['knn_top1']:.3f}", ips=f"{metrics['images_per_s']:.0f}"
         )
 
     def __enter__(self) -> "EpochBar":
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True, leave=True)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()  # leaves one final line

@@ -27,8 +27,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 class RunFiles:
     def __init__(self, workdir: str | Path):
         self.dir = Path(workdir).resolve()
+        self.shown = str(workdir)  # as the user typed it (--out), for messages
         if self.dir.exists() and not self.dir.is_dir():
-            raise UserError(f"run folder '{self.dir}' is a file, not a folder; give a new folder to start a run "
+            raise UserError(f"run folder '{self.shown}' is a file, not a folder; give a new folder to start a run "
                             "or an existing run folder to resume it")
 
     def check_recipe(self, recipe: Recipe) -> None:
@@ -42,8 +43,8 @@ class RunFiles:
             if previous is not None and previous != recipe.to_dict():
                 changed = sorted(k for k in recipe.to_dict() if previous.get(k) != getattr(recipe, k))
                 raise UserError(
-                    f"workdir '{self.dir}' holds a run of a different recipe (differs in: {', '.join(changed)}); "
-                    "use a new --out folder to start a new run"
+                    f"run folder '{self.shown}' holds a run of a different recipe (differs in: {', '.join(changed)}); "
+                    "give a new folder to start a new run"
                 )
 
     def prepare(self, recipe: Recipe) -> None:

@@ -123,6 +123,10 @@ def test_interrupted_run_resumes_through_the_cli(tmp_path):
     assert json.loads(resumed.stdout.strip().splitlines()[-1]) == json.loads(fresh.stdout.strip().splitlines()[-1])
     history = (tmp_path / "resumed" / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2"]
+    assert f"resuming from the checkpoint in {tmp_path / 'resumed'}" in resumed.stderr
+    assert "resuming" not in fresh.stderr and "already finished" not in fresh.stderr
+    again = run_cli("train", *args, "--out", str(tmp_path / "fresh"))
+    assert "already finished" in again.stderr and again.stdout == fresh.stdout
 
 
 @pytest.mark.slow
