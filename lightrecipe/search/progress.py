@@ -15,6 +15,7 @@ from typing import Any, TextIO
 ORDER = {"running": 0, "complete": 1, "pruned": 2, "diverged": 3, "failed": 4}
 MAX_ROWS = 24  # a screenful: running trials, then the best finished ones
 KEY_PARAMS = 4  # searched params shown as columns; the rest are in the trial database
+STOPPED_NOTE = "; a pruned or diverged trial's value is from the epoch it stopped at"
 REFRESH_S = 2.0  # redraw interval on a terminal
 MAX_REASONS = 5  # failure lines under the table: enough to see a pattern, few enough to keep it on screen
 REASON_CHARS = 160  # a failure line stays on about one terminal line; the full text is in the database
@@ -61,14 +62,16 @@ class Progress:
             self._print(self.line(number))
 
     def rows(self) -> list[dict[str, Any]]:
-        """Running trials first (by number), then finished ones, best first."""
+        """Running trials first (by number), then complete ones best first, then the ones stopped early
+        (pruned, diverged, failed), best first: a stopped trial's value is from an earlier epoch, so it never
+        sits above a complete one."""
 
         def key(item: tuple[int, dict[str, Any]]):
             number, t = item
             state = t.get("state", "running")
             value = t.get("value")
             score = -value if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
-            return (0, number, 0) if state == "running" else (1, score, number)
+            return (0, 0, number, 0) if state == "running" else (1, ORDER.get(state, len(ORDER)), score, number)
 
         return [{"trial": n, **t} for n, t in sorted(self.trials.items(), key=key)]
 
@@ -101,7 +104,8 @@ class Progress:
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
         if len(rows) > MAX_ROWS:
             lines.append(f"... {len(rows) - MAX_ROWS} more finished trials in the trial database")
-        lines.append("(* = ResNet-50 baseline)")
+        lines.append("(* = ResNet-50 baseline)" + (STOPPED_NOTE if any(r.get("state") in ("pruned", "diverged")
+                                                                      for r in rows[:MAX_ROWS]) else ""))
         lines += self.reasons()
         return "\n".join(lines)
 

@@ -91,3 +91,14 @@ def test_failed_and_diverged_trials_say_why_in_the_log_and_under_the_table():
     ]
     p.update(5, {"state": "failed", "error": "x" * 500})
     assert len(p.render().splitlines()[-1]) < 200  # a long reason stays on about one line
+
+
+def test_a_pruned_trial_with_a_higher_early_value_sits_below_complete_ones_and_the_table_says_why():
+    p = make()
+    p.update(0, {"state": "complete", "value": 0.55, "epoch": 4, "baseline": True})
+    p.update(1, {"state": "pruned", "value": 0.57, "epoch": 1})  # higher, but measured at epoch 1 of 4
+    p.update(2, {"state": "complete", "value": 0.67, "epoch": 4})
+    p.update(3, {"state": "diverged", "value": 0.60, "epoch": 2})
+    assert [r["trial"] for r in p.rows()] == [2, 0, 1, 3]
+    assert p.render().splitlines()[-2] == (
+        "(* = ResNet-50 baseline); a pruned or diverged trial's value is from the epoch it stopped at")
