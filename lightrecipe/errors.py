@@ -19,3 +19,9 @@ def nearest(name: str, valid: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest valid name, or '' when nothing is close."""
     match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a message: its first line, or its type when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -104,5 +104,5 @@ def open_storage(source: Source) -> Any:
     except UserError:
         raise
     except Exception as exc:  # a driver's connection or schema error, shown as one line
-        first = storage_rules.first_line(exc, source.url)
+        first = storage_rules.scrubbed_first_line(exc, source.url)
         raise UserError(f"source '{source.label}' could not be opened as an Optuna trial database: {first}") from None

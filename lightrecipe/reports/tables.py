@@ -13,7 +13,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from lightrecipe.errors import UserError
+from lightrecipe.errors import UserError, first_line
 from lightrecipe.reports import sources as sources_mod
 from lightrecipe.search import records
 from lightrecipe.trainers.recipe import FIELD_NAMES
@@ -79,8 +79,8 @@ def _load(sources: str | Sequence[str]) -> Frames:
         except UserError:
             raise
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"source '{source.label}' could not be read as an Optuna trial database: {first}") from None
+            raise UserError(f"source '{source.label}' could not be read as an Optuna trial database: "
+                            f"{first_line(exc)}") from None
         finally:
             storage.engine.dispose()
     return Frames(_trials_frame(trial_rows), _curves_frame(curve_rows))

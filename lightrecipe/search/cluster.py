@@ -19,7 +19,7 @@ import sys
 import tempfile
 from typing import Iterator
 
-from lightrecipe.errors import UserError
+from lightrecipe.errors import UserError, first_line
 from lightrecipe.search.ray_private import loopback_only, quiet_token_notice
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # an offline tool: no usage reports
@@ -64,7 +64,7 @@ def local_ray(num_cpus: int | None = None) -> Iterator[str]:
             with quiet_token_notice():
                 ray.init(address="local", num_cpus=num_cpus, **RAY_INIT_KWARGS)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise UserError(f"local Ray: cannot start: {_first_line(exc)}") from None
+            raise UserError(f"local Ray: cannot start: {first_line(exc)}") from None
         try:
             yield ray.get_runtime_context().gcs_address
         finally:
@@ -95,7 +95,7 @@ def join(address: str) -> None:
             "with RAY_AUTH_MODE=token and the cluster's token (the file ~/.ray/auth_token, or RAY_AUTH_TOKEN / "
             "RAY_AUTH_TOKEN_PATH; `ray get-auth-token` on the head prints it)"
         ) from None
-    raise UserError(f"--address {address}: cannot connect to the Ray cluster: {_first_line(failure)}") from None
+    raise UserError(f"--address {address}: cannot connect to the Ray cluster: {first_line(failure)}") from None
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -142,9 +142,6 @@ def _captured_stderr() -> Iterator[_Captured]:
             captured.text = sink.read().decode(errors="replace")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def trials_that_fit(cpus_per_trial: float, gpus_per_trial: float) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from lightrecipe.errors import UserError
+from lightrecipe.errors import UserError, first_line
 
 SQLITE_TIMEOUT_S = 60  # a report holding a read transaction must not make the sweep's writes fail
 JOURNAL_SCHEME = "journal://"
@@ -62,10 +62,9 @@ def scrub(text: str, url: str) -> str:
     return out
 
 
-def first_line(exc: BaseException, url: str) -> str:
+def scrubbed_first_line(exc: BaseException, url: str) -> str:
     """An exception as one line for a UserError, password scrubbed."""
-    text = str(exc).strip()
-    return scrub(text.splitlines()[0] if text else type(exc).__name__, url)
+    return scrub(first_line(exc), url)
 
 
 def journal_path(url: str) -> Path:
@@ -112,7 +111,7 @@ def open_storage(url: str) -> Any:
 
 
 def _hint(exc: BaseException, url: str) -> str:
-    line = first_line(exc, url)
+    line = scrubbed_first_line(exc, url)
     if isinstance(exc, ModuleNotFoundError) and url.startswith("postgresql"):
         return f"{line}; install the driver with `pip install 'lightrecipe[postgres]'`"
     return line

@@ -7,7 +7,6 @@ writes it. On a cluster, any SQLAlchemy URL works (`postgresql://...`, `mysql+py
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import TrialState
 
+from lightrecipe.plain_json import jsonable  # noqa: F401 (imported from here by the search modules)
 from lightrecipe.search import records
 from lightrecipe.search.optuna_seam import adopt
 
@@ -114,21 +114,6 @@ def enqueue_baseline(study: optuna.Study, params: Mapping[str, Any]) -> None:
     study.enqueue_trial(dict(params), user_attrs={records.BASELINE: True})
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON types (numpy scalars -> Python, tuples -> lists, non-finite floats -> None)."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else None
-    if hasattr(value, "item"):  # numpy / torch scalar
-        return jsonable(value.item())
-    return json.loads(json.dumps(value, default=str))
 
 
 def new_study_key() -> str:

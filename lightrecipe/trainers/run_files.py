@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from lightrecipe.errors import UserError
+from lightrecipe.plain_json import jsonable
 from lightrecipe.trainers.recipe import Recipe
 
 RECIPE_FILE = "recipe.json"
@@ -73,7 +73,7 @@ class RunFiles:
         os.replace(tmp, self.dir / HISTORY_FILE)
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
-        _atomic_write_text(self.dir / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+        _atomic_write_text(self.dir / METRICS_FILE, json.dumps(jsonable(metrics), indent=2, sort_keys=True) + "\n")
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         tmp = self.dir / (CHECKPOINT_FILE + ".tmp")
@@ -92,14 +92,3 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN/inf become None so metrics.json stays strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
