@@ -105,11 +105,6 @@ class Space:
         out["params"] = {name: spec.to_dict() for name, spec in self.params.items()}
         return out
 
-    def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<python>") -> "Space":
         """A validated Space from the YAML/JSON shape; every error names `source`."""

@@ -60,8 +60,8 @@ def crop_boxes(height: torch.Tensor, width: torch.Tensor, scale: tuple[float, fl
 class TwoViewAugment:
     """Callable: uint8 images (B, 3, S, S) -> two normalised float views (B, 3, size, size)."""
 
-    def __init__(self, recipe: Recipe, size: int | None = None):
-        self.size = size or recipe.image_size
+    def __init__(self, recipe: Recipe):
+        self.size = recipe.image_size
         self.crop_scale = (recipe.crop_min_scale, 1.0)
         self.jitter = recipe.jitter
         self.probs = (recipe.view_probs(1), recipe.view_probs(2))

@@ -302,9 +302,6 @@ class Recipe:
         """Apply `key=value` strings (the CLI's `--set`), each value parsed as YAML and checked."""
         return self.replace(source="--set", **parse_assignments(assignments))
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
-
 
 FIELD_NAMES = tuple(f.name for f in fields(Recipe))
 

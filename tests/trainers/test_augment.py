@@ -123,15 +123,15 @@ def test_grayscale_and_solarize_outputs():
 
 def test_per_view_probabilities():
     """MoCo v3's asymmetry: view 1 always blurred, never solarised; view 2 solarised, never blurred."""
-    r = Recipe(crop_min_scale=1.0, **dict(OFF, blur_prob=1.0, blur_prob_view2=0.0, solarize_prob=0.0,
+    r = Recipe(image_size=32, crop_min_scale=1.0, **dict(OFF, blur_prob=1.0, blur_prob_view2=0.0, solarize_prob=0.0,
                                           solarize_prob_view2=1.0))
-    aug = TwoViewAugment(r, size=32)
+    aug = TwoViewAugment(r)
     bright = torch.full((4, 3, 32, 32), 230, dtype=torch.uint8)
     bright[..., ::2, :] = 200  # stripes: blur changes them, solarise inverts them
     v1, v2 = (unnormalise(v) for v in aug(bright, torch.Generator().manual_seed(0)))
     assert v1.min() > 0.5 and v1.std() < (bright.float() / 255).std() * 0.9  # blurred, not solarised
     torch.testing.assert_close(v2, 1 - bright.float() / 255, atol=1e-5, rtol=0)  # solarised, not blurred
-    same = TwoViewAugment(Recipe(crop_min_scale=1.0, **dict(OFF, solarize_prob=1.0)), size=32)
+    same = TwoViewAugment(Recipe(image_size=32, crop_min_scale=1.0, **dict(OFF, solarize_prob=1.0)))
     w1, w2 = (unnormalise(v) for v in same(bright, torch.Generator().manual_seed(0)))
     torch.testing.assert_close(w1, w2)  # default: view 2 as view 1
 
@@ -169,11 +169,11 @@ def test_jitter_off_at_strength_zero_and_on_above():
 
 def test_from_crops_colours_loader_views():
     """Loader-cut pairs get flip and colour only: with everything off they come back as they went in."""
-    aug = TwoViewAugment(Recipe(**OFF), size=32)
+    aug = TwoViewAugment(Recipe(image_size=32, **OFF))
     pairs = torch.stack([images(seed=1), images(seed=2)], dim=1)  # (B, 2, 3, S, S)
     v1, v2 = aug.from_crops(pairs, torch.Generator().manual_seed(0))
     torch.testing.assert_close(unnormalise(v1), pairs[:, 0].float() / 255, atol=1e-5, rtol=0)
     torch.testing.assert_close(unnormalise(v2), pairs[:, 1].float() / 255, atol=1e-5, rtol=0)
-    flip = TwoViewAugment(Recipe(**dict(OFF, hflip_prob=1.0)), size=32)
+    flip = TwoViewAugment(Recipe(image_size=32, **dict(OFF, hflip_prob=1.0)))
     f1, _ = flip.from_crops(pairs, torch.Generator().manual_seed(0))
     torch.testing.assert_close(unnormalise(f1), pairs[:, 0].flip(3).float() / 255, atol=1e-5, rtol=0)
