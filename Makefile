@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/lightrecipe demo --out demo
 
-test: $(STAMP)
-	bash tests/reports/ensure_chromium.sh
-	bash tests/search/ensure_postgres.sh
+# The system packages (apt) install while pip installs the Python ones: a fresh machine waits for the slower only.
+test:
+	bash tests/ensure_system_packages.sh & apt=$$!; $(MAKE) --no-print-directory install && wait $$apt
 	$(BIN)/python -m pytest
 
 # Everything not marked slow (no training, Ray, browser or subprocess; tests/slow_guard.py holds to it).
@@ -32,8 +32,8 @@ test-fast: $(STAMP)
 # The slow tests STRESS_ROUNDS times in a row, stopping at the first failure: run it before calling a
 # change to sweeps, training or the report done (a race shows up as one failed round in five).
 STRESS_ROUNDS ?= 5
-stress: $(STAMP)
-	bash tests/reports/ensure_chromium.sh
+stress:
+	bash tests/ensure_system_packages.sh & apt=$$!; $(MAKE) --no-print-directory install && wait $$apt
 	@for round in $$(seq 1 $(STRESS_ROUNDS)); do \
 		echo "stress: round $$round of $(STRESS_ROUNDS)"; \
 		$(BIN)/python -m pytest -m slow -x -q || { echo "stress: round $$round of $(STRESS_ROUNDS) failed"; exit 1; }; \

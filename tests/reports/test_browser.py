@@ -1,6 +1,6 @@
 """Open report.html in a real headless browser (Debian's chromium) and check every figure loaded.
 
-`tests/reports/ensure_chromium.sh` installs chromium when missing; the Makefile runs it before the tests.
+`tests/ensure_system_packages.sh` installs chromium when missing; the Makefile runs it before the tests.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
-        pytest.fail("chromium is missing: run tests/reports/ensure_chromium.sh (the Makefile does before tests)")
+        pytest.fail("chromium is missing: run tests/ensure_system_packages.sh (the Makefile does before tests)")
     return path
 
 

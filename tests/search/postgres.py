@@ -1,6 +1,6 @@
 """A real PostgreSQL server for the tests: Debian's binaries, a temp data dir, a free port on 127.0.0.1.
 
-`tests/search/ensure_postgres.sh` installs the binaries when missing (the Makefile runs it before the tests).
+`tests/ensure_system_packages.sh` installs the binaries when missing (the Makefile runs it before the tests).
 PostgreSQL refuses to run as root, so under root the server runs as the unprivileged `nobody` user, in a
 data dir owned by it; as any other user it runs as that user. Clients log in with a password
 (scram-sha-256): the tests of secrets need one that can leak.
@@ -49,7 +49,7 @@ class Server:
 def bindir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[4]))
     if not found:
-        raise RuntimeError("PostgreSQL is missing: run tests/search/ensure_postgres.sh (the Makefile does)")
+        raise RuntimeError("PostgreSQL is missing: run tests/ensure_system_packages.sh (the Makefile does)")
     return Path(found[-1]).parent
 
 
