@@ -89,7 +89,8 @@ def _load(sources: str | Sequence[str]) -> Frames:
 def _read_study(storage: Any, label: str, study: Any, trial_rows: list, curve_rows: list) -> None:
     """Append one row per trial of `study` to `trial_rows` and one per trial x epoch to `curve_rows`."""
     meta = _study_meta(label, study)
-    for trial in storage.get_all_trials(study._study_id, deepcopy=False):
+    study_id = storage.get_study_id_from_name(study.study_name)  # public lookup, not FrozenStudy's private id
+    for trial in storage.get_all_trials(study_id, deepcopy=False):
         row = _trial_row(meta, trial)
         trial_rows.append(row)
         curve_rows.extend(_curve_rows(row, trial))
