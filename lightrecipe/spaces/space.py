@@ -15,7 +15,15 @@ from typing import Any, Mapping
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import KINDS, Choice, Float, Int, ParamSpec, same_value
 from lightrecipe.trainers.presets import preset, preset_names
-from lightrecipe.trainers.recipe import BOUNDS, CHOICES, FIELD_NAMES, Recipe, field_types
+from lightrecipe.trainers.recipe import (
+    CHOICES,
+    FIELD_NAMES,
+    Recipe,
+    check_field_names,
+    field_types,
+    outside_bounds,
+    value_fits,
+)
 
 BASELINE_PRESET = "resnet50-mocov2"  # docs/science.md: the ResNet-50 MoCo v2 settings every comparison needs
 TOP_KEYS = ("name", "description", "base", "fixed", "params")
@@ -140,9 +148,7 @@ class Space:
 # --- helpers used by trials -----------------------------------------------------------------------
 def _checked_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     overrides = dict(overrides or {})
-    for key in overrides:
-        if key not in FIELD_NAMES:
-            raise UserError(f"overrides: unknown recipe field '{key}'{nearest(str(key), FIELD_NAMES)}")
+    check_field_names(overrides, "overrides")
     return overrides
 
 
@@ -225,11 +231,7 @@ def _validate(space: Space, source: str) -> None:
             f"{source}: unknown base preset '{space.base}'{nearest(str(space.base), preset_names())}; "
             f"valid: {', '.join(preset_names())}"
         )
-    for key in space.fixed:
-        if key not in FIELD_NAMES:
-            raise UserError(
-                f"{source}: fixed: unknown recipe field '{key}'{nearest(str(key), FIELD_NAMES)}"
-            )
+    check_field_names(space.fixed, f"{source}: fixed")
     if not space.params:
         raise UserError(f"{source}: 'params' is empty; declare at least one searched recipe field")
     types = field_types()
@@ -296,13 +298,7 @@ def _validate_spec(spec: ParamSpec, where: str, ftype: type, field_name: str) ->
 
 
 def _check_value(value: Any, where: str, ftype: type, tname: str, field_name: str) -> None:
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-        str: isinstance(value, str),
-    }[ftype]
-    if not ok:
+    if not value_fits(ftype, value):
         raise UserError(
             f"{where}: choice {value!r} does not fit recipe field '{field_name}', which takes {tname}"
             + ("; write true/false without quotes" if ftype is bool else "")
@@ -317,11 +313,8 @@ def _check_value(value: Any, where: str, ftype: type, tname: str, field_name: st
 
 
 def _check_bounds(value: Any, where: str, field_name: str) -> None:
-    if field_name not in BOUNDS:
-        return
-    low, high = BOUNDS[field_name]
-    if (low is not None and value < low) or (high is not None and value > high):
-        span = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+    span = outside_bounds(field_name, value)
+    if span:
         raise UserError(f"{where}: {value!r} is outside what recipe field '{field_name}' accepts, {span}")
 
 

@@ -208,26 +208,14 @@ class Recipe:
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             value = getattr(self, f.name)
-            expected = hints[f.name]
-            if expected is bool:
-                if not isinstance(value, bool):
-                    raise UserError(f"recipe field '{f.name}' must be true or false, got {value!r}")
-            elif expected is int:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise UserError(f"recipe field '{f.name}' must be an integer, got {value!r}")
-            elif expected is float:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise UserError(f"recipe field '{f.name}' must be a finite number, got {value!r}")
-            elif expected is str and not isinstance(value, str):
-                raise UserError(f"recipe field '{f.name}' must be a string, got {value!r}")
+            if not value_fits(hints[f.name], value):
+                raise UserError(f"recipe field '{f.name}' must be {TYPE_WORDS[hints[f.name]]}, got {value!r}")
             if f.name in CHOICES and value not in CHOICES[f.name]:
                 valid = ", ".join(CHOICES[f.name])
                 raise UserError(f"recipe field '{f.name}' is {value!r}; valid: {valid}")
-            if f.name in BOUNDS:
-                low, high = BOUNDS[f.name]
-                if (low is not None and value < low) or (high is not None and value > high):
-                    span = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-                    raise UserError(f"recipe field '{f.name}' is {value!r}; valid range {span}")
+            span = outside_bounds(f.name, value)
+            if span:
+                raise UserError(f"recipe field '{f.name}' is {value!r}; valid range {span}")
         self._validate_combinations()
         check_arch(self.arch)
 
@@ -277,7 +265,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "recipe") -> "Recipe":
-        _check_names(data, source)
+        check_field_names(data, source)
         return cls(**_coerce_numbers(data))
 
     @classmethod
@@ -295,7 +283,7 @@ class Recipe:
         return cls.from_dict(data, source=str(path))
 
     def replace(self, *, source: str = "override", **changes: Any) -> "Recipe":
-        _check_names(changes, source)
+        check_field_names(changes, source)
         return dataclasses.replace(self, **_coerce_numbers(changes))
 
     def with_overrides(self, assignments: list[str]) -> "Recipe":
@@ -306,7 +294,35 @@ class Recipe:
 FIELD_NAMES = tuple(f.name for f in fields(Recipe))
 
 
-def _check_names(data: Mapping[str, Any], source: str) -> None:
+TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def value_fits(ftype: type, value: Any) -> bool:
+    """Whether `value` has the type a recipe field declared as `ftype` takes: no bool where a number is meant,
+    an int fills a float field, numbers are finite. Recipes and search spaces both check values with this."""
+    if ftype is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False  # Python counts a bool as an int; a recipe never takes one as a number or a string
+    if ftype is int:
+        return isinstance(value, int)
+    if ftype is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, str)
+
+
+def outside_bounds(name: str, value: Any) -> str | None:
+    """The valid range of field `name` as text, e.g. '[0, 1]', when `value` lies outside it; else None."""
+    if name not in BOUNDS:
+        return None
+    low, high = BOUNDS[name]
+    if (low is not None and value < low) or (high is not None and value > high):
+        return f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+    return None
+
+
+def check_field_names(data: Mapping[str, Any], source: str) -> None:
+    """UserError naming the nearest field for the first key of `data` that is not a recipe field."""
     for key in data:
         if key not in FIELD_NAMES:
             raise UserError(f"{source}: unknown recipe field '{key}'{nearest(str(key), FIELD_NAMES)}")
@@ -369,7 +385,10 @@ __all__ = [
     "CHOICES",
     "FIELD_NAMES",
     "Recipe",
+    "check_field_names",
     "field_types",
     "load_mapping",
+    "outside_bounds",
+    "value_fits",
     "parse_assignments",
 ]
