@@ -1,6 +1,6 @@
 """Ray: start a local instance or join a cluster, and check that a trial fits on it.
 
-Nothing here schedules work; Ray does (ARCHITECTURE.md). A caller that already connected (a test session, a
+Nothing here schedules work; Ray does. A caller that already connected (a test session, a
 notebook) keeps its connection: the sweep uses it and leaves it running.
 
 A local instance listens on 127.0.0.1 only, whatever the environment, and uses Ray's token authentication

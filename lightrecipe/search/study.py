@@ -131,8 +131,8 @@ def study_key(study: optuna.Study) -> str:
 
 
 def run_dir(out: str | Path, space: str, arch: str, key: str, number: int) -> Path:
-    """Absolute run folder of trial `number` of the study with `key`: an id, never the recipe (STYLE.md rule
-    10). The key makes it the study's own: readable names alone can collide (another database in the same
+    """Absolute run folder of trial `number` of the study with `key`: an id, never the recipe
+    (a recipe is not a name). The key makes it the study's own: readable names alone can collide (another database in the same
     --out, two space names with the same slug), and train() would then continue another trial's run."""
     folder = f"{slug(space)}--{slug(arch)}--{key}"
     return Path(out).resolve() / "runs" / folder / f"trial-{number:04d}"

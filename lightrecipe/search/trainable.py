@@ -1,6 +1,6 @@
 """The Ray Tune function trainable: one trial is one `train()` call in an absolute run folder.
 
-A thin adapter (STYLE.md rule 7): it turns train()'s per-epoch `report` into `tune.report` and its return
+A thin adapter (no training logic of its own): it turns train()'s per-epoch `report` into `tune.report` and its return
 value into one last report. The run folder is absolute and derived from the study's key and the Optuna
 trial number, so a trial that Ray restarts after its worker died, or that `--resume` re-runs after the
 driver died, calls train() on the same folder and train() continues from its last checkpoint; the epochs

@@ -1,6 +1,6 @@
 """A search space: a base preset, fixed fields and searched parameters, mapped to a `Recipe` per trial.
 
-The space declares and never computes (STYLE.md rule 6): `suggest(trial)` asks the trial for each active
+The space declares and never computes: `suggest(trial)` asks the trial for each active
 parameter and returns the recipe. Everything a user can get wrong in a space is checked by `validate_space`
 before anything runs, including the recipe's own combination rules, by building the recipe through
 `optuna.trial.FixedTrial` at the corners of the space.
