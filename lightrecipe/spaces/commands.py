@@ -65,7 +65,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def param_table(space) -> str:
     """Rows of parameter, kind, range or choices, log, condition; plain text, aligned."""
     from lightrecipe.spaces.params import Choice
-    from lightrecipe.spaces.space import _fmt
+    from lightrecipe.spaces.params import _fmt
 
     rows = [("param", "kind", "range", "log", "when")]
     for name, spec in space.params.items():

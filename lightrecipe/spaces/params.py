@@ -149,4 +149,17 @@ class Choice(_Spec):
 ParamSpec = Union[Float, Int, Choice]
 KINDS: dict[str, type] = {"float": Float, "int": Int, "choice": Choice}
 
+def describe_range(spec: ParamSpec) -> str:
+    if isinstance(spec, Choice):
+        return "choices [" + ", ".join(_fmt(v) for v in spec.values) + "]"
+    return f"[{_fmt(spec.low)}, {_fmt(spec.high)}]" + (" (log)" if spec.log else "")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+
 __all__ = ["Choice", "Float", "Int", "KINDS", "ParamSpec", "same_value"]
