@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import KINDS, Choice, Int, ParamSpec, describe_range, same_value
-from lightrecipe.spaces.validation import check_corners, validate, validate_space  # noqa: F401 (re-exported)
+from lightrecipe.spaces.validation import check_corners, validate
 from lightrecipe.trainers.presets import preset
 from lightrecipe.trainers.recipe import Recipe, check_field_names
 
@@ -192,4 +192,4 @@ def _spec_from_dict(name: Any, data: Any, source: str) -> ParamSpec:
     return KINDS[kind](bounds[0], bounds[1], log=log, when=when)
 
 
-__all__ = ["BASELINE_PRESET", "Space", "describe_range", "validate_space"]
+__all__ = ["BASELINE_PRESET", "Space"]
