@@ -9,7 +9,7 @@ a tiny sweep on the bundled digits, its trials as a DataFrame and its report:
     space = lr.Space(
         name="my-space",
         base="digits-small",
-        fixed={"epochs": 2, "batch_size": 32, "queue_size": 256, "data_fraction": 0.3},
+        fixed={"epochs": 1, "batch_size": 32, "queue_size": 256, "data_fraction": 0.3},
         params={"temperature": lr.Float(0.1, 0.3), "aug_strength": lr.Choice([0.5, 1.0])},
     )
     outcomes = lr.sweep(space, archs=["mobilenetv3_small_050"], trials=2, out="runs/py-sweep")
