@@ -50,9 +50,14 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
                    help="fixed recipe field for every trial, e.g. --set dataset=cifar10 (repeatable)")
     p.add_argument("--concurrency", type=int, help="trials at once (default: as many as the cluster fits)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C", help="CPUs each trial holds (default 1)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C",
+                   help="CPUs each trial holds, per worker with --workers-per-trial (default 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G",
-                   help="GPUs each trial holds, 0 to 1; fractions share a GPU, e.g. 0.5 (default 0)")
+                   help="GPUs each trial holds, per worker with --workers-per-trial, 0 to 1; fractions share a GPU, "
+                        "e.g. 0.5 (default 0)")
+    p.add_argument("--workers-per-trial", type=int, default=1, metavar="N",
+                   help="run each trial data-parallel on N Ray Train workers, possibly on several nodes; "
+                        "batch_size stays the global batch (default 1: the trial trains in its own process)")
     p.add_argument("--address", help="join this Ray cluster (HOST:PORT of `ray start --head`); default: start a local one")
     p.add_argument("--storage", metavar="URL",
                    help="trial database: an SQLAlchemy URL (postgresql://user@host/db, password in ~/.pgpass "
@@ -96,6 +101,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
+        workers_per_trial=args.workers_per_trial,
         address=args.address,
         storage=args.storage,
         ray_storage=args.ray_storage,

@@ -85,11 +85,14 @@ class StudySearcher(Searcher):
         gpus_per_trial: float,
         stopped_by_scheduler: Callable[[int], bool],
         on_update: Callable[[int, dict[str, Any]], None] | None = None,
+        workers_per_trial: int = 1,
+        worker_failures: int = 0,
     ):
         super().__init__(metric=tr.OBJECTIVE, mode="max")
         self._ledger: TrialLedger | None = ledger
         self._cpus = float(cpus_per_trial)
         self._gpus = float(gpus_per_trial)
+        self._workers = {tr.CFG_WORKERS: int(workers_per_trial), tr.CFG_WORKER_FAILURES: int(worker_failures)}
         self._stopped_by_scheduler = stopped_by_scheduler
         self._on_update = on_update or (lambda number, row: None)
         self._records: dict[str, TrialRecord] = {}
@@ -120,6 +123,7 @@ class StudySearcher(Searcher):
             tr.CFG_RUN_DIR: str(started.run_dir),
             tr.CFG_CPUS: self._cpus,
             tr.CFG_GPUS: self._gpus,
+            **self._workers,
             tr.CFG_BASELINE: started.baseline,
             "params": jsonable(rec.params),
             "number": rec.number,

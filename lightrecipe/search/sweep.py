@@ -53,6 +53,12 @@ from lightrecipe.search.storage import open_storage
 MAX_FAILURES = 2  # Ray restarts a trial whose worker died this many times, then records it failed
 
 
+# What a data-parallel trial's own process (the Ray Train driver) reserves: Tune needs a non-empty resource
+# request, and a CPU here would sit idle next to the workers'; about the resident size of a process that
+# imported torch (measured ~0.4 GB).
+TRIAL_DRIVER_MEMORY = 512 * 2**20
+
+
 @dataclass(frozen=True)
 class SweepSettings:
     space: Any  # built-in space name, YAML path, or a Space built in Python
@@ -65,6 +71,7 @@ class SweepSettings:
     concurrency: int | None = None  # None: as many trials as the cluster's resources fit
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    workers_per_trial: int = 1  # >1: each trial is a Ray Train data-parallel run; cpus/gpus_per_trial per worker
     address: str | None = None
     storage: str | None = None  # SQLAlchemy URL; None: records.default_storage_url(out)
     ray_storage: str | None = None  # Tune's storage_path; None: OUT/ray
@@ -120,7 +127,7 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
     with _one_driver(storage, space, s):
         plans = _plans(space, s, storage)
         with ray_session(s.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
-            fit = trials_that_fit(s.cpus_per_trial, s.gpus_per_trial)
+            fit = trials_that_fit(s.cpus_per_trial * s.workers_per_trial, s.gpus_per_trial * s.workers_per_trial)
             concurrency = s.concurrency or fit
             deadline = time.monotonic() + s.time_budget if s.time_budget else None
             outcomes = []
@@ -159,6 +166,8 @@ def _check_settings(s: SweepSettings) -> None:
         raise UserError(
             f"--gpus-per-trial {s.gpus_per_trial:g}: a trial trains on one GPU; valid: 0 to 1 (fractions share a GPU)"
         )
+    if s.workers_per_trial < 1:
+        raise UserError(f"--workers-per-trial must be at least 1, got {s.workers_per_trial}")
     if s.time_budget is not None and not s.time_budget > 0:
         raise UserError(f"--time-budget must be a positive number of seconds, got {s.time_budget:g}")
     if "arch" in s.overrides:
@@ -317,7 +326,8 @@ def _run_study(
     ledger = TrialLedger(study, storage, space=space, overrides=plan.overrides, out=out,
                          params_count=plan.params_count, orphans=orphans)
     searcher = StudySearcher(ledger, cpus_per_trial=s.cpus_per_trial, gpus_per_trial=s.gpus_per_trial,
-                             stopped_by_scheduler=scheduler.was_stopped, on_update=progress.update)
+                             stopped_by_scheduler=scheduler.was_stopped, on_update=progress.update,
+                             workers_per_trial=s.workers_per_trial, worker_failures=s.max_failures)
     _tuner(plan, s, out, searcher, scheduler, remaining, concurrency, budget, progress).fit()
     progress.close()
     left = searcher.open_trials()
@@ -345,6 +355,8 @@ def _tuner(
     # Tune's result grid looks for the per-trial result files the line above turns off: not an error here.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     resources = {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial}
+    if s.workers_per_trial > 1:  # the trial only drives its Ray Train workers, which hold CPUs and GPUs
+        resources = {"cpu": 0, "gpu": 0, "memory": TRIAL_DRIVER_MEMORY}
     return tune.Tuner(
         tune.with_resources(tr.run_trial, resources),
         tune_config=tune.TuneConfig(

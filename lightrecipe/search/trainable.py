@@ -50,6 +50,8 @@ CFG_RUN_DIR = "run_dir"
 CFG_CPUS = "cpus"
 CFG_GPUS = "gpus"
 CFG_BASELINE = "baseline"  # the ResNet-50 settings trial: ASHA never stops it (see scheduler.StudyASHA)
+CFG_WORKERS = "workers"  # data-parallel Ray Train workers per trial; 1: train() runs in the Tune trial itself
+CFG_WORKER_FAILURES = "worker_failures"  # worker-group restarts a data-parallel trial allows (from the checkpoint)
 
 
 def run_trial(config: dict[str, Any]) -> None:
@@ -99,11 +101,9 @@ def _train(config: dict[str, Any], run_dir: Path, send: Any, held: dict[str, Any
     cpus = float(config.get(CFG_CPUS, 1) or 1)
     gpus = float(config.get(CFG_GPUS, 0) or 0)
     torch.set_num_threads(max(1, int(round(cpus))))  # as many threads as CPUs reserved, not the machine's
-    if gpus > 0 and not torch.cuda.is_available():  # never fall back to a CPU silently: 50x slower
-        raise UserError(
-            f"--gpus-per-trial {gpus:g}, but this worker sees no CUDA device (CUDA_VISIBLE_DEVICES="
-            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}, torch {torch.__version__})"
-        )
+    workers = int(config.get(CFG_WORKERS, 1) or 1)
+    if workers == 1:  # data-parallel, each Ray Train worker checks its own device
+        check_cuda(gpus)
 
     def report(metrics: dict[str, Any]) -> None:
         row = _numbers(metrics)
@@ -117,7 +117,23 @@ def _train(config: dict[str, Any], run_dir: Path, send: Any, held: dict[str, Any
     for row in read_history(run_dir):
         if row["epoch"] < recipe.epochs:
             send({**row, KIND: EPOCH})
+    if workers > 1:
+        from lightrecipe.search.data_parallel import train_on_workers
+
+        return train_on_workers(config[CFG_RECIPE], run_dir, workers=workers, cpus=cpus, gpus=gpus,
+                                max_failures=int(config.get(CFG_WORKER_FAILURES, 0) or 0), report=report)
     return train(recipe, workdir=run_dir, device="cuda" if gpus > 0 else "cpu", report=report)
+
+
+def check_cuda(gpus: float) -> None:
+    """Never fall back to a CPU silently (50x slower): a GPU trial on a worker without CUDA is an error."""
+    import torch
+
+    if gpus > 0 and not torch.cuda.is_available():
+        raise UserError(
+            f"--gpus-per-trial {gpus:g}, but this worker sees no CUDA device (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}, torch {torch.__version__})"
+        )
 
 
 def final_result(final: dict[str, Any]) -> dict[str, Any]:

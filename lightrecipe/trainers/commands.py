@@ -23,6 +23,9 @@ def register(subparsers) -> None:
                    help="override one recipe field (repeatable)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (not a file); an existing run there resumes")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes on this machine: one GPU each (nccl), or CPU processes (gloo); "
+                        "batch_size stays the global batch")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("presets", help="list the recipe presets")
@@ -66,11 +69,19 @@ def run_train(args) -> int:
     from lightrecipe.trainers.progress import EpochBar
     from lightrecipe.trainers.train import train
 
-    use_all_cores()
     out = Path(args.out).resolve()
     say_where_the_run_starts(out)
-    with EpochBar(recipe.epochs) as bar:
-        metrics = train(recipe, workdir=args.out, device=args.device, report=bar.update)
+    if args.nproc != 1:
+        from lightrecipe.trainers.distributed import check_devices, check_parallel, launch
+
+        check_parallel(recipe, args.nproc)  # before any process starts: a bad combination is one line, exit 2
+        check_devices(args.device, args.nproc)
+        with EpochBar(recipe.epochs) as bar:  # launch() splits the cores between the processes
+            metrics = launch(recipe, workdir=args.out, nproc=args.nproc, device=args.device, report=bar.update)
+    else:
+        use_all_cores()
+        with EpochBar(recipe.epochs) as bar:
+            metrics = train(recipe, workdir=args.out, device=args.device, report=bar.update)
     summary = {k: metrics.get(k) for k in METRIC_KEYS}
     print(json.dumps(summary))
     if metrics.get("state") == "diverged":

@@ -8,6 +8,11 @@ cheat through them). With `bn_splits > 1` every BatchNorm of both encoders norma
 `batch / bn_splits` images (split_bn.py, as MoCo's CIFAR demo simulates 8 GPUs), and the keys are encoded on
 a shuffled batch whose groups never equal a query group. `bn_splits: 1` normalises over the whole batch
 (MoCo v3 with SyncBatchNorm).
+
+Data-parallel (distributed.py), `bn_splits` still counts groups in the global batch: each of W ranks splits its
+share into bn_splits / W groups, the key batch is gathered from all ranks and shuffled across them (MoCo v2's
+shuffle BN), and `bn_splits: 1` synchronises BatchNorm over all ranks. Keys of all ranks fill the queue and
+serve as in-batch negatives. With one process every gather is the identity and the code path is the same.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lightrecipe.trainers.distributed import World, check_parallel, local_bn_splits
 from lightrecipe.trainers.losses import smoothed_info_nce
 from lightrecipe.trainers.recipe import Recipe
-from lightrecipe.trainers.split_bn import convert_to_split_bn, key_order
+from lightrecipe.trainers.split_bn import convert_to_split_bn, convert_to_sync_bn, key_order
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int, bn: bool, last_bn: bool) -> nn.Sequential:
@@ -70,9 +76,11 @@ class KeyQueue(nn.Module):
 
 
 class MoCo(nn.Module):
-    def __init__(self, recipe: Recipe):
+    def __init__(self, recipe: Recipe, world: World | None = None):
         super().__init__()
         self.recipe = recipe
+        self.world = world or World()
+        check_parallel(recipe, self.world.size)
         self.backbone = timm.create_model(recipe.arch, pretrained=False, num_classes=0)
         feat_dim = backbone_dim(self.backbone)
         hidden = recipe.proj_hidden_dim or feat_dim
@@ -82,9 +90,11 @@ class MoCo(nn.Module):
             if recipe.predictor_hidden_dim > 0
             else nn.Identity()
         )
-        if recipe.bn_splits > 1:
-            for part in (self.backbone, self.projector, self.predictor):
-                convert_to_split_bn(part, recipe.bn_splits, owner=recipe.arch)
+        for part in (self.backbone, self.projector, self.predictor):
+            if local_bn_splits(recipe, self.world) > 1:
+                convert_to_split_bn(part, local_bn_splits(recipe, self.world), owner=recipe.arch)
+            elif recipe.bn_splits == 1 and self.world.parallel:
+                convert_to_sync_bn(part, owner=recipe.arch)
         self.key_backbone = copy.deepcopy(self.backbone)
         self.key_projector = copy.deepcopy(self.projector)
         for p in self.key_parameters():
@@ -110,19 +120,22 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def encode_key(self, x: torch.Tensor) -> torch.Tensor:
-        """L2-normalised float32 keys (B, D) in the order of `x`, computed on a shuffled batch (split BN)."""
-        splits = self.recipe.bn_splits
-        if splits == 1:
-            return self._key(x)
-        perm = key_order(x.shape[0], splits).to(x.device)
-        keys = self._key(x[perm])
+        """L2-normalised float32 keys of the whole global batch (B, D) in global order (distributed.py), for
+        this rank's images `x`; computed on a batch shuffled across BatchNorm groups (and ranks)."""
+        splits, world = self.recipe.bn_splits, self.world
+        if splits == 1:  # whole-batch BatchNorm: nothing to shuffle
+            return world.gather(self._key(x))
+        batch = world.gather(x)
+        perm = world.broadcast(key_order(batch.shape[0], splits).to(x.device))  # rank 0's draw, as MoCo v2
+        keys = world.gather(self._key(batch[world.shard(perm)]))
         return keys[torch.argsort(perm)]
 
     def _key(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.key_projector(self.key_backbone(x)).float(), dim=1)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, *, key_momentum: float, alpha: float) -> torch.Tensor:
-        """The MoCo loss for two views (B, 3, S, S); updates the key encoder first and the queue after."""
+        """The MoCo loss of this rank's two views (B, 3, S, S); updates the key encoder first and the queue
+        after, with the keys of every rank."""
         self.update_key_encoder(key_momentum)
         k2 = self.encode_key(x2)
         loss = self._directional_loss(self.encode_query(x1), k2, alpha)
@@ -136,15 +149,18 @@ class MoCo(nn.Module):
                 self.queue.push(k)
         return loss * self.recipe.loss_scale
 
-    def _directional_loss(self, q: torch.Tensor, k: torch.Tensor, alpha: float) -> torch.Tensor:
+    def _directional_loss(self, q: torch.Tensor, all_keys: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Loss of this rank's queries q (b, D) against their keys, with the queue or every rank's keys
+        (`all_keys`, global order) as negatives; the smoothed loss picks its top-k among those negatives."""
         r = self.recipe
         if self.queue is not None:
             negatives, exclude = self.queue.keys.clone(), None
-        else:  # in-batch negatives: every other key of the batch
-            negatives = k
-            exclude = torch.eye(len(k), dtype=torch.bool, device=k.device)
+        else:  # in-batch negatives: every other key of the global batch (moco-v3's concat_all_gather)
+            negatives = all_keys
+            exclude = self.world.own_positions(len(q), len(all_keys), q.device)
         mode = r.smoothing if r.smoothing != "none" else "topk"
         a = alpha if r.smoothing != "none" else 0.0
         return smoothed_info_nce(
-            q, k, negatives, temperature=r.temperature, alpha=a, k_nn=r.smoothing_k, mode=mode, exclude=exclude,
+            q, self.world.shard(all_keys), negatives, temperature=r.temperature, alpha=a, k_nn=r.smoothing_k,
+            mode=mode, exclude=exclude,
         )

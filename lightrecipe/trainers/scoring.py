@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from lightrecipe.trainers.data import Dataset, Split
+from lightrecipe.trainers.distributed import World, shard_split
 from lightrecipe.trainers.evaluate import extract_features, knn_top1, linear_probe
 from lightrecipe.trainers.recipe import Recipe
 
@@ -18,9 +19,13 @@ EVAL_BATCH = 256  # feature extraction batch: no gradients, so larger than train
 
 
 def features(backbone: torch.nn.Module, split: Split, recipe: Recipe, device: torch.device):
-    """(features (N, D) float32, labels (N,)) of every image of `split`, in the recipe's precision."""
-    return extract_features(backbone, split, device=device, batch_size=EVAL_BATCH, precision=recipe.precision,
-                            channels_last=recipe.channels_last)
+    """(features (N, D) float32, labels (N,)) of every image of `split`, in the recipe's precision.
+
+    Data-parallel, each rank extracts its share and every rank gets all of them (distributed.py)."""
+    world = World.current()
+    feats, labels = extract_features(backbone, shard_split(split, world), device=device, batch_size=EVAL_BATCH,
+                                     precision=recipe.precision, channels_last=recipe.channels_last)
+    return world.gather_rows(feats, len(split)), world.gather_rows(labels, len(split))
 
 
 def val_knn(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> float:

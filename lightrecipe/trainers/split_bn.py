@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import BatchNormAct2d
 
 from lightrecipe.errors import UserError
@@ -49,6 +48,70 @@ def split_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, split
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+def sync_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """Training-mode BatchNorm of `x` (N, C, ...) with statistics over the inputs of every rank of the
+    process group, as torch's SyncBatchNorm computes them (the running variance unbiased over all images)."""
+    from lightrecipe.trainers.distributed import World
+
+    world = World.current()
+    tracked = bn.track_running_stats and bn.running_mean is not None
+    factor = _average_factor(bn) if tracked else 0.0
+    return _SyncBatchNorm.apply(x, bn.weight, bn.bias, bn.running_mean if tracked else None,
+                                bn.running_var if tracked else None, factor, bn.eps, world)
+
+
+class _SyncBatchNorm(torch.autograd.Function):
+    """BatchNorm over all ranks: per-rank (count, mean, var) all-gathered and combined (Chan et al.'s
+    parallel variance), and in backward the two per-channel sums of the input gradient all-reduced, as
+    torch's SyncBatchNorm does. Weight and bias gradients stay per rank: DistributedDataParallel averages them.
+    Statistics are computed in float32 whatever the input's precision."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, world):
+        dims = [0, *range(2, x.dim())]
+        xf = x.float()
+        count = torch.full((1,), x.numel() // x.shape[1], dtype=torch.float32, device=x.device)
+        var, mean = torch.var_mean(xf, dim=dims, correction=0)
+        stats = world.gather(torch.cat([count, mean, var]).unsqueeze(0))  # (W, 1 + 2C)
+        c = x.shape[1]
+        counts, means, variances = stats[:, :1], stats[:, 1:1 + c], stats[:, 1 + c:]
+        total = counts.sum()
+        mean = (counts * means).sum(0) / total
+        var = (counts * (variances + (means - mean) ** 2)).sum(0) / total
+        invstd = torch.rsqrt(var + eps)
+        if running_mean is not None:
+            with torch.no_grad():
+                running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+                unbiased = var * (total / (total - 1).clamp(min=1))
+                running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        xhat = (xf - mean.view(shape)) * invstd.view(shape)
+        out = xhat
+        if weight is not None:
+            out = out * weight.float().view(shape)
+        if bias is not None:
+            out = out + bias.float().view(shape)
+        ctx.save_for_backward(xhat, weight, invstd, total)
+        ctx.world, ctx.dims, ctx.shape, ctx.has_bias = world, dims, shape, bias is not None
+        return out.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        xhat, weight, invstd, total = ctx.saved_tensors
+        dims, shape, world = ctx.dims, ctx.shape, ctx.world
+        g = grad_out.float()
+        sum_g, sum_g_xhat = g.sum(dims), (g * xhat).sum(dims)
+        grad_w = sum_g_xhat.to(weight.dtype) if weight is not None and ctx.needs_input_grad[1] else None
+        grad_b = sum_g.to(weight.dtype if weight is not None else g.dtype) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            both = world.sum(torch.cat([sum_g, sum_g_xhat]))  # sums over every rank's images
+            mean_g, mean_g_xhat = (both / total).chunk(2)
+            scale = invstd * (weight.float() if weight is not None else 1.0)
+            grad_x = (scale.view(shape) * (g - mean_g.view(shape) - xhat * mean_g_xhat.view(shape))).to(grad_out.dtype)
+        return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
 class _GroupedBatchNorm(torch.autograd.Function):
@@ -139,9 +202,12 @@ class _Split:
     """
 
     bn_splits: int = 1
+    bn_sync: bool = False  # training mode: statistics over the whole batch of every rank (convert_to_sync_bn)
     group_stats_pending: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.bn_sync:
+            return self.after_norm(sync_batch_norm(self, x))
         if self.training and self.bn_splits > 1:
             return self.after_norm(split_batch_norm(self, x, self.bn_splits))
         sync_running_stats(self)
@@ -188,6 +254,24 @@ def convert_to_split_bn(module: nn.Module, splits: int, *, owner: str) -> int:
     subclass) is a UserError naming it and `owner` (the arch): silently leaving it unsplit would let keys
     share statistics with their queries.
     """
+
+    def split(layer) -> None:
+        layer.bn_splits = splits
+        if layer.track_running_stats and layer.running_mean is not None:  # per-group statistics; never saved
+            layer.register_buffer("group_running_mean", _tile(layer.running_mean, splits).clone(), persistent=False)
+            layer.register_buffer("group_running_var", _tile(layer.running_var, splits).clone(), persistent=False)
+
+    return _convert(module, owner, "split", "set bn_splits: 1", split)
+
+
+def convert_to_sync_bn(module: nn.Module, *, owner: str) -> int:
+    """Make every BatchNorm in `module` normalise over the whole batch of all ranks of the process group
+    (SyncBatchNorm; torch's own runs on GPUs only, this one on any backend). In place; returns the count."""
+    return _convert(module, owner, "synchronised", "set bn_splits to the number of processes",
+                    lambda layer: setattr(layer, "bn_sync", True))
+
+
+def _convert(module: nn.Module, owner: str, kind: str, remedy: str, configure) -> int:
     converted = 0
     for name, layer in module.named_modules():
         if not isinstance(layer, nn.modules.batchnorm._BatchNorm):
@@ -197,15 +281,12 @@ def convert_to_split_bn(module: nn.Module, splits: int, *, owner: str) -> int:
             split_class = type(layer)  # converted before
         if split_class is None:
             raise UserError(
-                f"'{owner}' has a {type(layer).__name__} at '{name}', which split BatchNorm does not cover "
-                f"(covered: {', '.join(c.__name__ for c in SPLIT_CLASSES)}); set bn_splits: 1"
+                f"'{owner}' has a {type(layer).__name__} at '{name}', which {kind} BatchNorm does not cover "
+                f"(covered: {', '.join(c.__name__ for c in SPLIT_CLASSES)}); {remedy}"
             )
         sync_running_stats(layer)  # converted before with other splits: fold their groups in first
         layer.__class__ = split_class
-        layer.bn_splits = splits
-        if layer.track_running_stats and layer.running_mean is not None:  # per-group statistics; never saved
-            layer.register_buffer("group_running_mean", _tile(layer.running_mean, splits).clone(), persistent=False)
-            layer.register_buffer("group_running_var", _tile(layer.running_var, splits).clone(), persistent=False)
+        configure(layer)
         layer.group_stats_pending = False
         converted += 1
     return converted
@@ -229,4 +310,4 @@ def key_order(batch: int, splits: int, generator: torch.Generator | None = None)
     return (member * splits + source).flatten()
 
 
-__all__ = ["SPLIT_CLASSES", "convert_to_split_bn", "key_order", "split_batch_norm", "sync_running_stats"]
+__all__ = ["SPLIT_CLASSES", "convert_to_split_bn", "convert_to_sync_bn", "sync_batch_norm", "key_order", "split_batch_norm", "sync_running_stats"]

@@ -3,6 +3,10 @@
 Per epoch: contrastive training on the train split, a kNN monitor on val, `report(metrics)`, history.csv and
 a checkpoint. At the end: a linear probe on frozen features (val and test) and test kNN. Nothing here knows
 who listens: the CLI turns `report` into a progress bar, the Ray adapter into `tune.report`.
+
+Inside a torch.distributed process group (distributed.py) the same function is one rank of a data-parallel
+run: each rank reads its share of every global batch, features are extracted per rank and gathered, and
+rank 0 alone writes the run folder; every rank resumes from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import torch
 from lightrecipe.trainers import schedules
 from lightrecipe.trainers.augment import TwoViewAugment
 from lightrecipe.trainers.data import Dataset, load_dataset
+from lightrecipe.trainers.distributed import (RANK_SEED_STRIDE, World, average_batch_norm_stats, local_bn_splits,
+                                              shard_split, wrap_for_gradients)
 from lightrecipe.trainers.model import MoCo
 from lightrecipe.trainers.optim import build_optimizer
 from lightrecipe.trainers.recipe import Recipe
@@ -55,15 +61,18 @@ class Trainer:
     augment: TwoViewAugment
     generator: torch.Generator  # drives augmentation on the device, so a run is reproducible and resumable
     steps_per_epoch: int
+    world: World = World()
+    forward_model: torch.nn.Module | None = None  # what a step calls: `model`, or it wrapped for data parallelism
     skipped_steps: int = 0  # fp16 steps the scaler skipped (gradients overflowed); not a divergence
 
     @classmethod
-    def build(cls, recipe: Recipe, device: torch.device, train_size: int) -> "Trainer":
+    def build(cls, recipe: Recipe, device: torch.device, train_size: int, world: World | None = None) -> "Trainer":
+        world = world or World.current()
         recipe.check_train_size(train_size)
         torch.manual_seed(recipe.seed)
         random.seed(recipe.seed)
         np.random.seed(recipe.seed)
-        model = MoCo(recipe).to(device)
+        model = MoCo(recipe, world).to(device)
         if recipe.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if recipe.compile:
@@ -72,9 +81,14 @@ class Trainer:
         optimizer = build_optimizer([model.backbone, model.projector, model.predictor], recipe)
         scaler = torch.amp.GradScaler(device.type, enabled=recipe.precision == "fp16")
         generator = torch.Generator(device=device)
-        generator.manual_seed(recipe.seed)
-        steps = train_size // recipe.batch_size
-        return cls(recipe, device, model, optimizer, scaler, TwoViewAugment(recipe), generator, steps)
+        generator.manual_seed(recipe.seed + RANK_SEED_STRIDE * world.rank)  # ranks draw different views
+        steps = train_size // recipe.batch_size  # batch_size is the global batch
+        return cls(recipe, device, model, optimizer, scaler, TwoViewAugment(recipe), generator, steps, world,
+                   wrap_for_gradients(model, world, device))
+
+    @property
+    def local_batch(self) -> int:
+        return self.recipe.batch_size // self.world.size
 
     @property
     def total_steps(self) -> int:
@@ -100,9 +114,10 @@ class Trainer:
         """Two augmented, normalised views of uint8 images (B, 3, S, S) or loader crops (B, 2, 3, S, S).
 
         A batch shortened by unreadable files is cut to a multiple of bn_splits; None if no group of 2 is left.
+        Ranks agree on the shortest such cut, as gathering keys needs equal shares.
         """
-        splits = self.recipe.bn_splits
-        usable = batch.shape[0] - batch.shape[0] % splits
+        splits = local_bn_splits(self.recipe, self.world)
+        usable = self.world.minimum(batch.shape[0] - batch.shape[0] % splits)
         if usable < 2 * splits:
             return None
         batch = batch[:usable]
@@ -116,7 +131,7 @@ class Trainer:
         momentum, alpha = self.set_schedules(step)
         x1, x2 = views
         with self.autocast():
-            loss = self.model(x1, x2, key_momentum=momentum, alpha=alpha)
+            loss = (self.forward_model or self.model)(x1, x2, key_momentum=momentum, alpha=alpha)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)  # under fp16: skipped when a gradient overflowed
@@ -124,7 +139,7 @@ class Trainer:
             scale = self.scaler.get_scale()
             self.scaler.update()
             self.skipped_steps += int(self.scaler.get_scale() < scale)  # the scale only drops on a skip
-        return loss.detach()
+        return self.world.mean(loss.detach())  # every rank sees the global batch's loss (and stops on a NaN)
 
     def autocast(self):
         dtype = AUTOCAST_DTYPES.get(self.recipe.precision)
@@ -133,6 +148,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def state_dict(self) -> dict[str, Any]:
+        """The resumable state; data-parallel, `ranks` holds every rank's random states (a collective call)."""
+        state = self._own_state()
+        if self.world.parallel:
+            state["ranks"] = self.world.gather_objects(
+                {k: state[k] for k in ("generator", "generator_device", "torch_rng", "cuda_rng")})
+        return state
+
+    def _own_state(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -156,9 +179,14 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        ranks = state.get("ranks", [])
+        if self.world.rank > 0:  # this rank's own random states when saved at this world size, else reseeded
+            state = ranks[self.world.rank] if len(ranks) == self.world.size else {
+                "torch_rng": torch.get_rng_state(), "generator": torch.zeros(0, dtype=torch.uint8),
+                "generator_device": "none"}
         torch.set_rng_state(state["torch_rng"])
         restore_generator(self.generator, state["generator"], state.get("generator_device"),
-                          reseed=epoch_seed(self.recipe, epoch))
+                          reseed=epoch_seed(self.recipe, epoch) + RANK_SEED_STRIDE * self.world.rank)
         if self.device.type == "cuda":
             for index, cuda_state in enumerate(state.get("cuda_rng", [])[: torch.cuda.device_count()]):
                 torch.cuda.set_rng_state(cuda_state, index)
@@ -185,6 +213,8 @@ def train(
     report: Report | None = None,
 ) -> dict[str, Any]:
     """Train `recipe` in `workdir`, resuming from its checkpoint if one is there; return the final metrics."""
+    world = World.current()
+    lead = world.rank == 0  # the one rank that writes the run folder
     files = RunFiles(workdir)
     files.check_recipe(recipe)
     finished = files.finished_metrics()
@@ -193,8 +223,9 @@ def train(
     dev = resolve_device(device)
     data = load_dataset(recipe)  # before anything is written: a bad data path leaves no half-made run folder
     recipe.check_train_size(len(data.train))
-    files.prepare(recipe)
-    trainer = Trainer.build(recipe, dev, len(data.train))
+    if lead:
+        files.prepare(recipe)
+    trainer = Trainer.build(recipe, dev, len(data.train), world)
     history: list[dict[str, Any]] = []
     start_epoch = 1
     checkpoint = files.load_checkpoint()
@@ -208,7 +239,8 @@ def train(
         started, skipped_before = time.perf_counter(), trainer.skipped_steps
         loss, images_per_s = _train_epoch(trainer, data, epoch)
         if not math.isfinite(loss):
-            return _diverged(files, history, epoch, loss, trainer)
+            return _diverged(files if lead else None, history, epoch, loss, trainer)
+        average_batch_norm_stats(trainer.model, world)
         row = {
             "epoch": epoch,
             "loss": loss,
@@ -219,31 +251,37 @@ def train(
             "skipped_steps": trainer.skipped_steps - skipped_before,
             "skipped_files": len(data.skipped_files()),
         }
+        row = world.from_rank0(row)  # one set of numbers for the run, whichever rank reports it
         history.append(row)
-        files.write_history(history)
-        files.save_checkpoint({"recipe": recipe.to_dict(), "epoch": epoch, "history": history,
-                               "trainer": trainer.state_dict(), "skipped_files": data.skipped_files()})
+        state = trainer.state_dict()
+        if lead:
+            files.write_history(history)
+            files.save_checkpoint({"recipe": recipe.to_dict(), "epoch": epoch, "history": history,
+                                   "trainer": state, "skipped_files": data.skipped_files()})
         if report is not None:
             report(dict(row))
 
     metrics = dict(history[-1]) if history else {}
-    metrics.update(final_scores(trainer.model.backbone, data, recipe, dev))
+    metrics.update(world.from_rank0(final_scores(trainer.model.backbone, data, recipe, dev)))
     metrics.update(params=backbone_params(trainer), skipped_files=len(data.skipped_files()),
                    skipped_steps=trainer.skipped_steps, state="complete", diverged_epoch=None, error="",
                    epochs_run=len(history))
-    files.write_metrics(metrics)
+    if lead:
+        files.write_metrics(metrics)
     return metrics
 
 
 def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, float]:
-    """Mean loss and training throughput of one epoch; the loss is NaN as soon as one step's is not finite."""
-    r = trainer.recipe
+    """Mean loss and training throughput (images/s of the global batch) of one epoch; the loss is NaN as soon
+    as one step's is not finite."""
+    r, world = trainer.recipe, trainer.world
     trainer.model.train()
     total = torch.zeros((), device=trainer.device)
     steps, seen, started = 0, 0, time.perf_counter()
     shuffle = torch.Generator().manual_seed(epoch_seed(r, epoch))
-    batches = data.train.training_batches(r.batch_size, device=trainer.device, generator=shuffle,
-                                          crop_scale=trainer.augment.crop_scale, seed=epoch_seed(r, epoch))
+    batches = shard_split(data.train, world).training_batches(
+        trainer.local_batch, device=trainer.device, generator=shuffle, crop_scale=trainer.augment.crop_scale,
+        seed=epoch_seed(r, epoch))
     for i, batch in enumerate(batches):
         loss = trainer.step(batch, (epoch - 1) * trainer.steps_per_epoch + i)
         if loss is None:  # a batch of mostly unreadable files: nothing to learn from
@@ -252,7 +290,7 @@ def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, fl
             return float("nan"), 0.0
         total += loss
         steps += 1
-        seen += batch.shape[0]
+        seen += batch.shape[0] * world.size
     elapsed = time.perf_counter() - started
     return float(total) / max(steps, 1), seen / max(elapsed, 1e-9)
 
@@ -273,7 +311,7 @@ def divergence_advice(recipe: Recipe) -> str:
     return ", ".join(tips) + (" (precision is fp32 already)" if recipe.precision == "fp32" else "")
 
 
-def _diverged(files: RunFiles, history: list[dict[str, Any]], epoch: int, loss: float,
+def _diverged(files: RunFiles | None, history: list[dict[str, Any]], epoch: int, loss: float,
               trainer: Trainer) -> dict[str, Any]:
     metrics = dict(history[-1]) if history else {"epoch": epoch - 1}
     metrics.update(
@@ -284,5 +322,6 @@ def _diverged(files: RunFiles, history: list[dict[str, Any]], epoch: int, loss: 
         epochs_run=len(history),
         skipped_steps=trainer.skipped_steps,
     )
-    files.write_metrics(metrics)
+    if files is not None:
+        files.write_metrics(metrics)
     return metrics
