@@ -13,17 +13,9 @@ import time
 
 import torch
 
-from lightrecipe.trainers.data import load_dataset
-from lightrecipe.trainers.model import MoCo
+from lightrecipe.search.floor import random_init_scores  # the floor a sweep and `confirm` record
 from lightrecipe.trainers.presets import preset
-from lightrecipe.trainers.scoring import final_scores
 from lightrecipe.trainers.train import train
-
-
-def random_init_scores(recipe) -> dict[str, float]:
-    """The scores train() would report for the backbone it starts from (same seed, same evaluation)."""
-    torch.manual_seed(recipe.seed)
-    return final_scores(MoCo(recipe).backbone, load_dataset(recipe), recipe, torch.device("cpu"))
 
 
 def main():

@@ -47,7 +47,7 @@ def _docstring_example() -> str:
 
 
 def _readme_python_block() -> str:
-    section = README.read_text().split("### 6. Python", 1)[1]
+    section = README.read_text().split("### 7. Python", 1)[1]
     return textwrap.dedent(re.search(r"\n((?:    .*\n)(?:    .*\n|\n)*)", section).group(1)).strip()
 
 

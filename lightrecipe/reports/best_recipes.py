@@ -15,15 +15,22 @@ from lightrecipe.reports.text import one_line
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, field_types
 
 
-def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list[str]) -> dict[str, Path]:
+def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list[str],
+                       confirmed: dict[str, tuple[pd.Series, str]] | None = None) -> dict[str, Path]:
     """Arch -> the file written in `out`; an arch whose best trial has no valid recipe gets a note instead.
+    `confirmed` (arch -> (a confirm trial row of the winning recipe, how it was confirmed)) replaces the
+    sweep's best trial of that arch: a recipe that held up over seeds and a longer schedule wins over a
+    single short run, and its file says so in a comment.
 
     Arch and study names come from the database as they are: the file name keeps only safe characters
     (never a path), two archs that reduce to the same name get distinct files, and the comment lines say
     each name on one line."""
     written: dict[str, Path] = {}
     taken: set[str] = set()
-    for arch, row in tables.best_trials(trials, metric).iterrows():
+    confirmed = confirmed or {}
+    best = tables.best_trials(trials, metric)
+    for arch in sorted(set(best.index) | set(confirmed)):
+        row, how = confirmed[arch] if arch in confirmed else (best.loc[arch], "")
         data = _recipe_from_row(row)
         if data is None:
             notes.append(f"best-{arch}.yaml not written: trial {row.study} #{row.number} recorded no full recipe")
@@ -35,8 +42,11 @@ def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list
             continue
         name = _unique(f"best-{safe_name(arch)}", taken) + ".yaml"
         header = (
-            f"# Best recipe for {one_line(arch)}: val {metric} {float(row[metric]):.4f}\n"
+            f"# Best recipe for {one_line(arch)}: val {metric} {float(row[metric]):.4f}"
+            + (f" (seed {int(row.recipe_seed)}; means over seeds in the report)\n# {one_line(how)} "
+               "(lightrecipe confirm)" if how else "") + "\n"
             f"# trial #{int(row.number)} of study '{one_line(row.study)}' in {one_line(row.source)}\n"
+            f"# run folder: {one_line(row.run_dir or '-')}\n"
             f"# Train it: lightrecipe train --recipe {name}\n"
         )
         path = out / name

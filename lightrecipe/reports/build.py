@@ -14,7 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from lightrecipe.errors import UserError
-from lightrecipe.reports import figures, style, tables
+from lightrecipe.reports import figures, holdup, style, tables
 from lightrecipe.reports.best_recipes import write_best_recipes
 from lightrecipe.reports.headline import headline_data
 from lightrecipe.reports.render_html import render_html
@@ -32,6 +32,8 @@ class Report:
     best_recipes: dict[str, Path] = field(default_factory=dict)  # arch -> best-<arch>.yaml
     notes: list[str] = field(default_factory=list)  # what was skipped and why
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    holdup: pd.DataFrame = field(default_factory=pd.DataFrame)  # holdup.holdup_data: the confirm runs
+    holdup_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # per confirm study: tau, flags
 
 
 @dataclass
@@ -62,18 +64,33 @@ def build_report(sources: str | Sequence[str], out: str | Path, *, metric: str =
     notes = _unscored_notes(trials, metric)
     data = {spec.stem: spec.data(frames, metric) for spec in figures.FIGURES}
     drawn = [_draw(spec, data[spec.stem], out, notes) for spec in figures.FIGURES]
-    headline = headline_data(frames, metric, importance=data["importance"])  # fANOVA once, shared
-    best_files = write_best_recipes(trials, metric, out, notes)
+    confirmed = holdup.holdup_data(frames, metric)
+    headline = headline_data(frames, metric, importance=data["importance"], confirmed=confirmed)  # fANOVA once
+    winners = holdup.confirmed_winners(confirmed, metric)
+    best_files = write_best_recipes(trials, metric, out, notes, confirmed=_winner_recipes(frames.confirm, winners))
 
     csv = out / "trials.csv"
     trials.drop(columns=["distributions"]).to_csv(csv, index=False)
     report = Report(out=out, html=out / "report.html", markdown=out / "report.md", csv=csv, notes=notes,
-                    headline=headline, best_recipes=best_files,
+                    headline=headline, best_recipes=best_files, holdup=confirmed,
+                    holdup_summary=holdup.holdup_summary(confirmed, metric),
                     figures=[p for f in drawn for p in (f.png, f.svg) if p is not None])
     context = dict(trials=trials, metric=metric, sources=[str(s) for s in sources], drawn=drawn, report=report)
     report.html.write_text(render_html(**context), encoding="utf-8")
     report.markdown.write_text(render_markdown(**context), encoding="utf-8")
     return report
+
+
+def _winner_recipes(confirm: pd.DataFrame, winners: pd.DataFrame) -> dict[str, tuple[pd.Series, str]]:
+    """Arch -> (the confirmed winner's first-seed trial row, the sentence that says how it was confirmed)."""
+    out = {}
+    for arch, w in winners.iterrows():
+        runs = confirm[(confirm["study"] == w.study) & (confirm["source_trial"] == w.source_trial)
+                       & (confirm["state"] == "complete")].sort_values("seed")
+        if len(runs):
+            out[str(arch)] = (runs.iloc[0], f"confirmed winner: recipe {w.label} of {w.study}, {int(w.n)} seeds at "
+                                            f"{int(runs.iloc[0]['max_epochs'])} epochs")
+    return out
 
 
 def _unscored_notes(trials: pd.DataFrame, metric: str) -> list[str]:

@@ -1,4 +1,6 @@
-"""The report's headline: per arch, the ResNet-50 settings against the best recipe found, in one row."""
+"""The report's headline: per arch, the random-init floor, the ResNet-50 settings and the best recipe found, in
+one row. From the sweep (val, one seed per recipe) or, when `lightrecipe confirm` ran for the arch, from the
+confirm runs (test split, mean and 95% interval over seeds): the numbers a reader should trust most."""
 
 from __future__ import annotations
 
@@ -6,20 +8,25 @@ import math
 
 import pandas as pd
 
-from lightrecipe.reports import figures, tables
+from lightrecipe.reports import figures, holdup, tables
 from lightrecipe.search import records
 
 TOP_KNOBS = 3  # knobs named per arch in the headline
 
 
-def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per arch: baseline (ResNet-50 settings) and best top-1 in percent, the delta in points, the best
-    trial, the most important knobs, and trial counts by state. `importance` is the importance figure's
-    data when the caller already has it (fANOVA takes seconds); it is computed otherwise."""
+def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame | None = None,
+                  confirmed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per arch: floor, baseline (ResNet-50 settings) and best top-1 in percent with `*_ci` (95% half-width,
+    NaN for single sweep runs), the delta in points, `basis` ("sweep val" or "confirm test, N seeds"), the best
+    trial and its run folder(s), the most important knobs, and trial counts by state. `importance` is the
+    importance figure's data when the caller already has it (fANOVA takes seconds), `confirmed` is
+    `holdup.holdup_data`; each is computed when not given."""
     trials = frames.trials
     comp = figures.comparison_data(frames, metric)
     importance = figures.importance_data(frames, metric) if importance is None else importance
     best = tables.best_trials(trials, metric)
+    confirmed = holdup.holdup_data(frames, metric) if confirmed is None else confirmed
+    winners = holdup.confirmed_winners(confirmed, metric)
     rows = []
     for arch in tables.arch_order(trials):
         sub = trials[trials["arch"] == arch]
@@ -31,12 +38,35 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
         knobs = ", ".join(f"{r.knob} ({r.importance:.2f})" for r in imp.head(TOP_KNOBS).itertuples()) if len(imp) else ""
         b = best.loc[arch] if arch in best.index else None
         counts = sub["state"].value_counts()
-        rows.append(dict(
-            arch=arch, baseline=get("baseline", "top1"), best=get("best", "top1"),
-            delta=get("best", "top1") - get("baseline", "top1"),
+        row = dict(
+            arch=arch, floor=get("floor", "top1"), baseline=get("baseline", "top1"), best=get("best", "top1"),
+            floor_ci=math.nan, baseline_ci=math.nan, best_ci=math.nan,
+            delta=get("best", "top1") - get("baseline", "top1"), basis=f"sweep val {metric}",
             best_trial=f"{b.study} #{int(b.number)}" if b is not None else "",
+            best_run_dir=str(b.run_dir or "") if b is not None else "",
             top_knobs=knobs,
             trials=len(sub),
             **{s: int(counts.get(s, 0)) for s in records.STATES},
-        ))
+        )
+        if arch in winners.index:
+            row.update(_confirmed(confirmed[confirmed["arch"] == arch], winners.loc[arch], metric))
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _confirmed(part: pd.DataFrame, winner: pd.Series, metric: str) -> dict:
+    """The headline cells from a confirm run: test `metric` of the winner, the ResNet-50 settings and the floor."""
+    test = holdup.TEST_OF[metric]
+    part = part[part["study"] == winner.study]
+
+    def cell(rows: pd.DataFrame) -> tuple[float, float]:
+        if rows.empty:
+            return math.nan, math.nan
+        return 100 * float(rows.iloc[0][test]), 100 * float(rows.iloc[0][f"{test}_ci"])
+
+    floor, floor_ci = cell(part[part["role"] == "floor"])
+    base, base_ci = cell(part[part["role"] == records.ROLE_RESNET50])
+    best, best_ci = cell(part[part["label"] == winner.label])
+    return dict(floor=floor, floor_ci=floor_ci, baseline=base, baseline_ci=base_ci, best=best, best_ci=best_ci,
+                delta=best - base, basis=f"confirm {test}, {int(winner.n)} seeds",
+                best_trial=f"{winner.study} recipe {winner.label}", best_run_dir="; ".join(map(str, winner.run_dirs)))

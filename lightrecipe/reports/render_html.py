@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from lightrecipe.reports import figures, tables
+from lightrecipe.reports import figures, holdup, tables
 from lightrecipe.reports.text import number
 
 if TYPE_CHECKING:
@@ -66,24 +66,58 @@ def _table(frame: pd.DataFrame, numeric: Sequence[str] = ()) -> str:
 
 
 def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Path]) -> str:
-    """One row per arch, seven columns: the counts by state share one cell and the recipe file sits under
+    """One row per arch, eight columns: the counts by state share one cell and the recipe file sits under
     the best trial, so the table fits the page."""
     rows = []
     for r in headline.itertuples():
         cls = "up" if r.delta > 0 else ("down" if r.delta < 0 else "")
         recipe = best_files.get(r.arch)
         link = f"<br><a class=sub href='{_e(recipe.name)}'>{_cell(recipe.name)}</a>" if recipe else ""
+        run = f"<br><span class=sub>run folder: {_cell(r.best_run_dir)}</span>" if r.best_run_dir else ""
         rows.append(
-            f"<tr><td><b>{_cell(r.arch)}</b></td><td class=num>{number(r.baseline)}</td>"
-            f"<td class=num>{number(r.best)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
-            f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}</td>"
+            f"<tr><td><b>{_cell(r.arch)}</b><br><span class=sub>{_e(r.basis)}</span></td>"
+            f"<td class=num>{_pct_pm(r.floor, r.floor_ci)}</td><td class=num>{_pct_pm(r.baseline, r.baseline_ci)}</td>"
+            f"<td class=num>{_pct_pm(r.best, r.best_ci)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
+            f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}{run}</td>"
             f"<td class=num>{r.complete}/{r.trials} · {r.pruned} · {r.failed + r.diverged} · {r.running}</td></tr>"
         )
-    return (f"<table><thead><tr><th>arch</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th>"
+    return (f"<table><thead><tr><th>arch</th><th>random-init floor (%)</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th>"
             f"<th>delta (pts)</th><th>most important knobs</th><th>best trial and its recipe file</th>"
             f"<th>trials: complete · pruned · failed · running</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p class=meta>val {_e(figures.metric_label(metric))} ({_e(metric)}); ResNet-50 settings and best "
-            "recipe are means over repeated seeds of that recipe.</p>")
+            "recipe are means over repeated seeds of that recipe (± a 95% t-interval where `lightrecipe confirm` "
+            "ran the recipe with several seeds: those rows show the test split); the random-init floor is the same backbone untrained, "
+            "scored the same way: a recipe below it has done harm, not good.</p>")
+
+
+def _pct_pm(value: float, half: float) -> str:
+    """A percentage with its 95% half-width when there is one."""
+    return number(value) + (f" ± {half:.1f}" if isinstance(half, float) and math.isfinite(half) else "")
+
+
+def _holdup_html(report: Report) -> str:
+    """"Does it hold up?": per confirm study, the table over seeds, Kendall's tau and the flags."""
+    data, summary = report.holdup, report.holdup_summary.set_index("study")
+    parts = ["<h2>Does it hold up?</h2><p class=meta>The sweep's top recipes and the ResNet-50 settings re-trained "
+             "by <code>lightrecipe confirm</code> with several seeds on a longer schedule, and the untrained backbone. "
+             "Mean ± 95% t-interval over seeds, in %. Ranks by mean val.</p>"]
+    for (arch, study), part in data.groupby(["arch", "study"], sort=True):
+        s = summary.loc[study]
+        rows = "".join(
+            f"<tr><td>{_cell(r.label)}</td><td class=num>{r.n}</td><td class=num>{holdup.pct(r.short)}</td>"
+            f"<td class=num>{number(r.short_rank, '{:.0f}')}</td><td class=num>{number(r.confirmed_rank, '{:.0f}')}</td>"
+            + "".join(f"<td class=num>{_e(holdup.pm(getattr(r, m), getattr(r, m + '_ci')))}</td>" for m in tables.METRICS)
+            + f"<td class=sub>{'<br>'.join(_cell(d) for d in r.run_dirs) or '–'}</td></tr>"
+            for r in part.itertuples())
+        flags = "".join(f"<li>{_e(f)}</li>" for f in s.warnings)
+        parts.append(
+            f"<h3>{_e(arch)} <span class=sub>{_e(study)}</span></h3><table><thead><tr><th>recipe</th><th>seeds</th>"
+            "<th>sweep val (%)</th><th>sweep rank</th><th>confirmed rank</th><th>val kNN</th><th>val linear</th>"
+            "<th>test kNN</th><th>test linear</th><th>run folders</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
+            f"<b>{_e(holdup.tau_text(s.kendall_tau, s.tau_p))}</b></p>"
+            + (f"<div class=notes><ul>{flags}</ul></div>" if flags else ""))
+    return "".join(parts)
 
 
 def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn: list[DrawnFigure], report: Report) -> str:
@@ -102,6 +136,8 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
     if report.notes:
         parts.append("<div class=notes><b>Notes</b><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes)
                      + "</ul></div>")
+    if not report.holdup.empty:
+        parts.append(_holdup_html(report))
     parts.append("<h2>Figures</h2>")
     parts.extend(_figure_html(f) for f in drawn)
     parts.append("<h2>Studies</h2>")

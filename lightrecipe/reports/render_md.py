@@ -1,11 +1,14 @@
-"""report.md: the headline, notes and figures as Markdown (figures linked as the PNG files next to it)."""
+"""report.md: the headline, "Does it hold up?", notes and figures as Markdown (figures linked as the PNG files
+next to it)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from lightrecipe.reports import holdup, tables
 from lightrecipe.reports.text import markdown_text as _md
 from lightrecipe.reports.text import number
 
@@ -17,12 +20,18 @@ def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], dr
     lines = ["# How the best recipe for each efficient net differs from the ResNet-50 settings", "",
              f"Sources: {', '.join(_md(s) for s in sources)}; ranked by val `{metric}`; {len(trials)} trials.",
              "", "## Headline", "",
-             "| arch | ResNet-50 settings (%) | best recipe (%) | delta (pts) | most important knobs | best trial | recipe file |",
-             "|---|---:|---:|---:|---|---|---|"]
+             "| arch | numbers | random-init floor (%) | ResNet-50 settings (%) | best recipe (%) | delta (pts) | most important knobs | best trial | run folder | recipe file |",
+             "|---|---|---:|---:|---:|---:|---|---|---|---|"]
     for r in report.headline.itertuples():
         recipe = report.best_recipes.get(r.arch)
-        lines.append(f"| {_md(r.arch)} | {number(r.baseline)} | {number(r.best)} | {number(r.delta, '{:+.1f}')} | "
-                     f"{_md(r.top_knobs) or '–'} | {_md(r.best_trial)} | {_md(recipe.name) if recipe else '–'} |")
+        lines.append(f"| {_md(r.arch)} | {_md(r.basis)} | {_pm(r.floor, r.floor_ci)} | {_pm(r.baseline, r.baseline_ci)} | "
+                     f"{_pm(r.best, r.best_ci)} | {number(r.delta, '{:+.1f}')} | "
+                     f"{_md(r.top_knobs) or '–'} | {_md(r.best_trial)} | {_md(r.best_run_dir) or '–'} | "
+                     f"{_md(recipe.name) if recipe else '–'} |")
+    lines += ["", "The random-init floor is the same backbone untrained, scored the same way: a recipe below it has "
+              "done harm, not good. ± is a 95% t-interval over seeds (rows from `lightrecipe confirm`, test split)."]
+    if not report.holdup.empty:
+        lines += _holdup_markdown(report)
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {_md(n)}" for n in report.notes]
     lines += ["", "## Figures", ""]
@@ -33,3 +42,29 @@ def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], dr
             lines += [f"### {f.caption}", "", f"![{f.caption}]({f.png.name})", "", f"[SVG]({f.svg.name if f.svg else ''})", ""]
     lines += ["", "All trials: `trials.csv`.", ""]
     return "\n".join(lines)
+
+
+def _pm(value: float, half: float) -> str:
+    return number(value) + (f" ± {half:.1f}" if isinstance(half, float) and math.isfinite(half) else "")
+
+
+def _holdup_markdown(report: Report) -> list[str]:
+    """"Does it hold up?" per confirm study: the table over seeds, Kendall's tau and the flags."""
+    lines = ["", "## Does it hold up?", "",
+             "The sweep's top recipes and the ResNet-50 settings re-trained by `lightrecipe confirm` with several "
+             "seeds on a longer schedule, and the untrained backbone: mean ± 95% t-interval over seeds, in %."]
+    summary = report.holdup_summary.set_index("study")
+    for (arch, study), part in report.holdup.groupby(["arch", "study"], sort=True):
+        s = summary.loc[study]
+        lines += ["", f"### {_md(arch)} ({_md(study)})", "",
+                  "| recipe | seeds | sweep val | sweep rank | confirmed rank | val kNN | val linear | test kNN | "
+                  "test linear | run folders |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in part.itertuples():
+            cells = " | ".join(holdup.pm(getattr(r, m), getattr(r, m + "_ci")) for m in tables.METRICS)
+            lines.append(f"| {_md(r.label)} | {r.n} | {holdup.pct(r.short)} | {number(r.short_rank, '{:.0f}')} | "
+                         f"{number(r.confirmed_rank, '{:.0f}')} | {cells} | "
+                         f"{'<br>'.join(_md(d) for d in r.run_dirs) or '–'} |")
+        lines += ["", f"Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
+                      f"**{holdup.tau_text(s.kendall_tau, s.tau_p)}**"]
+        lines += [f"- {_md(flag)}" for flag in s.warnings]
+    return lines

@@ -18,6 +18,8 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F
 BASELINE_COLOR = "#222222"  # the ResNet-50 settings: black stars and dashed lines in every figure
 BASELINE_LABEL = "ResNet-50 settings"
 BEST_LABEL = "best recipe found"
+FLOOR_COLOR = "#b3261e"  # the random-init floor: a red dashed line, the bar every recipe must clear
+FLOOR_LABEL = "random-init floor (untrained backbone)"
 BASELINE_MARKER = dict(marker="*", s=150, color=BASELINE_COLOR, edgecolor="white", linewidth=0.6, zorder=5)
 FADED_ALPHA = 0.25  # pruned trials: visible, but behind the complete ones
 

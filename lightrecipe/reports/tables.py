@@ -22,6 +22,7 @@ METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # al
 REPORT_METRICS = records.VALIDATION_METRICS
 _OPTUNA_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
+CONFIRM_COLUMNS = ("source_study", "source_trial", "role", "seed", "short_value")  # Frames.confirm adds these
 TRIAL_COLUMNS = (
     "source", "study", "space", "arch", "objective", "max_epochs", "number", "optuna_state", "state", "baseline",
     "value", *METRICS, "epochs", "params_count", "wall_seconds", "device_seconds", "node", "run_dir", "error",
@@ -51,11 +52,17 @@ def load_curves(sources: str | Sequence[str]) -> pd.DataFrame:
 
 
 class Frames(NamedTuple):
-    """The two tidy frames a report is made of: `trials` (one row per trial, see `load_trials`) and `curves`
-    (one row per trial x epoch, see `load_curves`). Every figure's data function takes this pair."""
+    """The tidy frames a report is made of: `trials` (one row per sweep trial, see `load_trials`) and `curves`
+    (one row per sweep trial x epoch, see `load_curves`), which every figure's data function takes; `floor`
+    (one row per study x seed of the random-init floor: source, study, arch, kind, seed and the four final
+    metrics) and `confirm` (one row per trial of a `lightrecipe confirm` study: the trial columns plus
+    source_study, source_trial, role, seed, short_value). Confirm trials are never in `trials`: a re-run
+    recipe must not count as another searched trial."""
 
     trials: pd.DataFrame
     curves: pd.DataFrame
+    floor: pd.DataFrame = pd.DataFrame(columns=["source", "study", "arch", "kind", "seed", *METRICS])
+    confirm: pd.DataFrame = pd.DataFrame(columns=[*TRIAL_COLUMNS, *CONFIRM_COLUMNS])
 
 
 def load(sources: str | Sequence[str]) -> Frames:
@@ -71,11 +78,17 @@ def _load(sources: str | Sequence[str]) -> Frames:
     resolved = [sources_mod.resolve(s) for s in sources]  # all paths checked before any is read
     trial_rows: list[dict[str, Any]] = []
     curve_rows: list[dict[str, Any]] = []
+    floor_rows: list[dict[str, Any]] = []
+    confirm_rows: list[dict[str, Any]] = []
     for source in resolved:
         storage = sources_mod.open_storage(source)
         try:
             for study in storage.get_all_studies():
-                _read_study(storage, source.label, study, trial_rows, curve_rows)
+                floor_rows.extend(_floor_rows(source.label, study))
+                if study.user_attrs.get(records.KIND) == records.KIND_CONFIRM:
+                    _read_study(storage, source.label, study, confirm_rows, [])
+                else:
+                    _read_study(storage, source.label, study, trial_rows, curve_rows)
         except UserError:
             raise
         except Exception as exc:
@@ -83,7 +96,33 @@ def _load(sources: str | Sequence[str]) -> Frames:
                             f"{first_line(exc)}") from None
         finally:
             storage.engine.dispose()
-    return Frames(_trials_frame(trial_rows), _curves_frame(curve_rows))
+    return Frames(_trials_frame(trial_rows), _curves_frame(curve_rows), _floor_frame(floor_rows),
+                  _confirm_frame(confirm_rows))
+
+
+def _floor_rows(label: str, study: Any) -> list[dict[str, Any]]:
+    """The random-init floor rows a study holds (records.FLOOR), one per seed."""
+    meta = _study_meta(label, study)
+    kind = str(study.user_attrs.get(records.KIND, records.KIND_SWEEP))
+    out = []
+    for row in study.user_attrs.get(records.FLOOR) or []:
+        if isinstance(row, dict) and "seed" in row:
+            scores = {m: float(row[m]) if _is_number(row.get(m)) else math.nan for m in METRICS}
+            out.append({"source": label, "study": meta["study"], "arch": meta["arch"], "kind": kind,
+                        "seed": int(row["seed"]), **scores})
+    return out
+
+
+def _floor_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(Frames._field_defaults["floor"].columns))
+
+
+def _confirm_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = _trials_frame(rows)
+    for column in CONFIRM_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame
 
 
 def _read_study(storage: Any, label: str, study: Any, trial_rows: list, curve_rows: list) -> None:
@@ -107,6 +146,7 @@ def _study_meta(label: str, study: Any) -> dict[str, Any]:
         "arch": str(attrs.get(records.ARCH, name.split("/")[-1])),
         "objective": str(attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE)),
         "max_epochs": attrs.get(records.MAX_EPOCHS),
+        "source_study": attrs.get(records.SOURCE_STUDY),
     }
 
 
@@ -115,7 +155,7 @@ def _trial_row(meta: dict[str, Any], trial: Any) -> dict[str, Any]:
     ua = trial.user_attrs
     history = ua.get(records.HISTORY) or []
     row: dict[str, Any] = {
-        **meta,
+        **{k: v for k, v in meta.items() if k != "source_study"},
         "number": trial.number,
         "optuna_state": trial.state.name,
         "state": _state(trial.state.name, ua.get(records.STATE)),
@@ -139,6 +179,9 @@ def _trial_row(meta: dict[str, Any], trial: Any) -> dict[str, Any]:
         row[objective] = row["value"]  # the objective is the trial's value when no metrics dict was written
     for key, val in trial.params.items():
         row[f"param_{key}"] = val
+    if ua.get(records.ROLE):  # a confirm trial: what it re-trains (records.py)
+        row.update(source_study=meta.get("source_study"), source_trial=ua.get(records.SOURCE_TRIAL),
+                   role=ua.get(records.ROLE), seed=ua.get(records.SEED), short_value=ua.get(records.SHORT_VALUE))
     recipe = ua.get(records.RECIPE) or {}
     for field in FIELD_NAMES:
         row[f"recipe_{field}"] = recipe.get(field, math.nan)
@@ -280,3 +323,17 @@ def top_trials(trials: pd.DataFrame, metric: str, n: int = 5) -> pd.DataFrame:
     top = done.sort_values(metric, ascending=False).groupby("arch", sort=False).head(n)
     top = top.sort_values(["arch", metric], ascending=[True, False])
     return top[["arch", "number", "baseline", metric, *params]]
+
+
+def floor_by_arch(floor: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per arch: the random-init floor's mean `metric` over its seeds, as a fraction (`value`), with `n` and
+    `seeds`. A seed measured by both a sweep and a confirm study counts once (the same backbone, scored alike)."""
+    columns = ["arch", "value", "n", "seeds"]
+    if floor is None or floor.empty or metric not in floor.columns:
+        return pd.DataFrame(columns=columns).set_index("arch", drop=False)
+    finite = floor[np.isfinite(pd.to_numeric(floor[metric], errors="coerce"))]
+    once = finite.drop_duplicates(["arch", "seed"])
+    rows = [dict(arch=arch, value=float(part[metric].mean()), n=len(part),
+                 seeds=",".join(str(int(s)) for s in sorted(part["seed"])))
+            for arch, part in once.groupby("arch", sort=True)]
+    return pd.DataFrame(rows, columns=columns).set_index("arch", drop=False)

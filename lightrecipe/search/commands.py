@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import dashboard, records
+from lightrecipe.search import confirm_commands, dashboard, records
 from lightrecipe.search.sampler import DEFAULT_STARTUP_TRIALS
 from lightrecipe.search.storage import masked
 
@@ -78,6 +78,7 @@ def register(subparsers) -> None:
                    f"default {DEFAULT_STARTUP_TRIALS})")
     p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
     dashboard.register(subparsers)
+    confirm_commands.register(subparsers, sweep_parser=p)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -144,9 +145,11 @@ def print_outcome(o) -> None:
 def resume_command(args: argparse.Namespace) -> str:
     """This sweep's command line with --resume, as a shell would take it; a password in --storage shows as ***
     (give it through ~/.pgpass or PGPASSWORD instead of the URL)."""
-    parts = ["lightrecipe", "sweep"]
+    parts = ["lightrecipe", getattr(args, "command", None) or "sweep"]  # `confirm` reuses this with its parser
     for action in args.parser_of_sweep._actions:
         value = getattr(args, action.dest, None)
+        if not action.option_strings and value is not None:  # a positional: confirm's SWEEP_DIR
+            parts.append(str(value))
         if not action.option_strings or action.dest in ("help", "resume") or value == action.default:
             continue
         flag = action.option_strings[0]

@@ -14,6 +14,12 @@ Study user attributes
     study_key        a random id drawn when the study is created; its run folders are named by it, so two
                      studies never share a run folder (another database in the same --out, or two space
                      names that map to the same folder name) (str)
+    floor            the random-init floor: the study's backbone untrained, scored by train()'s own final
+                     evaluation; a list of dicts (seed, knn_top1, linear_top1, test_knn_top1,
+                     test_linear_top1), one seed for a sweep study, --seeds for a confirm study (list)
+    kind             "sweep" (absent on older studies) or "confirm" (str)
+    source_study     a confirm study: the name of the sweep study whose recipes it re-trains (str)
+    confirm          a confirm study's settings: top, seeds, epochs (dict)
 
 Trial: Optuna's own fields hold the state (COMPLETE / PRUNED / FAIL / RUNNING), `params` (the sampled
 values, Optuna distributions included) and `value` (the objective; a pruned trial keeps its last value).
@@ -32,6 +38,12 @@ Intermediate values hold the objective per epoch (step = epoch). Trial user attr
     device_seconds   wall time x devices held (GPUs if any, else CPUs) (float)
     node             host name / Ray node IP where the trial ran (str)
     run_dir          absolute path of the trial's run folder (checkpoints, logs) (str)
+A confirm study's trials carry, set when they are enqueued:
+    confirm_recipe   the recipe to train: the source trial's, at the confirm epochs and this seed (dict)
+    source_trial     number of the source trial in the source study (int)
+    role             "searched" (a top-K recipe) or "resnet50" (the ResNet-50 settings) (str)
+    seed             the recipe seed of this run (int)
+    short_value      the source trial's objective on the sweep's short schedule (float)
 """
 
 from __future__ import annotations
@@ -44,6 +56,11 @@ MAX_EPOCHS = "max_epochs"
 SPACE_SPEC = "space_spec"
 SWEEP = "sweep"
 STUDY_KEY = "study_key"
+FLOOR = "floor"
+KIND = "kind"
+SOURCE_STUDY = "source_study"
+CONFIRM = "confirm"
+KIND_SWEEP, KIND_CONFIRM = "sweep", "confirm"
 
 # Trial attributes
 STATE = "state"
@@ -57,6 +74,13 @@ WALL_SECONDS = "wall_seconds"
 DEVICE_SECONDS = "device_seconds"
 NODE = "node"
 RUN_DIR = "run_dir"
+CONFIRM_RECIPE = "confirm_recipe"
+SOURCE_TRIAL = "source_trial"
+ROLE = "role"
+SEED = "seed"
+SHORT_VALUE = "short_value"
+ROLE_SEARCHED, ROLE_RESNET50 = "searched", "resnet50"
+FLOOR_METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # train()'s final scores
 
 STATES = ("complete", "pruned", "failed", "diverged", "running")
 VALIDATION_METRICS = ("knn_top1", "linear_top1")  # what may rank recipes: never a test metric
@@ -66,6 +90,11 @@ DB_FILENAME = "trials.db"  # SQLite file inside the sweep folder when no --stora
 
 def study_name(space: str, arch: str) -> str:
     return f"{space}/{arch}"
+
+
+def confirm_study_name(source_study: str) -> str:
+    """The confirm study of a sweep study: its own study, tied to the source by name and `source_study`."""
+    return f"{source_study}/confirm"
 
 
 def default_storage_url(sweep_dir: str) -> str:

@@ -29,7 +29,7 @@ import optuna
 from ray import tune
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import records
+from lightrecipe.search import floor, records
 from lightrecipe.search import trainable as tr
 from lightrecipe.search.cluster import ray_session, trials_that_fit
 from lightrecipe.search.interrupts import Interrupted, SignalStopper, catch_signals, received
@@ -137,7 +137,9 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
                     stream.write(f"[{plan.name}] not started: interrupted; --resume runs it\n")
                 elif budget is not None and budget <= 0:
                     stream.write(f"[{plan.name}] not started: --time-budget used up; --resume runs it\n")
-                else:
+                else:  # the random-init floor once per study, in the driver: no training, seconds
+                    study = optuna.load_study(study_name=plan.name, storage=storage)
+                    floor.ensure(study, space.baseline(plan.overrides))
                     _run_study(plan, space, s, storage, out, concurrency, budget, stream)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), s.trials))
         if received() is not None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import records
+from lightrecipe.search import collapse, records
 
 OBJECTIVE = records.DEFAULT_OBJECTIVE
 KIND = "kind"
@@ -81,6 +81,10 @@ def run_trial(config: dict[str, Any]) -> None:
             tune.report(stamp(failed_result(config[CFG_RECIPE_ERROR], None)))
             return
         final = _train(config, run_dir, lambda row: tune.report(stamp(row)), held)
+    except collapse.Collapsed as stop:  # pruned, as ASHA would, but at any epoch (collapse.py)
+        stopped = failed_result(str(stop), held or None, state="pruned")
+        tune.report(stamp({**stopped, FULL_HISTORY: read_history(run_dir)}))
+        return
     except Exception as exc:  # noqa: BLE001 - a trial that raises is recorded as failed; the sweep goes on
         text = traceback.format_exc()
         print(text, file=sys.stderr)  # the worker's log, next to Ray's own
@@ -107,6 +111,10 @@ def _train(config: dict[str, Any], run_dir: Path, send: Any, held: dict[str, Any
 
     def report(metrics: dict[str, Any]) -> None:
         row = _numbers(metrics)
+        reason = collapse.verdict(row)
+        if reason:  # ends train() here; run_trial reports the trial as pruned with this reason
+            held.update(row)
+            raise collapse.Collapsed(reason)
         if int(row["epoch"]) >= recipe.epochs:
             held.update(row)
             return
@@ -150,12 +158,12 @@ def final_result(final: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def failed_result(error: str, last_row: dict[str, Any] | None) -> dict[str, Any]:
+def failed_result(error: str, last_row: dict[str, Any] | None, state: str = "failed") -> dict[str, Any]:
     out = dict(last_row or {})
     out[METRIC_KEYS] = sorted(set(out) | {"state", "error"})
     out[LAST_EPOCH] = out.pop("epoch", None)
     out.setdefault(OBJECTIVE, float("nan"))
-    out.update({KIND: FINAL, "state": "failed", "error": error})
+    out.update({KIND: FINAL, "state": state, "error": error})
     return out
 
 

@@ -30,10 +30,29 @@ def features(backbone: torch.nn.Module, split: Split, recipe: Recipe, device: to
 
 def val_knn(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> float:
     """Weighted kNN top-1 of val against the whole train split."""
+    return val_monitor(backbone, data, recipe, device)["knn_top1"]
+
+
+def val_monitor(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, float]:
+    """The per-epoch monitor: val kNN top-1 (as `val_knn`) and `feature_rank`, the effective rank of the
+    backbone's features on the kNN memory bank (one feature pass serves both), which shows collapse."""
     memory = features(backbone, data.memory, recipe, device)
     query = features(backbone, data.val, recipe, device)
-    return knn_top1(*memory, *query, k=recipe.knn_k, temperature=recipe.knn_temperature,
-                    num_classes=data.num_classes)
+    knn = knn_top1(*memory, *query, k=recipe.knn_k, temperature=recipe.knn_temperature, num_classes=data.num_classes)
+    return {"knn_top1": knn, "feature_rank": effective_rank(memory[0])}
+
+
+def effective_rank(feats: torch.Tensor) -> float:
+    """exp(entropy of the normalised singular values) of the centred features (N, D) (Roy & Vetterli 2007,
+    "The effective rank"): about 1 when every image maps to one direction, up to min(N, D) when features
+    spread evenly; 0 when every row is the same point."""
+    x = feats.float() - feats.float().mean(dim=0, keepdim=True)
+    s = torch.linalg.svdvals(x)
+    total = s.sum()
+    if not torch.isfinite(total) or total <= 0:
+        return 0.0 if torch.isfinite(total) else float("nan")
+    p = s[s > 0] / total
+    return float(torch.exp(-(p * p.log()).sum()))
 
 
 def final_scores(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, Any]:

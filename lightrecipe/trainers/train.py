@@ -31,7 +31,7 @@ from lightrecipe.trainers.model import MoCo
 from lightrecipe.trainers.optim import build_optimizer
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run_files import RunFiles
-from lightrecipe.trainers.scoring import final_scores, val_knn
+from lightrecipe.trainers.scoring import final_scores, val_monitor
 
 Report = Callable[[dict[str, Any]], None]
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -245,7 +245,7 @@ def train(
             "epoch": epoch,
             "loss": loss,
             "lr": trainer.optimizer.param_groups[0]["lr"],
-            "knn_top1": val_knn(trainer.model.backbone, data, recipe, dev),
+            **val_monitor(trainer.model.backbone, data, recipe, dev),  # knn_top1, feature_rank
             "images_per_s": images_per_s,
             "epoch_seconds": time.perf_counter() - started,
             "skipped_steps": trainer.skipped_steps - skipped_before,

@@ -19,8 +19,9 @@ from lightrecipe.reports.figures._common import (_choice_ticks, _empty, _finding
 
 def comparison_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """Per arch: the ResNet-50 settings (baseline trials) and the best recipe found, as mean +- std over the
-    trials that repeat that recipe (different seeds); `delta` is best minus baseline in points.
-    `attrs["title"]` states the finding."""
+    trials that repeat that recipe (different seeds); `delta` is best minus baseline in points; and the
+    random-init floor (kind "floor": the backbone untrained, mean over the seeds measured), which a recipe
+    must clear to be better than no training. `attrs["title"]` states the finding."""
     trials = frames.trials
     done = _with_top1(trials, metric)
     order = tables.arch_order(trials)
@@ -47,9 +48,20 @@ def comparison_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataF
                 params_count=float(part["params_count"].max()),
                 delta=float(part["top1"].mean()) - base_mean if kind == "best" else 0.0,
             ))
+        rows.extend(_floor_row(frames, metric, arch))
     frame = pd.DataFrame(rows)
     frame.attrs.update(order=order, metric=metric, title=comparison_title(frame))
     return frame
+
+
+def _floor_row(frames: tables.Frames, metric: str, arch: str) -> list[dict]:
+    """The arch's random-init floor as a comparison row (none when the database holds no floor for it)."""
+    floor = tables.floor_by_arch(frames.floor, metric)
+    if arch not in floor.index:
+        return []
+    f = floor.loc[arch]
+    return [dict(arch=arch, kind="floor", top1=100.0 * float(f.value), std=0.0, n=int(f.n), trials="",
+                 params_count=math.nan, delta=0.0)]
 
 
 def comparison_title(data: pd.DataFrame) -> str:
@@ -85,6 +97,10 @@ def plot_comparison(data: pd.DataFrame):
                    error_kw=dict(elinewidth=1, ecolor="#444444"))
             ax.annotate(f"{r.top1:.1f}", (i + dx, r.top1 + (r["std"] if r.n > 1 else 0)), xytext=(0, 2),
                         textcoords="offset points", ha="center", va="bottom", fontsize=8)
+        floor = data[(data["arch"] == arch) & (data["kind"] == "floor")]
+        if len(floor):
+            ax.hlines(floor.iloc[0].top1, i - width, i + width, colors=style.FLOOR_COLOR, linestyles="--",
+                      linewidth=1.4, zorder=3)
         best = data[(data["arch"] == arch) & (data["kind"] == "best")]
         base = data[(data["arch"] == arch) & (data["kind"] == "baseline")]
         if len(best) and len(base):
@@ -97,11 +113,14 @@ def plot_comparison(data: pd.DataFrame):
     ax.set_ylim(0, data["top1"].max() + data["std"].fillna(0).max() + 16)
     ax.set_yticks(range(0, 101, 20))
     ax.grid(axis="x", visible=False)
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    _legend_below(fig, [Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///",
-                              label=style.BASELINE_LABEL),
-                        Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")])
+    handles = [Patch(facecolor="white", edgecolor=style.BASELINE_COLOR, hatch="///", label=style.BASELINE_LABEL),
+               Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")]
+    if (data["kind"] == "floor").any():
+        handles.append(Line2D([], [], color=style.FLOOR_COLOR, linestyle="--", label=style.FLOOR_LABEL))
+    _legend_below(fig, handles)
     _suptitle(fig, data.attrs["title"])
     ax.set_title("bars: mean over repeated seeds; whiskers: std where a recipe was repeated", fontsize=8,
                  color="#555555")

@@ -116,7 +116,7 @@ def _curve_style(state: str, baseline: bool, best: bool, color: str, points: int
 def curves_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """One row per trial x epoch: study, arch, number, state, baseline, best (the arch's best trial), epoch and
     top1 (the per-epoch `metric` if the history has it, else the objective Optuna recorded)."""
-    trials, curves = frames
+    trials, curves = frames.trials, frames.curves
     order = tables.arch_order(trials)
     if curves.empty:
         return _empty("no trial reported an epoch yet", order=order, metric=metric)

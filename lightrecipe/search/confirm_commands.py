@@ -1,0 +1,96 @@
+"""`lightrecipe confirm SWEEP_DIR`: re-train a sweep's top recipes and the ResNet-50 settings with more seeds and
+a longer schedule (confirm.py). Its cluster flags are the sweep's own argparse actions, shared, not copied:
+one definition, one help text, one set of checks (sweep._check_settings)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+# The sweep's flags that say what to search; every other sweep flag (where and how trials run) is shared.
+SWEEP_ONLY = ("help", "space", "arch", "trials", "out", "epochs", "grace_epochs", "assignments", "seed",
+              "baseline", "startup_trials")
+
+EPILOG = """examples:
+  lightrecipe confirm sweeps/paper                        # top 3 + ResNet-50 settings, 3 seeds, 3x the epochs
+  lightrecipe confirm sweeps/paper --top 5 --seeds 5 --epochs 100 --arch mobilenetv3_large_100
+  lightrecipe confirm sweeps/paper ... --resume           # after a crash or --time-budget: same flags
+  lightrecipe report sweeps/paper --out report/           # the report gains "Does it hold up?"
+
+exit codes as `lightrecipe sweep`.
+"""
+
+
+def register(subparsers, *, sweep_parser: argparse.ArgumentParser) -> None:
+    from lightrecipe.search.confirm import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR
+
+    p = subparsers.add_parser(
+        "confirm",
+        help="re-train a sweep's top recipes and the ResNet-50 settings with N seeds on a longer schedule",
+        description=(
+            "Per arch study of the sweep: its top-K recipes by the sweep's objective and the ResNet-50 "
+            "settings, each trained with N seeds at E epochs through the same Ray trainable, and the random-init "
+            "floor for the same seeds. Stored in the sweep's trial database as separate studies; the report "
+            "shows whether the ranking holds up, with 95% intervals, and the test split."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="the --out folder of a sweep")
+    p.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
+                   help=f"recipes per arch, best first by the sweep's objective (default {DEFAULT_TOP})")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                   help=f"seeds per recipe, 0..N-1 (default {DEFAULT_SEEDS})")
+    p.add_argument("--epochs", type=int, metavar="E",
+                   help=f"epochs of each run (default: {EPOCHS_FACTOR}x the sweep's)")
+    p.add_argument("--arch", action="append", default=[], metavar="ARCH",
+                   help="confirm only this arch's study; repeat for several (default: every arch)")
+    for action in sweep_parser._actions:
+        if action.dest not in SWEEP_ONLY:
+            p._add_action(action)
+    p.set_defaults(func=cmd_confirm, parser_of_sweep=p)
+
+
+def settings_from(args: argparse.Namespace):
+    """ConfirmSettings from parsed flags; the cluster part is a SweepSettings built from the shared flags."""
+    from lightrecipe.search.confirm import ConfirmSettings
+    from lightrecipe.search.sweep import SweepSettings
+
+    shared = {f.name: getattr(args, f.name) for f in dataclasses.fields(SweepSettings)
+              if f.name not in SWEEP_ONLY and hasattr(args, f.name)}
+    run = SweepSettings(space="confirm", archs=tuple(args.arch), trials=1, out=args.sweep_dir, **shared)
+    return ConfirmSettings(sweep_dir=args.sweep_dir, run=run, top=args.top, seeds=args.seeds, epochs=args.epochs,
+                           archs=tuple(args.arch))
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from lightrecipe.search.commands import print_outcome, resume_command
+    from lightrecipe.search.confirm import run_confirm
+    from lightrecipe.search.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
+
+    settings = settings_from(args)
+    try:
+        outcomes = run_confirm(settings, stream=sys.stdout)
+    except Interrupted as stop:
+        print(f"\n{stop}: running trials stay in the trial database, resumable. Continue with:", flush=True)
+        print(f"  {resume_command(args)}", flush=True)
+        return stop.exit_code
+    print()
+    for o in outcomes:
+        print_outcome(o)
+    print_holdup(args.sweep_dir if settings.run.storage is None else settings.run.storage)
+    if all(o.finished >= o.trials for o in outcomes):
+        return EXIT_DONE
+    print(f"to continue: {resume_command(args)}")
+    return EXIT_TIME_BUDGET if settings.run.time_budget else EXIT_OTHER
+
+
+def print_holdup(source: str | Path) -> None:
+    """The report's "Does it hold up?" tables, as the terminal shows them."""
+    from lightrecipe.reports import holdup, tables
+
+    frames = tables.load([str(source)])
+    for arch, text in holdup.terminal_text(frames).items():
+        print(f"\n{arch}\n{text}")

@@ -1,0 +1,108 @@
+"""The random-init floor and "Does it hold up?" in the report, on a planted confirm database (confirmdb.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lightrecipe.reports import holdup, tables
+from tests.reports import confirmdb
+from tests.reports.confirmdb import ARCH, CONFIRMED, FLOOR, T_975_DF2
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return confirmdb.confirmed_sweep(tmp_path_factory.mktemp("confirmed") / "sweep")
+
+
+@pytest.fixture(scope="module")
+def frames(folder):
+    return tables.load(str(folder))
+
+
+@pytest.fixture(scope="module")
+def built(folder, tmp_path_factory):
+    from lightrecipe.reports.build import build_report
+
+    return build_report(str(folder), tmp_path_factory.mktemp("report") / "out")
+
+
+def literal_interval(values):
+    """Mean and 95% half-width written out: mean +- t(0.975, n-1) * s / sqrt(n), for n = 3."""
+    x = np.asarray(values, dtype=float)
+    return x.mean(), T_975_DF2 * x.std(ddof=1) / math.sqrt(len(x))
+
+
+def test_t_interval_matches_the_formula_and_has_no_width_for_one_value():
+    mean, half = holdup.t_interval([0.78, 0.80, 0.79])
+    assert (mean, half) == pytest.approx(literal_interval([0.78, 0.80, 0.79]))
+    assert math.isnan(holdup.t_interval([0.5])[1]) and holdup.t_interval([0.5])[0] == 0.5
+
+
+def test_confirm_trials_are_kept_out_of_the_searched_trials(frames):
+    assert len(frames.trials) == 4  # the sweep's own trials; 12 confirm runs would otherwise be "searched"
+    assert len(frames.confirm) == 12 and set(frames.confirm["role"]) == {"searched", "resnet50"}
+
+
+def test_holdup_rows_give_mean_and_interval_per_recipe_and_the_floor(frames):
+    data = holdup.holdup_data(frames).set_index("label")
+    for source_trial, runs in CONFIRMED.items():
+        label = f"#{source_trial}" + (" ResNet-50 settings" if source_trial == 0 else "")
+        for i, metric in enumerate(tables.METRICS):
+            mean, half = literal_interval([r[i] for r in runs])
+            assert data.loc[label, metric] == pytest.approx(mean)
+            assert data.loc[label, f"{metric}_ci"] == pytest.approx(half)
+    floor = data.loc["random init (untrained)"]
+    assert floor["knn_top1"] == pytest.approx(0.72) and floor["n"] == 3
+    assert floor["test_knn_top1_ci"] == pytest.approx(literal_interval([r[2] for r in FLOOR])[1])
+    assert list(data.loc[["#2", "#1", "#3", "#0 ResNet-50 settings"], "confirmed_rank"]) == [1, 2, 3, 4]
+    assert list(data.loc[["#1", "#2", "#3", "#0 ResNet-50 settings"], "short_rank"]) == [1, 2, 3, 4]
+
+
+def test_kendall_tau_counts_the_one_swap_and_the_flags_say_within_noise(frames):
+    summary = holdup.holdup_summary(holdup.holdup_data(frames)).iloc[0]
+    assert summary.kendall_tau == pytest.approx(2 / 3)
+    assert 0 < summary.tau_p < 1
+    assert summary.winner == "#2"
+    assert any("within noise of the runner-up #1" in f for f in summary.warnings)
+    assert not any("ResNet-50" in f for f in summary.warnings)  # 0.80 vs 0.55 over 3 seeds is not noise
+    assert not any("below the random-init floor" in f for f in summary.warnings)
+
+
+def test_winner_below_the_floor_is_said_plainly(frames):
+    floor = frames.floor.assign(knn_top1=0.95)  # an untrained net that beats every confirmed recipe
+    data = holdup.holdup_data(frames._replace(floor=floor))
+    flags = holdup.holdup_summary(data).iloc[0].warnings
+    assert any("winner #2 scores below the random-init floor" in f for f in flags)
+
+
+def test_headline_uses_the_confirmed_test_numbers_with_intervals(built):
+    row = built.headline.set_index("arch").loc[ARCH]
+    mean, half = literal_interval([r[2] for r in CONFIRMED[2]])
+    assert row.best == pytest.approx(100 * mean) and row.best_ci == pytest.approx(100 * half)
+    assert row.baseline == pytest.approx(100 * np.mean([r[2] for r in CONFIRMED[0]]))
+    assert row.floor == pytest.approx(100 * np.mean([r[2] for r in FLOOR]))
+    assert row.basis == "confirm test_knn_top1, 3 seeds"
+    assert "/runs/confirm/2/seed0" in row.best_run_dir
+
+
+def test_sweep_floor_is_in_the_comparison_data(frames):
+    from lightrecipe.reports import figures
+
+    data = figures.comparison_data(frames).set_index("kind")
+    # the sweep's seed 0 and the confirm's seeds 0-2 are one backbone each: seed 0 counts once
+    assert data.loc["floor", "top1"] == pytest.approx(100 * np.mean([r[0] for r in FLOOR]))
+    assert data.loc["floor", "n"] == 3
+
+
+def test_report_pages_show_the_section_and_the_best_file_comes_from_the_confirmed_winner(built):
+    md = built.markdown.read_text()
+    assert "## Does it hold up?" in md and "+0.67 (p = " in md and "within noise of the runner-up" in md
+    assert "| #1 | 3 | 70.0 | 1 | 2 | 79.0 ± 2.5 |" in md  # #1: sweep 70%, rank 1 -> 2, val kNN 79 +- 2.5
+    html = built.html.read_text()
+    assert "Does it hold up?" in html and "/runs/confirm/2/seed1" in html
+    text = built.best_recipes[ARCH].read_text()
+    assert "# confirmed winner: recipe #2" in text and "3 seeds at 18 epochs" in text
+    assert "epochs: 18" in text and "temperature: 0.15" in text  # trial 2's recipe, at the confirm schedule
