@@ -41,6 +41,7 @@ _LAZY = {
     "load_space": "lightrecipe.spaces.loader",
     "SweepSettings": "lightrecipe.search.sweep",
     "load_trials": "lightrecipe.reports.tables",
+    "export": "lightrecipe.trainers.export",
     "UserError": "lightrecipe.errors",
 }
 
@@ -57,6 +58,7 @@ __all__ = [
     "SweepSettings",
     "load_trials",
     "report",
+    "export",
     "UserError",
     "__version__",
 ]
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     from lightrecipe.spaces.loader import load_space
     from lightrecipe.spaces.params import Choice, Float, Int
     from lightrecipe.spaces.space import Space
+    from lightrecipe.trainers.export import export
     from lightrecipe.trainers.presets import preset
     from lightrecipe.trainers.recipe import Recipe
     from lightrecipe.trainers.train import train

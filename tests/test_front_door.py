@@ -14,7 +14,7 @@ import lightrecipe as lr
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PROMISED = ["Recipe", "preset", "train", "Space", "Float", "Int", "Choice", "load_space", "sweep", "SweepSettings",
-            "load_trials", "report", "UserError", "__version__"]
+            "load_trials", "report", "export", "UserError", "__version__"]
 
 
 def test_the_promised_names_and_nothing_else():
