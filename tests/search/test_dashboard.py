@@ -45,7 +45,7 @@ def sweep_folder(path: Path) -> dict[str, list[dict[int, float]]]:
 
 
 def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(url, timeout=30) as response:  # a loaded machine answers the first call slowly
         return json.loads(response.read())
 
 
@@ -61,7 +61,7 @@ def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
             try:
                 studies = get_json(f"{base}/api/studies")["study_summaries"]
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # not listening yet, or still starting
                 assert server.poll() is None, server.stdout.read()
                 assert time.monotonic() < deadline, f"the dashboard did not answer on {base} within {WAIT_S} s"
                 time.sleep(0.5)

@@ -11,7 +11,7 @@ import torch
 from lightrecipe.cli import main
 
 TINY = ["--preset", "digits-small", "--set", "epochs=1", "--set", "data_fraction=0.3", "--set", "probe_epochs=10",
-        "--set", "queue_size=128"]
+        "--set", "queue_size=128", "--set", "probe_weight_decay=0.0001"]  # one probe fit, not the L2 grid
 
 
 def run_cli(*args):
