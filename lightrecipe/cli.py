@@ -26,7 +26,7 @@ def build_parser() -> Parser:
     from lightrecipe.search import commands as search_commands
     from lightrecipe.spaces import commands as space_commands
     from lightrecipe.trainers import commands as train_commands
-    from lightrecipe.trainers import export
+    from lightrecipe.trainers import export_commands
 
     parser = Parser(
         prog="lightrecipe",
@@ -37,7 +37,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"lightrecipe {lightrecipe.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (train_commands, space_commands, search_commands, report_commands, export, demo):
+    for module in (train_commands, space_commands, search_commands, report_commands, export_commands, demo):
         module.register(sub)
     return parser
 

@@ -85,36 +85,42 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from lightrecipe.spaces import load_space
 
     space = load_space(args.space)  # before Ray and Optuna load: a wrong space answers at once
-    from lightrecipe.search.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
-    from lightrecipe.search.sweep import SweepSettings, run_sweep
+    from lightrecipe.search.sweep import run_sweep
+
+    settings = sweep_settings(args, space=space, archs=tuple(args.arch), trials=args.trials, out=args.out,
+                              epochs=args.epochs, grace_epochs=args.grace_epochs, baseline=args.baseline,
+                              startup_trials=args.startup_trials)
+
+    def database() -> None:
+        print(f"trial database: {masked(settings.storage or records.default_storage_url(str(args.out)))}")
+
+    return run_resumably(args, lambda: run_sweep(settings, stream=sys.stdout), settings.time_budget, database)
+
+
+def sweep_settings(args: argparse.Namespace, **study_fields):
+    """SweepSettings from the parsed flags: every field whose flag has the field's name is taken as parsed (the
+    cluster flags `sweep` and `confirm` share), `--set` is parsed into overrides, `study_fields` give the rest."""
+    import dataclasses
+
+    from lightrecipe.search.sweep import SweepSettings
     from lightrecipe.trainers.recipe import parse_assignments
 
     if args.max_failures < 0:
         raise UserError(f"--max-failures must be 0 or more, got {args.max_failures}")
-    settings = SweepSettings(
-        space=space,
-        archs=tuple(args.arch),
-        trials=args.trials,
-        out=args.out,
-        epochs=args.epochs,
-        grace_epochs=args.grace_epochs,
-        overrides=parse_assignments(args.assignments),
-        concurrency=args.concurrency,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        workers_per_trial=args.workers_per_trial,
-        address=args.address,
-        storage=args.storage,
-        ray_storage=args.ray_storage,
-        seed=args.seed,
-        time_budget=args.time_budget,
-        resume=args.resume,
-        baseline=args.baseline,
-        max_failures=args.max_failures,
-        startup_trials=args.startup_trials,
-    )
+    shared = {f.name: getattr(args, f.name) for f in dataclasses.fields(SweepSettings)
+              if f.name not in study_fields and hasattr(args, f.name)}
+    if hasattr(args, "assignments"):
+        shared["overrides"] = parse_assignments(args.assignments)
+    return SweepSettings(**shared, **study_fields)
+
+
+def run_resumably(args: argparse.Namespace, run, time_budget: float | None, epilogue) -> int:
+    """Run a sweep-like command (`run()` returns its study outcomes) and turn the result into the exit-code
+    contract: 0 all finished, 3 time budget, 130/143 interrupted, 1 otherwise, printing the --resume command."""
+    from lightrecipe.search.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
+
     try:
-        outcomes = run_sweep(settings, stream=sys.stdout)
+        outcomes = run()
     except Interrupted as stop:
         print(f"\n{stop}: running trials stay in the trial database, resumable. Continue with:", flush=True)
         print(f"  {resume_command(args)}", flush=True)
@@ -122,12 +128,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print()
     for o in outcomes:
         print_outcome(o)
-    url = settings.storage or records.default_storage_url(str(args.out))
-    print(f"trial database: {masked(url)}")
+    epilogue()
     if all(o.finished >= o.trials for o in outcomes):
         return EXIT_DONE
     print(f"to continue: {resume_command(args)}")
-    return EXIT_TIME_BUDGET if settings.time_budget else EXIT_OTHER
+    return EXIT_TIME_BUDGET if time_budget else EXIT_OTHER
 
 
 def print_outcome(o) -> None:

@@ -33,11 +33,8 @@ from lightrecipe.search.interrupts import Interrupted, catch_signals, received
 from lightrecipe.search.lease import hold_studies
 from lightrecipe.search.storage import open_storage
 from lightrecipe.search.study import census, find_study, jsonable, new_study_key
+from lightrecipe.search.confirm_commands import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR  # noqa: F401
 from lightrecipe.search.sweep import StudyOutcome, StudyPlan, SweepSettings, _check_settings, _run_study, outcome
-
-DEFAULT_TOP = 3  # the issue's K: enough to see whether the short-schedule order holds, cheap enough to run
-DEFAULT_SEEDS = 3  # the fewest seeds that give a t-interval with finite width and a usable mean
-EPOCHS_FACTOR = 3  # default schedule: 3x the sweep's (the issue: "3-4x longer")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,13 @@ one definition, one help text, one set of checks (sweep._check_settings)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
+
+# Defaults of confirm (here, not in confirm.py, so that building the parser loads no Ray or Optuna).
+DEFAULT_TOP = 3  # K: enough to see whether the short-schedule order holds, cheap enough to run
+DEFAULT_SEEDS = 3  # the fewest seeds that give a t-interval with finite width and a usable mean
+EPOCHS_FACTOR = 3  # default schedule: 3x the sweep's, a 3-4x longer schedule than the search's
 
 # The sweep's flags that say what to search; every other sweep flag (where and how trials run) is shared.
 SWEEP_ONLY = ("help", "space", "arch", "trials", "out", "epochs", "grace_epochs", "assignments", "seed",
@@ -24,8 +28,6 @@ exit codes as `lightrecipe sweep`.
 
 
 def register(subparsers, *, sweep_parser: argparse.ArgumentParser) -> None:
-    from lightrecipe.search.confirm import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR
-
     p = subparsers.add_parser(
         "confirm",
         help="re-train a sweep's top recipes and the ResNet-50 settings with N seeds on a longer schedule",
@@ -55,36 +57,22 @@ def register(subparsers, *, sweep_parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace):
     """ConfirmSettings from parsed flags; the cluster part is a SweepSettings built from the shared flags."""
+    from lightrecipe.search.commands import sweep_settings
     from lightrecipe.search.confirm import ConfirmSettings
-    from lightrecipe.search.sweep import SweepSettings
 
-    shared = {f.name: getattr(args, f.name) for f in dataclasses.fields(SweepSettings)
-              if f.name not in SWEEP_ONLY and hasattr(args, f.name)}
-    run = SweepSettings(space="confirm", archs=tuple(args.arch), trials=1, out=args.sweep_dir, **shared)
+    run = sweep_settings(args, space="confirm", archs=tuple(args.arch), trials=1, out=args.sweep_dir, epochs=None)
     return ConfirmSettings(sweep_dir=args.sweep_dir, run=run, top=args.top, seeds=args.seeds, epochs=args.epochs,
                            archs=tuple(args.arch))
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from lightrecipe.search.commands import print_outcome, resume_command
+    from lightrecipe.search.commands import run_resumably
     from lightrecipe.search.confirm import run_confirm
-    from lightrecipe.search.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
 
     settings = settings_from(args)
-    try:
-        outcomes = run_confirm(settings, stream=sys.stdout)
-    except Interrupted as stop:
-        print(f"\n{stop}: running trials stay in the trial database, resumable. Continue with:", flush=True)
-        print(f"  {resume_command(args)}", flush=True)
-        return stop.exit_code
-    print()
-    for o in outcomes:
-        print_outcome(o)
-    print_holdup(args.sweep_dir if settings.run.storage is None else settings.run.storage)
-    if all(o.finished >= o.trials for o in outcomes):
-        return EXIT_DONE
-    print(f"to continue: {resume_command(args)}")
-    return EXIT_TIME_BUDGET if settings.run.time_budget else EXIT_OTHER
+    source = args.sweep_dir if settings.run.storage is None else settings.run.storage
+    return run_resumably(args, lambda: run_confirm(settings, stream=sys.stdout), settings.run.time_budget,
+                         lambda: print_holdup(source))
 
 
 def print_holdup(source: str | Path) -> None:

@@ -118,24 +118,3 @@ def _card(recipe: Recipe, metrics: dict[str, Any], run_dir: Path, epoch: int) ->
         "                          pretrained_cfg_overlay=dict(file=\"model.safetensors\"))\n```\n\n"
         "The recipe that trained it: `recipe.yaml` (`lightrecipe train --recipe recipe.yaml`).\n"
     )
-
-
-def register(subparsers) -> None:
-    """Add `lightrecipe export` to the `lightrecipe` parser."""
-    p = subparsers.add_parser(
-        "export",
-        help="write a run's trained backbone as timm loads it (model.safetensors, config.json, recipe, metrics)",
-        description="Export the query backbone of a run folder (its last checkpoint) with timm's own key names; "
-        "load it with timm.create_model(arch, pretrained=True, num_classes=0, "
-        "pretrained_cfg_overlay=dict(file='DIR/model.safetensors')).",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (lightrecipe train --out, or a sweep's trial folder)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the exported files (created if missing)")
-    p.set_defaults(func=_cmd_export)
-
-
-def _cmd_export(args) -> int:
-    paths = export(args.run_dir, args.out)
-    for path in paths.values():
-        print(path)
-    return 0
