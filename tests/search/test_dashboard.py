@@ -82,7 +82,7 @@ def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C
         try:
-            code = server.wait(timeout=30)
+            code = server.wait(timeout=WAIT_S)  # a loaded machine may take a while to shut the server down
         finally:
             if server.poll() is None:
                 server.kill()
