@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from lightrecipe.errors import UserError
     from lightrecipe.reports.build import Report
     from lightrecipe.reports.tables import load_trials
-    from lightrecipe.search.sweep import StudyOutcome, SweepSettings
+    from lightrecipe.search.settings import StudyOutcome, SweepSettings
     from lightrecipe.spaces.loader import load_space
     from lightrecipe.spaces.params import Choice, Float, Int
     from lightrecipe.spaces.space import Space
@@ -97,7 +97,8 @@ def sweep(space: Any, *, archs: Sequence[str], trials: int, out: str | Path, str
     `SweepSettings` (epochs, grace_epochs, overrides, concurrency, cpus_per_trial, gpus_per_trial, address,
     storage, seed, time_budget, resume, baseline, max_failures, startup_trials), with the CLI's defaults.
     Returns one `StudyOutcome` per study; progress goes to `stream` (default stdout)."""
-    from lightrecipe.search.sweep import SweepSettings, run_sweep
+    from lightrecipe.search.settings import SweepSettings
+    from lightrecipe.search.sweep import run_sweep
 
     s = SweepSettings(space=space, archs=tuple(archs), trials=trials, out=Path(out), **settings)
     return run_sweep(s, stream=stream if stream is not None else sys.stdout)

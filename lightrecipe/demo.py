@@ -43,7 +43,8 @@ def register(subparsers) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from lightrecipe.reports.build import build_report
     from lightrecipe.reports.commands import print_summary
-    from lightrecipe.search.sweep import SweepSettings, run_sweep
+    from lightrecipe.search.settings import SweepSettings
+    from lightrecipe.search.sweep import run_sweep
 
     out = args.out.resolve()
     sweep_dir, report_dir = out / "sweep", out / "report"

@@ -10,6 +10,7 @@ from pathlib import Path
 from lightrecipe.errors import UserError
 from lightrecipe.search import confirm_commands, dashboard, records
 from lightrecipe.search.sampler import DEFAULT_STARTUP_TRIALS
+from lightrecipe.search.settings import MAX_FAILURES
 from lightrecipe.search.storage import masked
 
 EPILOG = """examples:
@@ -71,8 +72,8 @@ def register(subparsers) -> None:
                    help="continue the sweep in DIR after a crash, a time budget or an interrupt (same flags)")
     p.add_argument("--no-baseline", action="store_false", dest="baseline",
                    help="do not run the ResNet-50 settings as the first trial of each study")
-    p.add_argument("--max-failures", type=int, default=2, metavar="K",
-                   help="restarts of a trial whose worker died, from its checkpoint (default 2)")
+    p.add_argument("--max-failures", type=int, default=MAX_FAILURES, metavar="K",
+                   help=f"restarts of a trial whose worker died, from its checkpoint (default {MAX_FAILURES})")
     p.add_argument("--startup-trials", type=int, default=DEFAULT_STARTUP_TRIALS, metavar="N",
                    help="random trials before TPE models the space (Optuna's n_startup_trials, "
                    f"default {DEFAULT_STARTUP_TRIALS})")
@@ -102,7 +103,7 @@ def sweep_settings(args: argparse.Namespace, **study_fields):
     cluster flags `sweep` and `confirm` share), `--set` is parsed into overrides, `study_fields` give the rest."""
     import dataclasses
 
-    from lightrecipe.search.sweep import SweepSettings
+    from lightrecipe.search.settings import SweepSettings
     from lightrecipe.trainers.recipe import parse_assignments
 
     if args.max_failures < 0:

@@ -8,7 +8,7 @@ Each confirm run is its own Optuna study, `records.confirm_study_name(source)`, 
 tied to its source by the study attributes `kind` = "confirm", `source_study` and `confirm` (top, seeds,
 epochs). Its trials are enqueued up front, one per (recipe, seed), each carrying what it trains
 (`confirm_recipe`, `source_trial`, `role`, `seed`, `short_value`; see records.py), so `--resume` continues
-with exact counts exactly as a sweep does (sweep.py: the census, interrupted trials re-run in their run
+with exact counts exactly as a sweep does (planning.py and sweep.py: the census, interrupted trials re-run in their run
 folder, the remainder asked for). Nothing is pruned: every run goes to E epochs. The test split is reported
 for these runs only; the search itself stays on val.
 """
@@ -34,7 +34,8 @@ from lightrecipe.search.lease import hold_studies
 from lightrecipe.search.storage import open_storage
 from lightrecipe.search.study import census, find_study, jsonable, new_study_key
 from lightrecipe.search.confirm_commands import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR  # noqa: F401
-from lightrecipe.search.sweep import StudyOutcome, StudyPlan, SweepSettings, _check_settings, _run_study, outcome
+from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings
+from lightrecipe.search.sweep import outcome, run_study
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def run_confirm(c: ConfirmSettings, stream: TextIO | None = None) -> list[StudyO
                 if received() is not None or (budget is not None and budget <= 0):
                     stream.write(f"[{plan.name}] not started: interrupted or out of time; --resume runs it\n")
                 else:
-                    _run_study(plan, space, settings, storage, out, concurrency, budget, stream)
+                    run_study(plan, space, settings, storage, out, concurrency, budget, stream)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), trials))
         if received() is not None:
             raise Interrupted(received())
@@ -112,7 +113,7 @@ def _check(c: ConfirmSettings) -> None:
         raise UserError(f"--seeds must be at least 2 (an interval over one seed has no width), got {c.seeds}")
     if c.epochs is not None and c.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {c.epochs}")
-    _check_settings(dataclasses.replace(c.run, archs=c.archs or ("any",)))  # the sweep's rules for its flags
+    check_settings(dataclasses.replace(c.run, archs=c.archs or ("any",)))  # the sweep's rules for its flags
 
 
 def _default_url(out: Path) -> str:

@@ -1,6 +1,6 @@
 """`lightrecipe confirm SWEEP_DIR`: re-train a sweep's top recipes and the ResNet-50 settings with more seeds and
 a longer schedule (confirm.py). Its cluster flags are the sweep's own argparse actions, shared, not copied:
-one definition, one help text, one set of checks (sweep._check_settings)."""
+one definition, one help text, one set of checks (settings.check_settings)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def random_init_scores(recipe: Any, data: Any = None, device: str = "cpu") -> di
 
     data = load_dataset(recipe) if data is None else data
     torch.manual_seed(recipe.seed)  # as Trainer.build does before it builds the model
-    backbone = MoCo(recipe).backbone.to(device)
+    backbone = MoCo.from_recipe(recipe).backbone.to(device)
     return {k: float(v) for k, v in final_scores(backbone, data, recipe, torch.device(device)).items()}
 
 

@@ -160,9 +160,10 @@ def check_parallel(recipe, size: int) -> None:
                         f"and must be 1 (BatchNorm over the whole batch) or a multiple of the {size} processes")
 
 
-def local_bn_splits(recipe, world: World) -> int:
-    """BatchNorm groups per rank (1 with `bn_splits: 1`, where BatchNorm is synchronised instead)."""
-    return max(1, recipe.bn_splits // world.size)
+def local_bn_splits(bn_splits: int, world: World) -> int:
+    """BatchNorm groups per rank, of `bn_splits` in the global batch (1 with `bn_splits: 1`, where BatchNorm is
+    synchronised instead)."""
+    return max(1, bn_splits // world.size)
 
 
 def shard_split(split, world: World):

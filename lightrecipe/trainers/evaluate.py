@@ -6,15 +6,15 @@ the trainer, the search or who reads the numbers.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
 from lightrecipe.trainers.data import Split, normalize, stratified_holdout
+from lightrecipe.trainers.model import backbone_dim
+from lightrecipe.trainers.precision import PRECISIONS, autocast
 
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # L2 strengths of the lbfgs probe, on the mean cross-entropy of standardised features (so they do not scale
 # with the number of images). Without any, separable features (few images, many dimensions) have no finite
 # optimum and L-BFGS only stops at its iteration limit. The probe picks the best of the grid on a part of the
@@ -39,7 +39,7 @@ def extract_features(backbone: torch.nn.Module, split: Split, *, device, batch_s
     No augmentation; `normalize` is applied. The backbone runs in eval mode and every submodule gets its
     previous train/eval mode back afterwards. bf16/fp16 run under `torch.autocast(device.type)`.
     """
-    if precision not in ("fp32", *AUTOCAST_DTYPES):
+    if precision not in PRECISIONS:
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
     device = torch.device(device)
     modes = [(m, m.training) for m in backbone.modules()]
@@ -50,22 +50,16 @@ def extract_features(backbone: torch.nn.Module, split: Split, *, device, batch_s
             x = normalize(images)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, precision):
+            with autocast(device.type, precision):
                 out = backbone(x)
             feats.append(out.float().flatten(1))
             labels.append(y)
     finally:
         for module, training in modes:
             module.training = training
-    if not feats:  # timm's output width: head_hidden_size where a pre-logits layer exists, else num_features
-        width = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", 0)
-        return torch.zeros(0, width, device=device), torch.zeros(0, dtype=torch.int64, device=device)
+    if not feats:
+        return torch.zeros(0, backbone_dim(backbone), device=device), torch.zeros(0, dtype=torch.int64, device=device)
     return torch.cat(feats), torch.cat(labels)
-
-
-def _autocast(device: torch.device, precision: str):
-    dtype = AUTOCAST_DTYPES.get(precision)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 @torch.no_grad()

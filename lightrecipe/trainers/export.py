@@ -43,18 +43,20 @@ def trained_backbone(run_dir: str | Path) -> tuple[torch.nn.Module, Recipe, dict
                         "or a sweep's runs/.../trial-NNNN folder that finished at least one epoch")
     checkpoint = files.load_checkpoint()
     recipe = Recipe.from_dict(checkpoint["recipe"], source=f"{files.dir / CHECKPOINT_FILE}")
-    model = MoCo(recipe)
+    model = MoCo.from_recipe(recipe)
     model.load_state_dict(checkpoint["trainer"]["model"])
     return model.backbone.eval(), recipe, checkpoint
 
 
 def timm_config(recipe: Recipe, backbone: torch.nn.Module) -> dict[str, Any]:
     """config.json as timm reads it from the Hub: the architecture and its pretrained_cfg."""
+    from lightrecipe.trainers.model import backbone_dim
+
     size = recipe.image_size
     return {
         "architecture": recipe.arch,
         "num_classes": 0,
-        "num_features": int(getattr(backbone, "head_hidden_size", None) or backbone.num_features),
+        "num_features": backbone_dim(backbone),
         "pretrained_cfg": {
             "input_size": [3, size, size],
             "fixed_input_size": False,

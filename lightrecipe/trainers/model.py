@@ -59,6 +59,11 @@ def backbone_dim(backbone: nn.Module) -> int:
     return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
 
 
+def count_params(module: nn.Module) -> int:
+    """Parameters of a network, as papers count a backbone's size (buffers such as BN statistics excluded)."""
+    return sum(p.numel() for p in module.parameters())
+
+
 class KeyQueue(nn.Module):
     """FIFO of the last `size` keys (MoCo's dictionary); starts as random unit vectors, as MoCo does."""
 
@@ -76,30 +81,66 @@ class KeyQueue(nn.Module):
 
 
 class MoCo(nn.Module):
-    def __init__(self, recipe: Recipe, world: World | None = None):
+    """Query and key encoders (timm backbone + projector, a predictor on the query side for MoCo v3), the
+    key queue, and the loss. Built from plain settings; `MoCo.from_recipe` reads them off a Recipe, and
+    nothing reads a recipe after construction."""
+
+    def __init__(
+        self,
+        arch: str,
+        *,
+        proj_hidden_dim: int = 0,  # 0: the backbone's width
+        proj_out_dim: int = 128,
+        proj_layers: int = 2,
+        proj_bn: bool = False,
+        predictor_hidden_dim: int = 0,  # 0: no predictor (MoCo v1/v2)
+        queue_size: int = 65536,  # 0: in-batch negatives (MoCo v3)
+        symmetric: bool = False,
+        temperature: float = 0.2,
+        smoothing_mode: str = "topk",  # how smoothed InfoNCE picks its neighbours; the mass is forward's alpha
+        smoothing_k: int = 0,
+        loss_scale: float = 1.0,
+        bn_splits: int = 1,  # BatchNorm groups in the global batch (ShuffleBN); 1: BatchNorm over the whole batch
+        world: World | None = None,
+    ):
         super().__init__()
-        self.recipe = recipe
         self.world = world or World()
-        check_parallel(recipe, self.world.size)
-        self.backbone = timm.create_model(recipe.arch, pretrained=False, num_classes=0)
+        self.symmetric, self.temperature, self.loss_scale = symmetric, temperature, loss_scale
+        self.smoothing_mode, self.smoothing_k, self.bn_splits = smoothing_mode, smoothing_k, bn_splits
+        self.backbone = timm.create_model(arch, pretrained=False, num_classes=0)
         feat_dim = backbone_dim(self.backbone)
-        hidden = recipe.proj_hidden_dim or feat_dim
-        self.projector = mlp(feat_dim, hidden, recipe.proj_out_dim, recipe.proj_layers, recipe.proj_bn, recipe.proj_bn)
+        hidden = proj_hidden_dim or feat_dim
+        self.projector = mlp(feat_dim, hidden, proj_out_dim, proj_layers, proj_bn, proj_bn)
         self.predictor = (
-            mlp(recipe.proj_out_dim, recipe.predictor_hidden_dim, recipe.proj_out_dim, 2, True, False)
-            if recipe.predictor_hidden_dim > 0
+            mlp(proj_out_dim, predictor_hidden_dim, proj_out_dim, 2, True, False)
+            if predictor_hidden_dim > 0
             else nn.Identity()
         )
+        splits_here = local_bn_splits(bn_splits, self.world)
         for part in (self.backbone, self.projector, self.predictor):
-            if local_bn_splits(recipe, self.world) > 1:
-                convert_to_split_bn(part, local_bn_splits(recipe, self.world), owner=recipe.arch)
-            elif recipe.bn_splits == 1 and self.world.parallel:
-                convert_to_sync_bn(part, owner=recipe.arch)
+            if splits_here > 1:
+                convert_to_split_bn(part, splits_here, owner=arch)
+            elif bn_splits == 1 and self.world.parallel:
+                convert_to_sync_bn(part, owner=arch)
         self.key_backbone = copy.deepcopy(self.backbone)
         self.key_projector = copy.deepcopy(self.projector)
         for p in self.key_parameters():
             p.requires_grad_(False)
-        self.queue = KeyQueue(recipe.queue_size, recipe.proj_out_dim) if recipe.queue_size > 0 else None
+        self.queue = KeyQueue(queue_size, proj_out_dim) if queue_size > 0 else None
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, world: World | None = None) -> "MoCo":
+        """The model a recipe describes. Without smoothing the loss is plain InfoNCE: the trainer's alpha
+        schedule gives 0 (train.Trainer.set_schedules), and the neighbour mode is then irrelevant."""
+        world = world or World()
+        check_parallel(recipe, world.size)
+        return cls(
+            recipe.arch, proj_hidden_dim=recipe.proj_hidden_dim, proj_out_dim=recipe.proj_out_dim,
+            proj_layers=recipe.proj_layers, proj_bn=recipe.proj_bn, predictor_hidden_dim=recipe.predictor_hidden_dim,
+            queue_size=recipe.queue_size, symmetric=recipe.symmetric, temperature=recipe.temperature,
+            smoothing_mode=recipe.smoothing if recipe.smoothing != "none" else "topk",
+            smoothing_k=recipe.smoothing_k, loss_scale=recipe.loss_scale, bn_splits=recipe.bn_splits, world=world,
+        )
 
     def query_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters()) + list(self.projector.parameters())
@@ -122,7 +163,7 @@ class MoCo(nn.Module):
     def encode_key(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised float32 keys of the whole global batch (B, D) in global order (distributed.py), for
         this rank's images `x`; computed on a batch shuffled across BatchNorm groups (and ranks)."""
-        splits, world = self.recipe.bn_splits, self.world
+        splits, world = self.bn_splits, self.world
         if splits == 1:  # whole-batch BatchNorm: nothing to shuffle
             return world.gather(self._key(x))
         batch = world.gather(x)
@@ -140,27 +181,24 @@ class MoCo(nn.Module):
         k2 = self.encode_key(x2)
         loss = self._directional_loss(self.encode_query(x1), k2, alpha)
         keys = [k2]
-        if self.recipe.symmetric:
+        if self.symmetric:
             k1 = self.encode_key(x1)
             loss = loss + self._directional_loss(self.encode_query(x2), k1, alpha)
             keys.append(k1)
         if self.queue is not None:
             for k in keys:
                 self.queue.push(k)
-        return loss * self.recipe.loss_scale
+        return loss * self.loss_scale
 
     def _directional_loss(self, q: torch.Tensor, all_keys: torch.Tensor, alpha: float) -> torch.Tensor:
         """Loss of this rank's queries q (b, D) against their keys, with the queue or every rank's keys
         (`all_keys`, global order) as negatives; the smoothed loss picks its top-k among those negatives."""
-        r = self.recipe
         if self.queue is not None:
             negatives, exclude = self.queue.keys.clone(), None
         else:  # in-batch negatives: every other key of the global batch (moco-v3's concat_all_gather)
             negatives = all_keys
             exclude = self.world.own_positions(len(q), len(all_keys), q.device)
-        mode = r.smoothing if r.smoothing != "none" else "topk"
-        a = alpha if r.smoothing != "none" else 0.0
         return smoothed_info_nce(
-            q, self.world.shard(all_keys), negatives, temperature=r.temperature, alpha=a, k_nn=r.smoothing_k,
-            mode=mode, exclude=exclude,
+            q, self.world.shard(all_keys), negatives, temperature=self.temperature, alpha=alpha,
+            k_nn=self.smoothing_k, mode=self.smoothing_mode, exclude=exclude,
         )

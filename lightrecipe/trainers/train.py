@@ -11,7 +11,6 @@ rank 0 alone writes the run folder; every rank resumes from the same checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
@@ -27,14 +26,14 @@ from lightrecipe.trainers.augment import TwoViewAugment
 from lightrecipe.trainers.data import Dataset, load_dataset
 from lightrecipe.trainers.distributed import (RANK_SEED_STRIDE, World, average_batch_norm_stats, local_bn_splits,
                                               shard_split, wrap_for_gradients)
-from lightrecipe.trainers.model import MoCo
+from lightrecipe.trainers.model import MoCo, count_params
 from lightrecipe.trainers.optim import build_optimizer
+from lightrecipe.trainers.precision import autocast
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run_files import RunFiles
 from lightrecipe.trainers.scoring import final_scores, val_monitor
 
 Report = Callable[[dict[str, Any]], None]
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 EPOCH_SEED_STRIDE = 100_003  # epoch seed = recipe seed * stride + epoch: shuffling and crops of one epoch
 
 
@@ -72,7 +71,7 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         random.seed(recipe.seed)
         np.random.seed(recipe.seed)
-        model = MoCo(recipe, world).to(device)
+        model = MoCo.from_recipe(recipe, world).to(device)
         if recipe.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if recipe.compile:
@@ -102,7 +101,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         momentum = schedules.key_momentum(step, total, r.key_momentum, r.key_momentum_schedule)
-        alpha = schedules.smoothing_alpha(step, total, r.smoothing_alpha, r.smoothing_schedule, warmup)
+        alpha_max = r.smoothing_alpha if r.smoothing != "none" else 0.0  # no smoothing: plain InfoNCE
+        alpha = schedules.smoothing_alpha(step, total, alpha_max, r.smoothing_schedule, warmup)
         return momentum, alpha
 
     def step(self, batch: torch.Tensor, step: int) -> torch.Tensor | None:
@@ -116,7 +116,7 @@ class Trainer:
         A batch shortened by unreadable files is cut to a multiple of bn_splits; None if no group of 2 is left.
         Ranks agree on the shortest such cut, as gathering keys needs equal shares.
         """
-        splits = local_bn_splits(self.recipe, self.world)
+        splits = local_bn_splits(self.recipe.bn_splits, self.world)
         usable = self.world.minimum(batch.shape[0] - batch.shape[0] % splits)
         if usable < 2 * splits:
             return None
@@ -142,10 +142,7 @@ class Trainer:
         return self.world.mean(loss.detach())  # every rank sees the global batch's loss (and stops on a NaN)
 
     def autocast(self):
-        dtype = AUTOCAST_DTYPES.get(self.recipe.precision)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.device.type, self.recipe.precision)
 
     def state_dict(self) -> dict[str, Any]:
         """The resumable state; data-parallel, `ranks` holds every rank's random states (a collective call)."""
@@ -296,7 +293,7 @@ def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, fl
 
 
 def backbone_params(trainer: Trainer) -> int:
-    return sum(p.numel() for p in trainer.model.backbone.parameters())
+    return count_params(trainer.model.backbone)
 
 
 def divergence_advice(recipe: Recipe) -> str:

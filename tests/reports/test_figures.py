@@ -59,7 +59,6 @@ def test_importance_per_arch_is_normalised_seeded_and_skips_small_studies(frames
 
 
 def test_history_best_so_far_and_curves_flags(frames, planted):
-    trials, curves = frames.trials, frames.curves
     hist = figures.history_data(frames)
     mnv3 = hist[hist["arch"] == MNV3]
     assert mnv3["best_so_far"].is_monotonic_increasing

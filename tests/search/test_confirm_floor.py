@@ -16,7 +16,8 @@ TINY = dict(dataset="digits", image_size=32, batch_size=64, queue_size=128, data
 
 @pytest.mark.slow
 def test_a_sweep_records_the_floor_of_the_backbone_train_starts_from(ray_local, tmp_path, monkeypatch):
-    from lightrecipe.search.sweep import SweepSettings, run_sweep
+    from lightrecipe.search.settings import SweepSettings
+    from lightrecipe.search.sweep import run_sweep
     from lightrecipe.spaces import load_space
     from lightrecipe.trainers.data import load_dataset
     from lightrecipe.trainers.scoring import final_scores

@@ -19,7 +19,8 @@ from lightrecipe.search.study import (
     study_key,
 )
 from lightrecipe.search.storage import open_storage
-from lightrecipe.search.sweep import default_grace, resumed_seed
+from lightrecipe.search.planning import resumed_seed
+from lightrecipe.search.settings import default_grace
 
 SPEC = {"name": "s", "base": "resnet50-mocov2", "fixed": {}, "params": {"temperature": {"float": [0.05, 0.5]}}}
 

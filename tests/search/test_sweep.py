@@ -25,7 +25,7 @@ from lightrecipe.reports.tables import load_trials
 from lightrecipe.search import records
 from lightrecipe.search import trainable as tr
 from lightrecipe.search.sampler import make_sampler
-from lightrecipe.search.sweep import resumed_seed
+from lightrecipe.search.planning import resumed_seed
 from lightrecipe.spaces import load_space
 
 from .helpers import (

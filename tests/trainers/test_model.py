@@ -19,7 +19,7 @@ MOMENTUM = 0.9
 def one_step(recipe: Recipe) -> tuple[MoCo, float]:
     """One forward/backward/step that checks the EMA exactly and that the query encoder learned."""
     torch.manual_seed(0)
-    model = MoCo(recipe).train()
+    model = MoCo.from_recipe(recipe).train()
     with torch.no_grad():  # a key encoder that differs from the query one, so the EMA has something to do
         for p in model.key_parameters():
             p.add_(0.01 * torch.randn_like(p))
@@ -82,7 +82,7 @@ def test_keys_follow_their_images_through_the_shuffle():
     """Keys are computed on a shuffled batch and un-shuffled: in eval mode (no batch statistics) each key is
     exactly its own image's, whatever the batch order."""
     r = Recipe(arch="resnet10t", **dict(SMALL, bn_splits=4))
-    model = MoCo(r).eval()
+    model = MoCo.from_recipe(r).eval()
     x = torch.randn(8, 3, 32, 32)
     expected = F.normalize(model.key_projector(model.key_backbone(x)), dim=1)
     torch.testing.assert_close(model.encode_key(x), expected, rtol=1e-4, atol=1e-5)
@@ -92,7 +92,7 @@ def test_keys_follow_their_images_through_the_shuffle():
 
 def test_embeddings_are_float32_under_autocast():
     r = Recipe(arch="mobilenetv3_small_050", **SMALL)
-    model = MoCo(r).train()
+    model = MoCo.from_recipe(r).train()
     x = torch.randn(8, 3, 32, 32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         q, k = model.encode_query(x), model.encode_key(x)

@@ -162,7 +162,7 @@ def test_single_split_moco_is_plain_batchnorm():
     """bn_splits 1 converts nothing: the encoder is timm's model as is, normalising over the whole batch."""
     r = Recipe(arch="resnet10t", image_size=32, batch_size=8, queue_size=32, bn_splits=1, proj_hidden_dim=32)
     torch.manual_seed(0)
-    model = MoCo(r).train()
+    model = MoCo.from_recipe(r).train()
     torch.manual_seed(0)
     plain = timm.create_model("resnet10t", pretrained=False, num_classes=0).train()
     assert not any(type(m) in SPLIT_CLASSES.values() for m in model.modules())
@@ -174,7 +174,7 @@ def test_single_split_moco_is_plain_batchnorm():
 def test_every_batchnorm_of_a_timm_model_is_split(arch):
     r = Recipe(arch=arch, image_size=32, batch_size=8, queue_size=32, bn_splits=2, proj_hidden_dim=32,
                proj_bn=True, predictor_hidden_dim=16)
-    model = MoCo(r)
+    model = MoCo.from_recipe(r)
     plain = timm.create_model(arch, pretrained=False, num_classes=0)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert norms and all(type(m) in SPLIT_CLASSES.values() and m.bn_splits == 2 for m in norms)
@@ -216,7 +216,7 @@ def test_query_and_key_groups_differ_for_every_image(batch, splits):
     forward each, and no image's key group is its query group."""
     r = Recipe(arch="resnet10t", image_size=16, batch_size=batch, queue_size=batch * 2, bn_splits=splits,
                proj_hidden_dim=32)
-    model = MoCo(r).train()
+    model = MoCo.from_recipe(r).train()
     seen: dict[str, list] = {"query": [], "key": []}
     hooks = [
         encoder.bn1.register_forward_hook(  # clones: the in-place ReLU after bn1 overwrites its output

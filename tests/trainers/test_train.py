@@ -132,7 +132,7 @@ def test_data_fraction_leaves_scoring_alone():
     """The same backbone scores the same at any data_fraction: memory bank and probe use the whole train split."""
     recipe = tiny(probe_method="sgd", probe_epochs=2, image_size=16)  # a cheap probe: any probe shows it
     torch.manual_seed(0)
-    backbone = MoCo(recipe).backbone
+    backbone = MoCo.from_recipe(recipe).backbone
     full = load_dataset(recipe.replace(data_fraction=1.0))
     thin = load_dataset(recipe.replace(data_fraction=0.2))
     assert len(thin.train) < len(full.train)
@@ -269,7 +269,7 @@ def test_a_short_digits_run_learns(tmp_path):
     recipe = preset("digits-small", arch="resnet10t", epochs=3, warmup_epochs=1.0, data_fraction=0.5,
                     queue_size=128, probe_epochs=5)
     torch.manual_seed(recipe.seed)
-    floor = val_knn(MoCo(recipe).backbone, load_dataset(recipe), recipe, CPU)
+    floor = val_knn(MoCo.from_recipe(recipe).backbone, load_dataset(recipe), recipe, CPU)
     reports = []
     metrics = train(recipe, workdir=tmp_path, device="cpu", report=reports.append)
     losses = [r["loss"] for r in reports]

@@ -1,0 +1,119 @@
+"""Planning a sweep before anything runs: per arch, its study created or checked for `--resume` against the
+settings it was run with, and the numbers its Tune run needs (`StudyPlan`). One driver per study, held in the
+database (lease.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from lightrecipe.errors import UserError
+from lightrecipe.search import records
+from lightrecipe.search.lease import hold_studies
+from lightrecipe.search.settings import StudyPlan, SweepSettings, default_grace
+from lightrecipe.search.study import census, create_study, enqueue_baseline, find_study, jsonable, settle_stopped
+
+
+def one_driver(storage: optuna.storages.BaseStorage, space: Any, s: SweepSettings) -> Any:
+    """Hold this sweep's studies in the database (lease.py): `--resume` treats RUNNING trials as its own to
+    re-run. A stale holder's lease is taken over on `--resume`, or for a study that does not exist yet."""
+    names = [records.study_name(space.name, arch) for arch in s.archs]
+    existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    return hold_studies(storage, names, takeover=lambda name: s.resume or name not in existing)
+
+
+def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -> list[StudyPlan]:
+    from lightrecipe.trainers.presets import preset
+
+    epochs = s.epochs or s.overrides.get("epochs") or space.fixed.get("epochs") or preset(space.base).epochs
+    grace = s.grace_epochs or default_grace(int(epochs))
+    if grace > int(epochs):
+        raise UserError(f"--grace-epochs ({grace}) exceeds --epochs ({epochs}); valid: 1..{epochs}")
+    plans, found = [], 0
+    for arch in s.archs:
+        overrides = {**s.overrides, "arch": arch, "epochs": int(epochs)}
+        space.baseline(overrides)  # validates the overrides and the arch before anything runs
+        space.check(overrides)  # every corner of the space gives a valid recipe with these overrides
+        baseline_params = space.baseline_params(overrides) if s.baseline else None
+        name = records.study_name(space.name, arch)
+        sweep_attrs = jsonable(
+            {"trials": s.trials, "epochs": int(epochs), "grace_epochs": grace, "overrides": overrides,
+             "seed": s.seed, "baseline": s.baseline}
+        )
+        study = find_study(storage, name)
+        found += study is not None
+        if study is not None and not _started(study):
+            # Created by a sweep that stopped before its first trial ran (Ray did not start, a bad --address):
+            # nothing to keep, so start it again with this command's settings.
+            optuna.delete_study(study_name=name, storage=storage)
+            study = None
+        if study is not None and not s.resume:
+            raise UserError(
+                f"the trial database already holds study '{name}' ({len(study.trials)} trials); "
+                "pass --resume to continue it, or use another --out/--storage"
+            )
+        if study is not None:
+            _check_resumable(study, space, sweep_attrs)
+            study.set_user_attr(records.SWEEP, {**study.user_attrs.get(records.SWEEP, {}), "trials": s.trials})
+            settle_stopped(study, storage)
+        else:
+            study = create_study(
+                storage, space=space.name, arch=arch, max_epochs=int(epochs), space_spec=space.to_dict(),
+                sweep=sweep_attrs,
+            )
+            if baseline_params is not None:
+                enqueue_baseline(study, baseline_params)
+        c = census(study)
+        plans.append(
+            StudyPlan(
+                arch=arch, name=name, overrides=overrides, max_epochs=int(epochs), grace=grace, census=c,
+                seed=resumed_seed(s.seed, c.total), params_count=arch_params(arch),
+            )
+        )
+    if s.resume and found == 0:
+        raise UserError(
+            f"--resume: the trial database holds no study of space '{space.name}' for "
+            f"{', '.join(s.archs)}; check --out/--storage, or drop --resume to start the sweep"
+        )
+    return plans
+
+
+def _started(study: optuna.Study) -> bool:
+    return any(t.state != optuna.trial.TrialState.WAITING for t in study.get_trials(deepcopy=False))
+
+
+def _check_resumable(study: optuna.Study, space: Any, sweep_attrs: dict[str, Any]) -> None:
+    """A resumed study must keep what its trials are compared on: epochs, grace, overrides and the space."""
+    before = study.user_attrs.get(records.SWEEP, {})
+    for key, flag in (("epochs", "--epochs"), ("grace_epochs", "--grace-epochs"), ("overrides", "--set")):
+        if key in before and before[key] != sweep_attrs[key]:
+            raise UserError(
+                f"--resume: study '{study.study_name}' was run with {key}={before[key]}, this command gives "
+                f"{sweep_attrs[key]}; pass the same {flag}, or start a new sweep in another --out"
+            )
+    if study.user_attrs.get(records.SPACE_SPEC) not in (None, jsonable(space.to_dict())):
+        raise UserError(
+            f"--resume: study '{study.study_name}' was run with a different definition of space "
+            f"'{space.name}'; restore that space file, or start a new sweep in another --out"
+        )
+
+
+def resumed_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler seed: `seed` for a new study; on resume a different one derived from it, since a reseeded
+    sampler would otherwise replay the random start-up samples the study already ran."""
+    if trials_so_far == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0])
+
+
+def arch_params(arch: str) -> int:
+    """Backbone parameters, for trials that end before train() reports its own count (pruned, failed)."""
+    import timm
+
+    from lightrecipe.trainers.model import count_params
+
+    return count_params(timm.create_model(arch, pretrained=False, num_classes=0))
