@@ -58,8 +58,8 @@ class _Spec:
 
 
 @dataclass(frozen=True)
-class Float(_Spec):
-    """A float in [low, high], log-uniform when `log`."""
+class _Range(_Spec):
+    """[low, high], both included, log-uniform when `log`; Float and Int differ in what a value may be."""
 
     low: float
     high: float
@@ -73,48 +73,43 @@ class Float(_Spec):
         return [self.low, self.high]
 
     def contains(self, value: Any) -> bool:
-        return (
-            not isinstance(value, bool) and isinstance(value, (int, float)) and self.low <= value <= self.high
-        )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return self._fits_type(value) and self.low <= value <= self.high
 
-    def suggest(self, trial: Any, name: str) -> float:
-        return trial.suggest_float(name, self.low, self.high, log=self.log)
+    def _fits_type(self, value: int | float) -> bool:
+        raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"float": [self.low, self.high]}
+        out: dict[str, Any] = {self.kind(): [self.low, self.high]}
         if self.log:
             out["log"] = True
         return {**out, **self._when_dict()}
 
 
 @dataclass(frozen=True)
-class Int(_Spec):
+class Float(_Range):
+    """A float in [low, high], log-uniform when `log`."""
+
+    def _fits_type(self, value: int | float) -> bool:
+        return True
+
+    def suggest(self, trial: Any, name: str) -> float:
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+
+@dataclass(frozen=True)
+class Int(_Range):
     """An integer in [low, high] (both included), log-uniform when `log`."""
 
     low: int
     high: int
-    log: bool = False
-    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "when", _normalise_when(self.when))
-
-    def extremes(self) -> list[Any]:
-        return [self.low, self.high]
-
-    def contains(self, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        return float(value).is_integer() and self.low <= value <= self.high
+    def _fits_type(self, value: int | float) -> bool:
+        return float(value).is_integer()
 
     def suggest(self, trial: Any, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, log=self.log)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"int": [self.low, self.high]}
-        if self.log:
-            out["log"] = True
-        return {**out, **self._when_dict()}
 
 
 @dataclass(frozen=True)

@@ -110,11 +110,7 @@ class Space:
         """A validated Space from the YAML/JSON shape; every error names `source`."""
         if not isinstance(data, Mapping):
             raise UserError(f"{source}: a space must be a mapping with keys {', '.join(TOP_KEYS)}")
-        for key in data:
-            if key not in TOP_KEYS:
-                raise UserError(
-                    f"{source}: unknown key '{key}'{nearest(str(key), TOP_KEYS)}; valid: {', '.join(TOP_KEYS)}"
-                )
+        _reject_unknown_keys(data, TOP_KEYS, f"{source}: unknown key", f"valid: {', '.join(TOP_KEYS)}")
         for key in ("name", "params"):
             if key not in data:
                 raise UserError(f"{source}: missing key '{key}'")
@@ -159,17 +155,20 @@ def _active(spec: ParamSpec, sampled: Mapping[str, Any], overrides: Mapping[str,
 
 
 # --- parsing --------------------------------------------------------------------------------------
+def _reject_unknown_keys(data: Mapping, allowed: Any, what: str, valid: str) -> None:
+    """A UserError for the first key of `data` not in `allowed`: "<what> 'key' (did you mean ...); <valid>"."""
+    for key in data:
+        if key not in allowed:
+            raise UserError(f"{what} '{key}'{nearest(str(key), allowed)}; {valid}")
+
+
 def _spec_from_dict(name: Any, data: Any, source: str) -> ParamSpec:
     where = f"{source}: parameter '{name}'"
     example = "e.g. {float: [0.05, 0.5], log: true}, {int: [1, 64]} or {choice: [none, topk]}"
     if not isinstance(data, Mapping):
         raise UserError(f"{where}: a spec must be a mapping, {example}")
-    for key in data:
-        if key not in SPEC_KEYS:
-            raise UserError(
-                f"{where}: unknown spec key '{key}'{nearest(str(key), SPEC_KEYS)}; "
-                f"valid kinds: float, int, choice (plus log, when)"
-            )
+    _reject_unknown_keys(data, SPEC_KEYS, f"{where}: unknown spec key",
+                         "valid kinds: float, int, choice (plus log, when)")
     kinds = [k for k in KINDS if k in data]
     if len(kinds) != 1:
         found = "none" if not kinds else ", ".join(kinds)

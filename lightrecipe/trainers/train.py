@@ -223,14 +223,7 @@ def train(
     if lead:
         files.prepare(recipe)
     trainer = Trainer.build(recipe, dev, len(data.train), world)
-    history: list[dict[str, Any]] = []
-    start_epoch = 1
-    checkpoint = files.load_checkpoint()
-    if checkpoint is not None:
-        start_epoch = checkpoint["epoch"] + 1
-        trainer.load_state_dict(checkpoint["trainer"], start_epoch)
-        history = checkpoint["history"]
-        data.restore_skipped(checkpoint.get("skipped_files", []))
+    start_epoch, history = _resume(trainer, files, data)
 
     for epoch in range(start_epoch, recipe.epochs + 1):
         started, skipped_before = time.perf_counter(), trainer.skipped_steps
@@ -248,15 +241,14 @@ def train(
             "skipped_steps": trainer.skipped_steps - skipped_before,
             "skipped_files": len(data.skipped_files()),
         }
-        row = world.from_rank0(row)  # one set of numbers for the run, whichever rank reports it
-        history.append(row)
+        history.append(world.from_rank0(row))  # one set of numbers for the run, whichever rank reports it
         state = trainer.state_dict()
         if lead:
             files.write_history(history)
             files.save_checkpoint({"recipe": recipe.to_dict(), "epoch": epoch, "history": history,
                                    "trainer": state, "skipped_files": data.skipped_files()})
         if report is not None:
-            report(dict(row))
+            report(dict(history[-1]))
 
     metrics = dict(history[-1]) if history else {}
     metrics.update(world.from_rank0(final_scores(trainer.model.backbone, data, recipe, dev)))
@@ -266,6 +258,17 @@ def train(
     if lead:
         files.write_metrics(metrics)
     return metrics
+
+
+def _resume(trainer: Trainer, files: RunFiles, data: Dataset) -> tuple[int, list[dict[str, Any]]]:
+    """The first epoch to run and the history so far: from the run folder's checkpoint, if it has one."""
+    checkpoint = files.load_checkpoint()
+    if checkpoint is None:
+        return 1, []
+    start_epoch = checkpoint["epoch"] + 1
+    trainer.load_state_dict(checkpoint["trainer"], start_epoch)
+    data.restore_skipped(checkpoint.get("skipped_files", []))
+    return start_epoch, checkpoint["history"]
 
 
 def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, float]:

@@ -49,18 +49,23 @@ def _studies_in_order(data: pd.DataFrame) -> list[tuple[str, str]]:
     return list(zip(pairs["source"], pairs["study"]))
 
 
-def _study_panels(n: int) -> tuple[int, int]:
-    ncols = min(3, n)
-    return math.ceil(n / ncols), ncols
+def _study_grid(data: pd.DataFrame):
+    """A figure with one panel per study (at most three a row, one y scale), spare panels hidden; the
+    figure, its panels in study order and the (source, study) pairs they show."""
+    studies = _studies_in_order(data)
+    ncols = min(3, len(studies))
+    nrows = math.ceil(len(studies) / ncols)
+    fig = style.new_figure(3.4 * ncols + 0.4, 2.7 * nrows + 0.7)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
+    for ax in axes[len(studies):]:
+        ax.set_visible(False)
+    return fig, axes, studies
 
 
 @style.styled
 def plot_history(data: pd.DataFrame):
+    fig, axes, studies = _study_grid(data)
     colors = style.arch_colors(data.attrs["order"])
-    studies = _studies_in_order(data)
-    nrows, ncols = _study_panels(len(studies))
-    fig = style.new_figure(3.4 * ncols + 0.4, 2.7 * nrows + 0.7)
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
     multi_source = len({s for s, _ in studies}) > 1
     for ax, (source, study) in zip(axes, studies):
         part = data[(data["source"] == source) & (data["study"] == study)]
@@ -76,15 +81,13 @@ def plot_history(data: pd.DataFrame):
             ax.scatter(base["number"], base["top1"], **style.BASELINE_MARKER, label=style.BASELINE_LABEL)
         steps = part.dropna(subset=["best_so_far"])
         if len(steps) > 1:  # one trial: its dot already is the best so far
-                ax.step(steps["number"], steps["best_so_far"], where="post", color=color, linewidth=1.6,
+            ax.step(steps["number"], steps["best_so_far"], where="post", color=color, linewidth=1.6,
                     label="best so far")
         ax.set_title(_label(study) + (f"\n{_label(source)}" if multi_source else ""), fontsize=8.5)
         ax.set_xlabel("trial number")
         _integer_x(ax, part["number"])
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
-    for ax in axes[len(studies):]:
-        ax.set_visible(False)
     grey = "#666666"
     _legend_below(fig, [Line2D([], [], marker="o", color=grey, linestyle="", label="complete"),
                         Line2D([], [], marker="v", color=grey, alpha=style.FADED_ALPHA + 0.15, linestyle="",
@@ -137,11 +140,8 @@ def curves_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame
 
 @style.styled
 def plot_curves(data: pd.DataFrame):
+    fig, axes, studies = _study_grid(data)
     colors = style.arch_colors(data.attrs["order"])
-    studies = _studies_in_order(data)
-    nrows, ncols = _study_panels(len(studies))
-    fig = style.new_figure(3.4 * ncols + 0.4, 2.7 * nrows + 0.7)
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
     for ax, (source, study) in zip(axes, studies):
         part = data[(data["source"] == source) & (data["study"] == study)]
         color = colors[part["arch"].iloc[0]]
@@ -154,8 +154,6 @@ def plot_curves(data: pd.DataFrame):
         _integer_x(ax, part["epoch"])
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
-    for ax in axes[len(studies):]:
-        ax.set_visible(False)
     grey = "#555555"
     _legend_below(fig, [Line2D([], [], color=grey, linewidth=2.4, label=style.BEST_LABEL),
                         Line2D([], [], color=grey, linewidth=1.0, label="complete"),
