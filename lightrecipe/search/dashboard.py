@@ -9,6 +9,7 @@ can annotate the trial database, so it is no page for the network. From another 
 from __future__ import annotations
 
 import socketserver
+import sys
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -19,6 +20,7 @@ from lightrecipe.search.storage import masked, open_storage
 
 HOST = "127.0.0.1"  # loopback only, see the module docstring
 DEFAULT_PORT = 8080  # optuna-dashboard's own default
+REQUEST_TIMEOUT_S = 30  # seconds a connection may wait for its client (wsgiref answers one request per connection)
 
 
 def storage_url(source: str) -> str:
@@ -39,10 +41,21 @@ def storage_url(source: str) -> str:
 
 
 class _Threaded(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a browser's open connection must not keep Ctrl-C from ending the command
+    # One thread per request, joined when the server closes: Ctrl-C lets a request in flight (a parameter
+    # importance can take seconds) finish and then exits. Daemon threads would be cut off in the middle of a
+    # database call during interpreter shutdown, which can hang the exit instead.
+    daemon_threads = False
+    block_on_close = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that went away or stalled past the timeout: nothing for the user to act on
+        super().handle_error(request, client_address)
 
 
 class _Quiet(WSGIRequestHandler):
+    timeout = REQUEST_TIMEOUT_S  # a connection that sends nothing cannot hold up Ctrl-C for longer than this
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass  # one line per request would bury the address line
 

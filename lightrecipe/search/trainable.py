@@ -17,7 +17,6 @@ epochs, which would cut off the final evaluation (linear probe, test metrics).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -38,7 +37,6 @@ LAST_EPOCH = "last_epoch"
 METRIC_KEYS = "metric_keys"  # which keys of the final result are train()'s (Tune adds its own)
 HISTORY_KEYS = ("epoch", "loss", "lr", "knn_top1", "images_per_s", "epoch_seconds")  # records.HISTORY
 CLOCK_FILE = "trial.json"  # wall time and attempts of this trial, next to train()'s own files
-HISTORY_FILE = "history.csv"  # train() writes every finished epoch here (the trainer's contract)
 FULL_HISTORY = "history"  # the final result carries the run folder's whole history: epochs whose report
 #                           died with a killed driver are in it
 TRACEBACK = "traceback"  # a failed result carries the worker's traceback, for the driver's log
@@ -178,13 +176,10 @@ def describe(exc: BaseException) -> str:
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
     """The epochs train() finished in this run folder (all attempts), as numbers; [] when there are none."""
-    try:
-        with (run_dir / HISTORY_FILE).open(newline="") as f:
-            raws = list(csv.DictReader(f))
-    except OSError:  # no history yet, or a run folder this worker cannot read
-        return []
+    from lightrecipe.trainers import run_files  # the trainer owns the run folder's files
+
     rows = []
-    for raw in raws:
+    for raw in run_files.read_history(run_dir):
         try:
             row = {k: float(raw[k]) for k in HISTORY_KEYS}
         except (KeyError, TypeError, ValueError):

@@ -24,6 +24,16 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
+def read_history(run_dir: str | Path) -> list[dict[str, str]]:
+    """history.csv's rows as written (text), every attempt's epochs; [] when there is none or `run_dir` cannot
+    be read as a folder (a reader that must not fail, such as a sweep trial reporting what it has)."""
+    try:
+        with (Path(run_dir) / HISTORY_FILE).open(newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
 class RunFiles:
     def __init__(self, workdir: str | Path):
         self.dir = Path(workdir).resolve()

@@ -52,8 +52,10 @@ def get_json(url: str):
 def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
     planted = sweep_folder(tmp_path / "sweep")
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "lightrecipe.cli", "dashboard", str(tmp_path / "sweep"),
-                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # faulthandler: if the server does not stop after Ctrl-C, SIGABRT makes it print where every thread is.
+    server = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "lightrecipe.cli", "dashboard",
+                               str(tmp_path / "sweep"), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + WAIT_S
@@ -83,9 +85,10 @@ def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
         server.send_signal(signal.SIGINT)  # Ctrl-C
         try:
             code = server.wait(timeout=WAIT_S)  # a loaded machine may take a while to shut the server down
-        finally:
-            if server.poll() is None:
-                server.kill()
+        except subprocess.TimeoutExpired:
+            server.send_signal(signal.SIGABRT)
+            stacks = server.communicate(timeout=WAIT_S)[0]
+            pytest.fail(f"the dashboard did not stop within {WAIT_S} s of Ctrl-C; its threads:\n{stacks[-6000:]}")
     assert code == 0
     printed = server.stdout.read()
     assert f"http://127.0.0.1:{port}/dashboard/" in printed

@@ -6,6 +6,7 @@ import pytest
 
 from lightrecipe.errors import UserError
 from lightrecipe.search import trainable as tr
+from lightrecipe.trainers.run_files import HISTORY_FILE
 
 EPOCH_KEYS = {"epoch": 3, "loss": 5.1, "lr": 0.01, "knn_top1": 0.7, "images_per_s": 900.0, "epoch_seconds": 1.5}
 
@@ -54,14 +55,14 @@ def test_wall_clock_adds_up_attempts_and_counts_them(tmp_path):
 
 
 def test_history_of_a_run_folder_skips_rows_that_are_not_epochs_and_missing_folders(tmp_path):
-    (tmp_path / tr.HISTORY_FILE).write_text(
+    (tmp_path / HISTORY_FILE).write_text(
         "epoch,loss,lr,knn_top1,images_per_s,epoch_seconds\n1,5.0,0.1,0.5,100,2\n2,nan,0.1,,100,2\n"
     )
     assert tr.read_history(tmp_path) == [
         {"epoch": 1, "loss": 5.0, "lr": 0.1, "knn_top1": 0.5, "images_per_s": 100.0, "epoch_seconds": 2.0}
     ]
     assert tr.read_history(tmp_path / "missing") == []
-    assert tr.read_history(tmp_path / tr.HISTORY_FILE) == []  # a file where a folder should be
+    assert tr.read_history(tmp_path / HISTORY_FILE) == []  # a file where a folder should be
 
 
 @pytest.mark.slow  # asks Ray for its node id, which starts Ray helper processes
