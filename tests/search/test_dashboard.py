@@ -52,10 +52,13 @@ def get_json(url: str):
 def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
     planted = sweep_folder(tmp_path / "sweep")
     port = free_port()
+    # Output to a file, not a pipe nobody reads while the test runs: a full pipe would block the server.
     # faulthandler: if the server does not stop after Ctrl-C, SIGABRT makes it print where every thread is.
+    log_path = tmp_path / "dashboard.log"
+    log = log_path.open("w")
     server = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "lightrecipe.cli", "dashboard",
-                               str(tmp_path / "sweep"), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               str(tmp_path / "sweep"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    log.close()  # the server holds its own copy
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + WAIT_S
@@ -64,7 +67,7 @@ def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
                 studies = get_json(f"{base}/api/studies")["study_summaries"]
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):  # not listening yet, or still starting
-                assert server.poll() is None, server.stdout.read()
+                assert server.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, f"the dashboard did not answer on {base} within {WAIT_S} s"
                 time.sleep(0.5)
         assert {(a, p) for a, p, _ in listening({server.pid})} == {("127.0.0.1", port)}  # loopback only
@@ -87,10 +90,11 @@ def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
             code = server.wait(timeout=WAIT_S)  # a loaded machine may take a while to shut the server down
         except subprocess.TimeoutExpired:
             server.send_signal(signal.SIGABRT)
-            stacks = server.communicate(timeout=WAIT_S)[0]
-            pytest.fail(f"the dashboard did not stop within {WAIT_S} s of Ctrl-C; its threads:\n{stacks[-6000:]}")
-    assert code == 0
-    printed = server.stdout.read()
+            server.wait(timeout=WAIT_S)
+            pytest.fail(f"the dashboard did not stop within {WAIT_S} s of Ctrl-C; its output and threads:\n"
+                        f"{log_path.read_text()[-6000:]}")
+    printed = log_path.read_text()
+    assert code == 0, printed[-3000:]
     assert f"http://127.0.0.1:{port}/dashboard/" in printed
 
 
