@@ -37,6 +37,8 @@ def val_monitor(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device
     """The per-epoch monitor: val kNN top-1 (as `val_knn`) and `feature_rank`, the effective rank of the
     backbone's features on the kNN memory bank (one feature pass serves both), which shows collapse."""
     memory = features(backbone, data.memory, recipe, device)
+    if not torch.isfinite(memory[0]).all():  # weights that overflowed in the epoch's last steps: nothing to score
+        return {"knn_top1": float("nan"), "feature_rank": float("nan")}
     query = features(backbone, data.val, recipe, device)
     knn = knn_top1(*memory, *query, k=recipe.knn_k, temperature=recipe.knn_temperature, num_classes=data.num_classes)
     return {"knn_top1": knn, "feature_rank": effective_rank(memory[0])}

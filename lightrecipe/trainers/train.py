@@ -229,13 +229,17 @@ def train(
         started, skipped_before = time.perf_counter(), trainer.skipped_steps
         loss, images_per_s = _train_epoch(trainer, data, epoch)
         if not math.isfinite(loss):
-            return _diverged(files if lead else None, history, epoch, loss, trainer)
+            return _diverged(files if lead else None, history, epoch, f"loss became {loss}", trainer)
         average_batch_norm_stats(trainer.model, world)
+        monitor = val_monitor(trainer.model.backbone, data, recipe, dev)  # knn_top1, feature_rank
+        if not math.isfinite(monitor["knn_top1"]):
+            return _diverged(files if lead else None, history, epoch,
+                             "the features became non-finite (the weights overflowed after the last finite loss)", trainer)
         row = {
             "epoch": epoch,
             "loss": loss,
             "lr": trainer.optimizer.param_groups[0]["lr"],
-            **val_monitor(trainer.model.backbone, data, recipe, dev),  # knn_top1, feature_rank
+            **monitor,
             "images_per_s": images_per_s,
             "epoch_seconds": time.perf_counter() - started,
             "skipped_steps": trainer.skipped_steps - skipped_before,
@@ -311,14 +315,15 @@ def divergence_advice(recipe: Recipe) -> str:
     return ", ".join(tips) + (" (precision is fp32 already)" if recipe.precision == "fp32" else "")
 
 
-def _diverged(files: RunFiles | None, history: list[dict[str, Any]], epoch: int, loss: float,
+def _diverged(files: RunFiles | None, history: list[dict[str, Any]], epoch: int, what: str,
               trainer: Trainer) -> dict[str, Any]:
+    """End the run as diverged in `epoch`, keeping the epochs before it; `what` says what went non-finite."""
     metrics = dict(history[-1]) if history else {"epoch": epoch - 1}
     metrics.update(
         params=backbone_params(trainer),
         state="diverged",
         diverged_epoch=epoch,
-        error=f"loss became {loss} in epoch {epoch}; try: {divergence_advice(trainer.recipe)}",
+        error=f"{what} in epoch {epoch}; try: {divergence_advice(trainer.recipe)}",
         epochs_run=len(history),
         skipped_steps=trainer.skipped_steps,
     )

@@ -173,3 +173,20 @@ def test_extract_features_channels_last_and_bf16(model, split):
     assert not torch.equal(half, plain), "bf16 features equal fp32 ones: the precision setting was ignored"
     cosine = torch.nn.functional.cosine_similarity(half, plain, dim=1)
     assert cosine.min() > 0.95
+
+
+def test_the_monitor_of_a_backbone_with_overflowed_weights_is_nan_not_an_error():
+    """A step can leave non-finite weights behind a finite loss; train() then ends the run as diverged because
+    the monitor reads NaN (an SVD of NaN features would raise instead)."""
+    from lightrecipe.trainers.data import load_dataset
+    from lightrecipe.trainers.presets import preset
+    from lightrecipe.trainers.scoring import val_monitor
+
+    recipe = preset("digits-small", image_size=16, data_fraction=0.1)
+    backbone = timm.create_model(recipe.arch, pretrained=False, num_classes=0).eval()
+    data = load_dataset(recipe)
+    assert math.isfinite(val_monitor(backbone, data, recipe, torch.device("cpu"))["knn_top1"])
+    with torch.no_grad():
+        next(backbone.parameters()).fill_(float("inf"))
+    monitor = val_monitor(backbone, data, recipe, torch.device("cpu"))
+    assert math.isnan(monitor["knn_top1"]) and math.isnan(monitor["feature_rank"])
