@@ -15,7 +15,7 @@ from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import KINDS, Choice, Int, ParamSpec, describe_range, same_value
 from lightrecipe.spaces.validation import check_corners, validate
 from lightrecipe.trainers.presets import preset
-from lightrecipe.trainers.recipe import Recipe, check_field_names
+from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe, check_field_names
 
 BASELINE_PRESET = "resnet50-mocov2"  # docs/science.md: the ResNet-50 MoCo v2 settings every comparison needs
 TOP_KEYS = ("name", "description", "base", "fixed", "params")
@@ -58,9 +58,12 @@ class Space:
         return preset(self.base, **{**self.fixed, **overrides, **sampled})
 
     def baseline(self, overrides: Mapping[str, Any] | None = None) -> Recipe:
-        """The ResNet-50 settings for comparison: preset('resnet50-mocov2') + fixed + overrides."""
+        """The ResNet-50 settings for comparison: preset('resnet50-mocov2') on the data, resolution, evaluation
+        and hardware of this space's base (recipe.SHARED_FIELDS), + fixed + overrides."""
         overrides = _checked_overrides(overrides)
-        return preset(BASELINE_PRESET, **{**self.fixed, **overrides})
+        base = preset(self.base)
+        shared = {name: getattr(base, name) for name in SHARED_FIELDS}
+        return preset(BASELINE_PRESET, **{**shared, **self.fixed, **overrides})
 
     def baseline_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The baseline as Optuna params (for `study.enqueue_trial`): each searched parameter that is

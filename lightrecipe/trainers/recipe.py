@@ -78,6 +78,16 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
 VIEW2_AS_VIEW1 = -1.0  # value of a *_view2 probability field that means "as the first view"
 
 
+# What a recipe is trained and scored on, and what it runs on, rather than how it trains: the data, its
+# resolution, the evaluation protocol and the hardware settings. Two recipes being compared (a searched one and
+# the ResNet-50 baseline) keep these equal, so a difference in score is the recipe's.
+SHARED_FIELDS = (
+    "dataset", "data_root", "image_size", "data_fraction", "num_workers",
+    "precision", "channels_last", "compile",
+    "knn_k", "knn_temperature", "probe_method", "probe_epochs", "probe_lr", "probe_weight_decay",
+)
+
+
 @dataclass(frozen=True)
 class Recipe:
     # --- model and data -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from optuna.trial import FixedTrial
 from lightrecipe.errors import UserError
 from lightrecipe.spaces import Choice, Float, Int, Space, builtin_space_names, load_space, validate_space
 from lightrecipe.trainers.presets import preset
-from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -246,3 +246,17 @@ def test_space_pickles_for_ray(name):
     copy = pickle.loads(pickle.dumps(space))
     assert copy == space and copy.source == space.source
     assert copy.suggest(FixedTrial(_corner(copy, 0))) == space.suggest(FixedTrial(_corner(space, 0)))
+
+
+def test_the_baseline_trains_on_the_data_resolution_and_evaluation_of_the_space_base():
+    """A digits space compares the ResNet-50 settings with its own recipes at 32 px, not at ResNet-50's 224."""
+    space = Space(name="digits-cmp", base="digits-small", fixed={"epochs": 3},
+                  params={"temperature": Float(0.05, 0.5)})
+    baseline, base, resnet = space.baseline({"probe_epochs": 7}), preset("digits-small"), preset("resnet50-mocov2")
+    for name in SHARED_FIELDS:
+        expected = 7 if name == "probe_epochs" else getattr(base, name)
+        assert getattr(baseline, name) == expected, name
+    assert baseline.image_size == 32 != resnet.image_size
+    for name in ("arch", "temperature", "base_lr", "weight_decay", "queue_size", "crop_min_scale", "batch_size"):
+        assert getattr(baseline, name) == getattr(resnet, name), name
+    assert baseline.epochs == 3
