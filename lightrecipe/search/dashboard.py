@@ -8,6 +8,7 @@ can annotate the trial database, so it is no page for the network. From another 
 
 from __future__ import annotations
 
+import signal
 import socketserver
 import sys
 from pathlib import Path
@@ -76,9 +77,22 @@ def serve(source: str, port: int = DEFAULT_PORT) -> WSGIServer:
         raise UserError(f"--port {port}: cannot listen on {HOST}:{port}: {exc.strerror or exc}") from None
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM end serve_forever(). Python only turns SIGINT into KeyboardInterrupt when the process
+    did not start with it ignored, and a shell script's background job (`lightrecipe dashboard ... &`) starts
+    with it ignored; the command promises that Ctrl-C stops it, so it says so itself."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
 def cmd_dashboard(args: Any) -> int:
     server = serve(args.source, args.port)
     host, port = server.server_address[:2]
+    _stop_on_signals()
     print(f"dashboard of {masked(storage_url(args.source))}: http://{host}:{port}/dashboard/ (Ctrl-C stops it)",
           flush=True)
     try:

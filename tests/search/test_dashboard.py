@@ -56,8 +56,10 @@ def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
     # faulthandler: if the server does not stop after Ctrl-C, SIGABRT makes it print where every thread is.
     log_path = tmp_path / "dashboard.log"
     log = log_path.open("w")
+    # SIGINT ignored at start, as a shell script's background job starts: Ctrl-C must still stop the server.
     server = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "lightrecipe.cli", "dashboard",
-                               str(tmp_path / "sweep"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+                               str(tmp_path / "sweep"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     log.close()  # the server holds its own copy
     base = f"http://127.0.0.1:{port}"
     try:
