@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -29,6 +30,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision / timm ImageNet statistics,
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLIT_SEED = 20230103  # fixed: splits must not move with recipe.seed, or trials would be scored on different images
 DIGITS_FRACTIONS = (0.6, 0.2, 0.2)  # train / val / test share of the 1797 digits
+DIGITS_FILE = "digits.csv.gz"  # in scikit-learn's sklearn/datasets/data, the table load_digits() parses
 CIFAR_VAL_FRACTION = 0.1  # 5000 of CIFAR-10's 50000 training images, a common held-out size
 RESIZE_CHUNK = 1024  # images resized per interpolate call: bounds the float32 working copy
 
@@ -182,12 +184,22 @@ def load_dataset(recipe) -> Dataset:
 
 # --- digits ------------------------------------------------------------------------------------
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled digits as uint8 (1797, 1, 8, 8) in 0..255 (from 0..16) and int64 labels."""
-    from sklearn.datasets import load_digits  # lazy: scikit-learn is only needed for the default dataset
+    """scikit-learn's bundled digits as uint8 (1797, 1, 8, 8) in 0..255 (from 0..16) and int64 labels.
 
-    bunch = load_digits()
-    images = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[:, None]
-    return images, bunch.target.astype(np.int64)
+    Read from the file scikit-learn ships (what `sklearn.datasets.load_digits` parses) without importing
+    scikit-learn: that import costs about 2 s, paid again by every trial worker of a sweep.
+    """
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("dataset 'digits' is scikit-learn's bundled digits: install scikit-learn")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / DIGITS_FILE
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",")  # 1797 rows: 64 pixels in 0..16, then the label
+    images = np.rint(table[:, :-1].reshape(-1, 1, 8, 8) * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    return images, table[:, -1].astype(np.int64)
 
 
 def digits_partition(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,8 +18,9 @@ TINY_SPACE = str(Path(__file__).with_name("tiny.yaml"))
 SIZES = [
     "--set", "image_size=32", "--set", "batch_size=64", "--set", "queue_size=256",
     "--set", "data_fraction=0.25",  # a quarter of the train split: 4 steps an epoch
-    "--set", "probe_weight_decay=0.0001",  # one linear-probe fit instead of a grid of L2 strengths
-    "--set", "probe_epochs=25",  # enough for a probe that beats chance; the sweep tests test the sweep
+    # One linear-probe fit instead of the grid of L2 strengths, at the grid's strongest: it converges in a
+    # third of the iterations of the weakest (about 1 s instead of 3 per trial); the sweep tests test the sweep.
+    "--set", "probe_weight_decay=0.01",
 ]
 DATA = ["--set", "dataset=digits", *SIZES]
 

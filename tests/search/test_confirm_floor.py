@@ -11,7 +11,7 @@ from lightrecipe.search import floor, records
 from tests.search.helpers import ARCH, TINY_SPACE
 
 TINY = dict(dataset="digits", image_size=32, batch_size=64, queue_size=128, data_fraction=0.25,
-            probe_weight_decay=0.0001, epochs=1)
+            probe_weight_decay=0.01, epochs=1)
 
 
 @pytest.mark.slow

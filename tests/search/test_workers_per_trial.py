@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.environ.get(RUN_IT) != "1"
 STUDY = records.study_name("tiny", ARCH)
 # Smaller than the other sweep tests' trials: ~5 steps of a global batch of 64 an epoch, a short probe.
 DATA = ["--set", "dataset=digits", "--set", "image_size=32", "--set", "batch_size=64", "--set", "queue_size=128",
-        "--set", "data_fraction=0.3", "--set", "bn_splits=4", "--set", "probe_weight_decay=0.0001"]
+        "--set", "data_fraction=0.3", "--set", "bn_splits=4", "--set", "probe_weight_decay=0.01"]
 METRICS = ("loss", "knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")
 TRAIN_WORKER = "RayTrainWorker"  # the class of Ray Train's worker actors: their process titles name it
 

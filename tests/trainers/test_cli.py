@@ -11,7 +11,7 @@ import torch
 from lightrecipe.cli import main
 
 TINY = ["--preset", "digits-small", "--set", "epochs=1", "--set", "data_fraction=0.3", "--set", "probe_epochs=10",
-        "--set", "queue_size=128", "--set", "probe_weight_decay=0.0001"]  # one probe fit, not the L2 grid
+        "--set", "queue_size=128", "--set", "probe_weight_decay=0.01"]  # one probe fit, not the L2 grid
 
 
 def run_cli(*args):
@@ -32,7 +32,7 @@ def test_train_prints_metrics(tmp_path):
 @pytest.mark.slow
 def test_recipe_file_accepted(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("preset: digits-small\nepochs: 1\ndata_fraction: 0.3\nprobe_epochs: 5\nqueue_size: 128\n")
+    recipe.write_text("preset: digits-small\nepochs: 1\ndata_fraction: 0.3\nprobe_weight_decay: 0.01\nqueue_size: 128\n")
     assert main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")]) == 0
     assert json.loads(capsys.readouterr().out.strip())["state"] == "complete"
 

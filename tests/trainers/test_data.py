@@ -44,6 +44,16 @@ def test_digits_sizes_dtype_shape_range(digits):
         assert torch.equal(split.images[:, 0], split.images[:, 2])  # grey in three channels
 
 
+def test_digits_read_from_the_file_equal_scikit_learns_load_digits():
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits_arrays()
+    bunch = load_digits()
+    assert images.shape == (1797, 1, 8, 8) and images.dtype == np.uint8
+    assert np.array_equal(images[:, 0], np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8))
+    assert np.array_equal(labels, bunch.target) and labels.dtype == np.int64
+
+
 def test_digits_stratified(digits):
     overall = np.bincount(load_digits_arrays()[1]) / 1797
     for split in (digits.train, digits.val, digits.test):
