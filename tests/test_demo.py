@@ -14,7 +14,7 @@ from lightrecipe.trainers.recipe import Recipe
 @pytest.mark.slow
 def test_demo_runs_sweep_and_writes_report(tmp_path, capsys, ray_local):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--trials", "2", "--epochs", "2", "--concurrency", "2"]) == 0
+    assert main(["demo", "--out", str(out), "--trials", "2", "--epochs", "1", "--concurrency", "2"]) == 0
     printed = capsys.readouterr().out
     assert f"report: {out / 'report' / 'report.html'}" in printed
 
@@ -35,4 +35,4 @@ def test_demo_runs_sweep_and_writes_report(tmp_path, capsys, ray_local):
     table = pd.read_csv(report / "trials.csv")
     assert set(table["arch"]) == set(DEMO_ARCHS) and len(table) == 4
     best = Recipe.from_file(report / "best-mobilenetv3_small_050.yaml")
-    assert best.arch == "mobilenetv3_small_050" and best.epochs == 2
+    assert best.arch == "mobilenetv3_small_050" and best.epochs == 1

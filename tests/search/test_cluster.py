@@ -58,7 +58,7 @@ def cluster_dir():
     temp = Path(tempfile.mkdtemp(prefix="lr-ray-", dir="/tmp"))
     yield temp
     leftovers = processes_mentioning(str(temp))
-    stop_pids(leftovers, grace_s=10.0)
+    stop_pids(leftovers, grace_s=1.0)  # the README's nodes run until stopped: no point waiting for them
     shutil.rmtree(temp, ignore_errors=True)
 
 
