@@ -53,7 +53,33 @@ def attempts(trial: optuna.trial.FrozenTrial) -> int:
     return json.loads((Path(trial.user_attrs[records.RUN_DIR]) / tr.CLOCK_FILE).read_text())["attempts"]
 
 
-def test_a_two_trial_sweep_records_every_attribute_and_the_baseline(ray_local, tmp_path, capsys):
+def assert_the_floor_is_the_untrained_backbone(study: optuna.Study, baseline, monkeypatch) -> None:
+    """The study's random-init floor, recorded once before its trials: the backbone train() starts from (built
+    as train() builds it), scored by train()'s own final evaluation; a seed it has is never measured again."""
+    import torch
+
+    from lightrecipe.search import floor
+    from lightrecipe.trainers.data import load_dataset
+    from lightrecipe.trainers.scoring import final_scores
+    from lightrecipe.trainers.train import Trainer
+
+    data = load_dataset(baseline)
+    trainer = Trainer.build(baseline, torch.device("cpu"), len(data.train))  # what train() builds before epoch 1
+    expected = final_scores(trainer.model.backbone, data, baseline, torch.device("cpu"))
+    rows = study.user_attrs[records.FLOOR]
+    assert [r["seed"] for r in rows] == [baseline.seed]
+    assert rows[0]["knn_top1"] == expected["knn_top1"] and rows[0]["test_knn_top1"] == expected["test_knn_top1"]
+    for key in ("linear_top1", "test_linear_top1"):  # the lbfgs probe under another thread count can land a
+        assert rows[0][key] == pytest.approx(expected[key], abs=0.01), key  # sample or two apart
+
+    def measured_again(*args, **kwargs):
+        raise AssertionError("a seed the study already has must not be measured again")
+
+    monkeypatch.setattr(floor, "measure", measured_again)
+    assert floor.ensure(study, baseline) == rows
+
+
+def test_a_two_trial_sweep_records_every_attribute_and_the_baseline(ray_local, tmp_path, capsys, monkeypatch):
     out = tmp_path / "sweep"
     reads, errors, stop = [], [], threading.Event()
 
@@ -114,6 +140,8 @@ def test_a_two_trial_sweep_records_every_attribute_and_the_baseline(ray_local, t
         assert run_dir.is_absolute() and (run_dir / "checkpoint.pt").exists() and (run_dir / "metrics.json").exists()
         assert run_dir.parent.name == f"tiny--{ARCH}--{key}"  # the study's own folder
         assert attempts(t) == 1
+
+    assert_the_floor_is_the_untrained_backbone(study, load_space(TINY_SPACE).baseline(overrides), monkeypatch)
 
     # Tune pickled its experiment (tuner.pkl, the searcher's state) into OUT/ray: no database in there.
     url = records.default_storage_url(str(out)).encode()
