@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,7 @@ import pytest
 
 from lightrecipe.search import records
 
-from .helpers import ARCH, DATA, TINY_SPACE, free_port, load, processes_mentioning, stop_pids
+from .helpers import ARCH, DATA, TINY_SPACE, free_port, load, processes_mentioning, stop_pids, wait_for
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,14 @@ def readme_commands() -> list[str]:
     return [re.sub(r"\s+#.*$", "", command).strip() for command in joined.splitlines()]
 
 
+def listens(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def cluster_dir():
     # Every process of a cluster names this folder on its command line; short, as Ray's socket paths must be.
@@ -73,10 +82,33 @@ def test_the_readme_two_node_cluster_runs_with_token_auth_and_refuses_a_driver_w
         script = script.replace(old, new)
     home = tmp_path / "home"
     home.mkdir()
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=user_env(home),
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "concurrency 2" in result.stdout  # both nodes had joined when the sweep started
+    # A driver without the token (a fresh HOME, RAY_AUTH_MODE unset) tries the head while the README's sweep
+    # runs: Ray retries a refused token for about 20 s before it gives up, time this test need not add.
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    stranger_argv = [sys.executable, "-m", "lightrecipe.cli", "sweep", "--space", TINY_SPACE, "--arch", ARCH,
+                     "--trials", "1", "--epochs", "1", "--address", f"127.0.0.1:{head_port}",
+                     "--out", str(tmp_path / "refused"), *DATA]
+    readme_out, readme_err = tmp_path / "readme.out", tmp_path / "readme.err"
+    with open(readme_out, "w") as stdout, open(readme_err, "w") as stderr:
+        readme = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=user_env(home),
+                                  stdout=stdout, stderr=stderr)
+    refused = None
+    try:
+        wait_for("the README's head node to listen", lambda: listens(head_port), timeout_s=120,
+                 running=lambda: readme.poll() is None, log=readme_err)
+        refused = subprocess.Popen(stranger_argv, env=user_env(stranger), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        refused_out, refused_err = refused.communicate(timeout=300)
+        readme.wait(timeout=600)
+    finally:
+        for proc in (readme, refused):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    printed = readme_out.read_text()
+    assert readme.returncode == 0, printed[-3000:] + readme_err.read_text()[-3000:]
+    assert "concurrency 2" in printed  # both nodes had joined when the sweep started
     assert (home / ".ray" / "auth_token").is_file()  # the token the nodes and the sweep shared
 
     trials = load(tmp_path / "sweep", STUDY).trials
@@ -90,17 +122,10 @@ def test_the_readme_two_node_cluster_runs_with_token_auth_and_refuses_a_driver_w
     (start_a, end_a), (start_b, end_b) = [(s.stat().st_mtime, e.stat().st_mtime) for s, e in spans]
     assert start_a < end_b and start_b < end_a, spans
 
-    # A driver without the token (a fresh HOME, RAY_AUTH_MODE unset) is told what failed, in one line.
-    stranger = tmp_path / "stranger"
-    stranger.mkdir()
-    refused = subprocess.run(
-        [sys.executable, "-m", "lightrecipe.cli", "sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1",
-         "--epochs", "1", "--address", f"127.0.0.1:{head_port}", "--out", str(tmp_path / "refused"), *DATA],
-        env=user_env(stranger), capture_output=True, text=True, timeout=300,
-    )
-    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
-    assert "the cluster refused this driver's Ray authentication token" in refused.stderr
-    assert refused.stderr.count("\n") == 1, refused.stderr  # Ray's ~20 retry warnings stay hidden
+    # The driver without the token was told what failed, in one line.
+    assert refused.returncode == 2, refused_out[-2000:] + refused_err[-2000:]
+    assert "the cluster refused this driver's Ray authentication token" in refused_err
+    assert refused_err.count("\n") == 1, refused_err  # Ray's ~20 retry warnings stay hidden
 
 
 @pytest.fixture
