@@ -17,7 +17,7 @@ from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-BUILTINS = ["paper-efficient", "smoothing-ablation", "wide"]
+BUILTINS = ["digits-demo", "paper-efficient", "smoothing-ablation", "wide"]
 # What a digits sweep passes (ARCH from --arch, the rest from --epochs and --set).
 DIGITS = {
     "arch": "mobilenetv3_small_050",
@@ -59,7 +59,7 @@ def test_builtin_space_through_fixed_trial_gives_the_sampled_recipe(name, end):
         assert getattr(recipe, field_name) == value
     # fields not searched come from the preset and `fixed`
     assert recipe.epochs == space.fixed["epochs"]
-    assert recipe.image_size == preset("resnet50-mocov2").image_size
+    assert recipe.image_size == space.fixed.get("image_size", preset("resnet50-mocov2").image_size)
 
 
 @pytest.mark.parametrize("name", BUILTINS)
