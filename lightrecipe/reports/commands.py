@@ -39,5 +39,6 @@ def print_summary(report) -> None:
         print(f"note: {note}")
     for row in report.headline.itertuples():
         if row.best == row.best:  # not NaN
-            print(f"{row.arch}: ResNet-50 settings {row.baseline:.1f}% -> best {row.best:.1f}% "
+            untrained = f"untrained {row.floor:.1f}%, " if row.floor == row.floor else ""
+            print(f"{row.arch}: {untrained}ResNet-50 settings {row.baseline:.1f}% -> best {row.best:.1f}% "
                   f"({row.delta:+.1f} pts); top knobs: {row.top_knobs or 'n/a'}")

@@ -114,6 +114,26 @@ def test_linear_metric_ranks_by_linear_probe(frames):
     assert math.isclose(data.loc[(MNV3, "baseline")].top1, 44.0)
 
 
+def with_floor(frames, knn_by_arch: dict[str, float]) -> tables.Frames:
+    """`frames` with a random-init floor row (seed 0) per arch: its val kNN as given, the other scores alike."""
+    rows = [dict(source="s", study=f"x/{arch}", arch=arch, kind="sweep", seed=0,
+                 **{m: value for m in ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")})
+            for arch, value in knn_by_arch.items()]
+    return frames._replace(floor=pd.DataFrame(rows, columns=frames.floor.columns))
+
+
+def test_the_comparison_title_says_whether_the_best_recipe_beats_the_untrained_network(frames):
+    # planted bests: MNV3 71.0, EFF 74.0 (val kNN, percent)
+    above = figures.comparison_data(with_floor(frames, {MNV3: 0.60, EFF: 0.70}))
+    assert above.attrs["title"] == ("The searched recipe lifts efficient nets by +29.5 to +30.0 points over the "
+                                    "ResNet-50 settings and above the untrained network")
+    below = figures.comparison_data(with_floor(frames, {MNV3: 0.80, EFF: 0.70}))
+    assert below.attrs["title"] == ("The searched recipe lifts efficient nets by +29.5 to +30.0 points over the "
+                                    f"ResNet-50 settings, but {MNV3} still scores below the untrained network")
+    floors = below[below["kind"] == "floor"].set_index("arch")["top1"]
+    assert floors.to_dict() == pytest.approx({MNV3: 80.0, EFF: 70.0})
+
+
 def test_each_figure_states_what_its_data_shows(figure_data):
     data = figure_data
     titles = {stem: frame.attrs["title"] for stem, frame in data.items()}

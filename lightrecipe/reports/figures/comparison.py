@@ -65,16 +65,36 @@ def _floor_row(frames: tables.Frames, metric: str, arch: str) -> list[dict]:
 
 
 def comparison_title(data: pd.DataFrame) -> str:
-    """The finding in one sentence: how many points the searched recipe adds over the ResNet-50 settings."""
+    """The finding in one sentence: how many points the searched recipe adds over the ResNet-50 settings, and,
+    where the random-init floor was measured, whether it beats the same network untrained."""
     best_rows = data[data["kind"] == "best"]
     efficient = best_rows[~best_rows["arch"].map(is_reference_arch)]
-    deltas = [d for d in (efficient if len(efficient) else best_rows)["delta"] if np.isfinite(d)]
+    considered = efficient if len(efficient) else best_rows
+    deltas = [d for d in considered["delta"] if np.isfinite(d)]
+    below = below_floor(data, considered["arch"])
     if deltas and min(deltas) > 0:
         who = "efficient nets" if len(efficient) else "every arch"
-        return f"The searched recipe lifts {who} by {_finding_range(deltas)} points over the ResNet-50 settings"
-    if deltas:
-        return f"Best recipe found vs ResNet-50 settings ({_finding_range(deltas)} points)"
-    return "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
+        finding = f"The searched recipe lifts {who} by {_finding_range(deltas)} points over the ResNet-50 settings"
+    elif deltas:
+        finding = f"Best recipe found vs ResNet-50 settings ({_finding_range(deltas)} points)"
+    else:
+        return "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
+    if below:
+        return f"{finding}, but {', '.join(below)} still score{'s' if len(below) == 1 else ''} below the untrained network"
+    if (data["kind"] == "floor").any():
+        return f"{finding} and above the untrained network"
+    return finding
+
+
+def below_floor(data: pd.DataFrame, archs) -> list[str]:
+    """The archs whose best recipe scores at or below their random-init floor (none where no floor was measured)."""
+    out = []
+    for arch in archs:
+        best = data[(data["arch"] == arch) & (data["kind"] == "best")]
+        floor = data[(data["arch"] == arch) & (data["kind"] == "floor")]
+        if len(best) and len(floor) and best.iloc[0].top1 <= floor.iloc[0].top1:
+            out.append(arch)
+    return out
 
 
 @style.styled
