@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export MPLBACKEND := Agg
 
-.PHONY: install demo test test-fast test-cluster stress bench clean
+.PHONY: install demo test test-fast stress bench clean
 
 install: $(STAMP)
 
@@ -28,10 +28,6 @@ test:
 # Everything not marked slow (no training, Ray, browser or subprocess; tests/slow_guard.py holds to it).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
-
-# Tests too long for `make test`'s budget: a Ray Train worker killed mid-epoch inside a sweep trial.
-test-cluster: $(STAMP)
-	LIGHTRECIPE_CLUSTER_TESTS=1 $(BIN)/python -m pytest tests/search/test_workers_per_trial.py
 
 # The slow tests STRESS_ROUNDS times in a row, stopping at the first failure: run it before calling a
 # change to sweeps, training or the report done (a race shows up as one failed round in five).

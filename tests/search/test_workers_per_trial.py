@@ -24,11 +24,7 @@ from lightrecipe.trainers.recipe import Recipe
 
 from .helpers import ARCH, TINY_SPACE, descendants, load, processes_mentioning, trial_rows, wait_for
 
-# Ray Train's start-up and a full worker-group restart take minutes on 2 cores: more than `make test`'s 15-minute
-# budget has room for. `make test-cluster` runs it (and `make test` reports it as skipped, with this reason).
-RUN_IT = "LIGHTRECIPE_CLUSTER_TESTS"
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.environ.get(RUN_IT) != "1",
-                                                   reason=f"minutes long: `make test-cluster` runs it ({RUN_IT}=1)")]
+pytestmark = pytest.mark.slow  # about a minute on 2 idle cores: Ray Train starts its workers twice
 STUDY = records.study_name("tiny", ARCH)
 # Smaller than the other sweep tests' trials: ~5 steps of a global batch of 64 an epoch, a short probe.
 DATA = ["--set", "dataset=digits", "--set", "image_size=32", "--set", "batch_size=64", "--set", "queue_size=128",
