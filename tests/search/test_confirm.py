@@ -12,7 +12,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from lightrecipe import cli
-from lightrecipe.search import records
+from lightrecipe.search import confirm_commands, records
 from lightrecipe.trainers.presets import preset
 from tests.search.helpers import ARCH, load
 
@@ -83,8 +83,12 @@ def test_confirm_flags_are_the_sweeps_own_and_bad_input_is_one_line(tmp_path, ca
     sub = next(a for a in parser._actions if a.dest == "command").choices
     sweep_actions = {a.dest: a for a in sub["sweep"]._actions}
     confirm_actions = {a.dest: a for a in sub["confirm"]._actions}
-    for dest in ("address", "concurrency", "cpus_per_trial", "gpus_per_trial", "storage", "resume", "time_budget"):
+    for dest in ("address", "concurrency", "cpus_per_trial", "gpus_per_trial", "workers_per_trial", "storage",
+                 "resume", "time_budget"):
         assert confirm_actions[dest] is sweep_actions[dest], dest  # one definition, shared
+    args = parser.parse_args(["confirm", str(tmp_path), "--workers-per-trial", "2", "--gpus-per-trial", "1"])
+    run = confirm_commands.settings_from(args).run  # what run_study gets: each confirm run as a 2-worker Ray Train run
+    assert (run.workers_per_trial, run.gpus_per_trial) == (2, 1.0)
     assert cli.main(["confirm", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     assert cli.main(["confirm", str(tmp_path), "--seeds", "1"]) == 2
