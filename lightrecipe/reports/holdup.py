@@ -95,7 +95,8 @@ def _ranked(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     for _, part in frame[recipes].groupby("study"):
         frame.loc[part.index, "confirmed_rank"] = part[metric].rank(ascending=False, method="min")
         frame.loc[part.index, "short_rank"] = part["short"].rank(ascending=False, method="min")
-    return frame.sort_values(["arch", "study", "confirmed_rank"], na_position="last").reset_index(drop=True)
+    return frame.sort_values(["arch", "study", "confirmed_rank", "short", "source_trial"],
+                             ascending=[True, True, True, False, True], na_position="last").reset_index(drop=True)
 
 
 def holdup_summary(data: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame:
@@ -105,7 +106,7 @@ def holdup_summary(data: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame
         return pd.DataFrame()
     rows = []
     for (arch, study), part in data.groupby(["arch", "study"], sort=True):
-        recipes = part[part["role"] != "floor"].sort_values(metric, ascending=False)
+        recipes = best_first(part[part["role"] != "floor"], metric)
         tau, p = _kendall(recipes["short"], recipes[metric])
         winner = recipes.iloc[0] if len(recipes) else None
         rows.append(dict(arch=arch, study=study, kendall_tau=tau, tau_p=p, n=len(recipes),
@@ -155,7 +156,7 @@ def _flags(recipes: pd.DataFrame, floor: pd.DataFrame, metric: str) -> list[str]
         same, p = within_noise(winner["values"], other["values"])
         if same:
             out.append(f"winner {winner.label} is within noise of {name} (Welch p = {_p(p)}): the data cannot "
-                       "tell them apart; more seeds would")
+                       "tell them apart; more seeds would narrow the intervals")
     if len(floor) and np.isfinite(floor.iloc[0][metric]):
         high = winner[metric] + (winner[f"{metric}_ci"] if np.isfinite(winner[f"{metric}_ci"]) else 0.0)
         if high < floor.iloc[0][metric]:
@@ -171,8 +172,15 @@ def confirmed_winners(data: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFr
     """Per arch with a confirm run (its last confirm study by name): the winning row of `holdup_data`."""
     if data.empty:
         return data
-    recipes = data[data["role"] != "floor"].sort_values([metric, "source_trial"], ascending=[False, True])
+    recipes = best_first(data[data["role"] != "floor"], metric)
     return recipes.groupby("arch", sort=True).head(1).set_index("arch", drop=False)
+
+
+def best_first(recipes: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Confirmed recipes, the winner first: by mean confirmed `metric`; a tie goes to the better sweep value, then
+    to the earlier sweep trial. The one order the headline, the notes and best-<arch>.yaml all take."""
+    return recipes.sort_values([metric, "short", "source_trial"], ascending=[False, False, True], kind="stable",
+                               na_position="last")
 
 
 def terminal_text(frames: tables.Frames, metric: str = "knn_top1") -> dict[str, str]:

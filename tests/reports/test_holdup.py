@@ -66,7 +66,8 @@ def test_kendall_tau_counts_the_one_swap_and_the_flags_say_within_noise(frames):
     assert summary.kendall_tau == pytest.approx(2 / 3)
     assert 0 < summary.tau_p < 1
     assert summary.winner == "#2"
-    assert any("within noise of the runner-up #1" in f for f in summary.warnings)
+    (noise,) = [f for f in summary.warnings if "within noise of the runner-up #1" in f]
+    assert noise.endswith("cannot tell them apart; more seeds would narrow the intervals")  # a whole sentence
     assert not any("ResNet-50" in f for f in summary.warnings)  # 0.80 vs 0.55 over 3 seeds is not noise
     assert not any("below the random-init floor" in f for f in summary.warnings)
 
@@ -106,3 +107,15 @@ def test_report_pages_show_the_section_and_the_best_file_comes_from_the_confirme
     text = built.best_recipes[ARCH].read_text()
     assert "# confirmed winner: recipe #2" in text and "3 seeds at 18 epochs" in text
     assert "epochs: 18" in text and "temperature: 0.15" in text  # trial 2's recipe, at the confirm schedule
+
+
+def test_a_tie_on_the_confirmed_mean_names_one_winner_everywhere(frames):
+    """The headline (confirmed_winners) and the notes (holdup_summary) once broke a tie differently."""
+    data = holdup.holdup_data(frames)
+    runner_up = data[data["label"] == "#1"].index[0]
+    winner = data[data["label"] == "#2"].index[0]
+    tied = data.copy()
+    tied.loc[runner_up, "knn_top1"] = tied.loc[winner, "knn_top1"]
+    tied.loc[runner_up, "short"] = tied.loc[winner, "short"] + 0.01  # the better sweep value takes the tie
+    (summary,) = holdup.holdup_summary(tied).itertuples()
+    assert summary.winner == "#1" == holdup.confirmed_winners(tied).iloc[0]["label"]
