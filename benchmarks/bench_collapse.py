@@ -1,7 +1,7 @@
 """What the collapse stop saves, and whether it ever stops a trial that would have finished in the top half.
 
 Trains each recipe of a small grid to the end with train() (no stop), recording the per-epoch `feature_rank`
-and val kNN, then applies the stop rule of `lightrecipe.search.collapse` to each curve offline: the epoch it
+and val kNN, then applies the stop rule of `lightrecipe.search.tune.collapse` to each curve offline: the epoch it
 would have fired at, the trial-epochs that saves, and the final rank of every trial it would have stopped.
 The grid holds recipes known to collapse on the bundled digits (no warm-up, a large lr, a slow key encoder).
     .venv/bin/python benchmarks/bench_collapse.py [--epochs 10] [--set KEY=VALUE ...] [--threshold T ...]
@@ -15,9 +15,9 @@ import tempfile
 
 import torch
 
-from lightrecipe.search import collapse
-from lightrecipe.trainers.presets import preset
-from lightrecipe.trainers.train import train
+from lightrecipe.search.tune import collapse
+from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.run.train import train
 
 GRID = {  # name -> changes to digits-small
     "digits-small": {},

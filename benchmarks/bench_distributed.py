@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from lightrecipe.trainers.distributed import launch
-from lightrecipe.trainers.presets import preset
-from lightrecipe.trainers.train import train
+from lightrecipe.trainers.run.launch import launch
+from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.run.train import train
 
 # digits-small at its own batch, split BN in 4 groups (2 per process with 2), one epoch on the whole train split
 RECIPE = dict(epochs=1, batch_size=64, bn_splits=4, queue_size=256,

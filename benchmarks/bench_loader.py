@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torchvision import datasets, transforms
 
-from lightrecipe.trainers.data import load_dataset
+from lightrecipe.trainers.data.datasets import load_dataset
 from lightrecipe.trainers.recipe import Recipe
 
 WIDTH, HEIGHT = 500, 375  # ImageNet's most common image size

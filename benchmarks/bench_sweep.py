@@ -41,8 +41,8 @@ params:
 """
 DIRECT = """\
 import sys, time, torch
-from lightrecipe.trainers.presets import preset
-from lightrecipe.trainers.train import train
+from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.run.train import train
 n, epochs, threads, root = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(threads)
 recipe = preset("digits-small", epochs=epochs, temperature=0.1, {sizes})
@@ -103,7 +103,7 @@ def overhead(args: argparse.Namespace, tmp: Path) -> None:
 def asha(args: argparse.Namespace, tmp: Path) -> None:
     import optuna
 
-    from lightrecipe.search import records
+    from lightrecipe.search.store import records
 
     space = ROOT / "tests" / "search" / "tiny.yaml"
     results = {}

@@ -24,9 +24,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lightrecipe.trainers.bench import bench_recipe
-from lightrecipe.trainers.data import load_dataset
-from lightrecipe.trainers.model import backbone_dim
-from lightrecipe.trainers.train import Trainer
+from lightrecipe.trainers.data.datasets import load_dataset
+from lightrecipe.trainers.method.model import backbone_dim
+from lightrecipe.trainers.run.train import Trainer
 
 CASES = [("mobilenetv3_large_100", 32), ("mobilenetv3_large_100", 64), ("resnet18", 32), ("resnet18", 64)]
 BATCH = 64

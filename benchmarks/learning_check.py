@@ -14,8 +14,8 @@ import time
 import torch
 
 from lightrecipe.search.floor import random_init_scores  # the floor a sweep and `confirm` record
-from lightrecipe.trainers.presets import preset
-from lightrecipe.trainers.train import train
+from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.run.train import train
 
 
 def main():

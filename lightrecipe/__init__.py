@@ -32,8 +32,8 @@ __version__ = metadata.version("lightrecipe")  # pyproject.toml is its one home
 # name -> module that defines it; resolved on first use (PEP 562) so importing the package loads no torch.
 _LAZY = {
     "Recipe": "lightrecipe.trainers.recipe",
-    "preset": "lightrecipe.trainers.presets",
-    "train": "lightrecipe.trainers.train",
+    "preset": "lightrecipe.trainers.recipe",
+    "train": "lightrecipe.trainers.run.train",
     "Space": "lightrecipe.spaces.space",
     "Float": "lightrecipe.spaces.params",
     "Int": "lightrecipe.spaces.params",
@@ -65,16 +65,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from lightrecipe.errors import UserError
-    from lightrecipe.reports.build import Report
+    from lightrecipe.reports.report import Report
     from lightrecipe.reports.tables import load_trials
     from lightrecipe.search.settings import StudyOutcome, SweepSettings
     from lightrecipe.spaces.loader import load_space
     from lightrecipe.spaces.params import Choice, Float, Int
     from lightrecipe.spaces.space import Space
     from lightrecipe.trainers.export import export
-    from lightrecipe.trainers.presets import preset
+    from lightrecipe.trainers.recipe import preset
     from lightrecipe.trainers.recipe import Recipe
-    from lightrecipe.trainers.train import train
+    from lightrecipe.trainers.run.train import train
 
 
 def __getattr__(name: str) -> Any:

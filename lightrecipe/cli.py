@@ -24,6 +24,7 @@ def build_parser() -> Parser:
     from lightrecipe import demo
     from lightrecipe.reports import commands as report_commands
     from lightrecipe.search import commands as search_commands
+    from lightrecipe.search.confirm import commands as confirm_commands
     from lightrecipe.spaces import commands as space_commands
     from lightrecipe.trainers import commands as train_commands
     from lightrecipe.trainers import export_commands
@@ -37,8 +38,13 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"lightrecipe {lightrecipe.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (train_commands, space_commands, search_commands, report_commands, export_commands, demo):
-        module.register(sub)
+    train_commands.register(sub)
+    space_commands.register(sub)
+    sweep_parser = search_commands.register(sub)
+    confirm_commands.register(sub, sweep_parser=sweep_parser, summary=report_commands.print_holdup)
+    report_commands.register(sub)
+    export_commands.register(sub)
+    demo.register(sub)
     return parser
 
 

@@ -43,7 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from lightrecipe.reports.commands import print_summary
     from lightrecipe.search.settings import SweepSettings
     from lightrecipe.search.sweep import run_sweep
-    from lightrecipe.trainers.digits_folder import write_digits_folder
+    from lightrecipe.trainers.data.digits_folder import write_digits_folder
 
     out = args.out.resolve()
     sweep_dir, report_dir = out / "sweep", out / "report"

@@ -36,7 +36,7 @@ def ray_local():
     finds Ray initialised uses it and leaves it running. Yields the GCS address, so a subprocess (the CLI as
     a user runs it) can join with `--address`.
     """
-    from lightrecipe.search.cluster import local_ray
+    from lightrecipe.search.cluster.session import local_ray
 
     with local_ray(num_cpus=2) as gcs_address:  # this machine's cores; trials ask for 1 CPU each
         yield gcs_address

@@ -5,7 +5,7 @@ What counts, checked without timing anything (a loaded machine cannot make it fl
   events `subprocess.Popen`, `os.fork`, `os.exec`, `os.posix_spawn`, `os.spawn`, `os.system`), except the
   system probes in `PROBES`;
 - training: writing a run's training checkpoint, which `train()` does at the end of every epoch (the
-  `os.rename` of `lightrecipe.trainers.run_files.CHECKPOINT_FILE` into place);
+  `os.rename` of `lightrecipe.trainers.run.run_files.CHECKPOINT_FILE` into place);
 - asking for a fixture that starts Ray (`SLOW_FIXTURES`), even when an earlier slow test already did.
 
 Such a test is reported as failed, with what it started, in the phase (setup, call, teardown) that started
@@ -64,7 +64,7 @@ def _command(event: str, args: tuple) -> str:
 
 
 def _is_checkpoint(path) -> bool:
-    run_files = sys.modules.get("lightrecipe.trainers.run_files")  # not imported: nothing trained
+    run_files = sys.modules.get("lightrecipe.trainers.run.run_files")  # not imported: nothing trained
     if run_files is None or not isinstance(path, (str, bytes, os.PathLike)):
         return False
     return os.path.basename(os.fsdecode(path)) == run_files.CHECKPOINT_FILE

@@ -7,7 +7,7 @@ import pytest
 from lightrecipe.cli import main
 from lightrecipe.demo import DEMO_ARCHS, DEMO_SPACE
 from lightrecipe.reports.figures import FIGURES
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import Recipe
 
 

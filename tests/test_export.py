@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightrecipe import cli
-from lightrecipe.trainers.presets import preset
+from lightrecipe.trainers.recipe import preset
 
 ARCH = "mobilenetv3_small_050"
 TINY = dict(arch=ARCH, dataset="digits", image_size=32, batch_size=64, queue_size=128, data_fraction=0.25,
@@ -20,9 +20,10 @@ def test_export_loads_in_plain_timm_strictly_and_gives_the_trainers_features(tmp
     import timm
     from safetensors.torch import load_file
 
-    from lightrecipe.trainers.data import load_dataset, normalize
+    from lightrecipe.trainers.data.datasets import load_dataset
+    from lightrecipe.trainers.data.pixels import normalize
     from lightrecipe.trainers.export import trained_backbone
-    from lightrecipe.trainers.train import train
+    from lightrecipe.trainers.run.train import train
 
     torch.set_num_threads(2)
     recipe = preset("digits-small", **TINY)

@@ -7,12 +7,12 @@ import pytest
 
 # Imported here, outside the inner sessions: pytester drops the modules a run imported first, and torch (which
 # run_files imports) cannot be loaded a second time into one process.
-from lightrecipe.trainers import run_files  # noqa: F401
+from lightrecipe.trainers.run import run_files  # noqa: F401
 
 HEADER = """
 import os, subprocess, sys
 import pytest
-from lightrecipe.trainers import run_files
+from lightrecipe.trainers.run import run_files
 
 @pytest.fixture
 def ray_local():

@@ -1,0 +1,8 @@
+"""Reports: trial databases -> tidy DataFrames -> figures (one module per figure, data first, drawing second)
+-> report.html, report.md, trials.csv and best-<arch>.yaml recipes.
+
+Owns: sources.py and tables.py (reading), headline.py, holdup.py, best_recipes.py (what the report states),
+figures/ (each figure), style.py and text.py (how numbers and figures look), render_html.py, render_md.py,
+report.py and build.py (the report itself), commands.py (`lightrecipe report`). May import: errors, trainers'
+recipe rules, and search's trial records (store/); it reads trial databases, it never runs a sweep.
+"""

@@ -7,7 +7,6 @@ headline.py, best_recipes.py, render_html.py and render_md.py make the rest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -19,30 +18,8 @@ from lightrecipe.reports.best_recipes import write_best_recipes
 from lightrecipe.reports.headline import headline_data
 from lightrecipe.reports.render_html import render_html
 from lightrecipe.reports.render_md import render_markdown
-from lightrecipe.search.storage import masked
-
-
-@dataclass
-class Report:
-    out: Path
-    html: Path
-    markdown: Path
-    csv: Path
-    figures: list[Path] = field(default_factory=list)  # PNG and SVG files
-    best_recipes: dict[str, Path] = field(default_factory=dict)  # arch -> best-<arch>.yaml
-    notes: list[str] = field(default_factory=list)  # what was skipped and why
-    headline: pd.DataFrame = field(default_factory=pd.DataFrame)
-    holdup: pd.DataFrame = field(default_factory=pd.DataFrame)  # holdup.holdup_data: the confirm runs
-    holdup_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # per confirm study: tau, flags
-
-
-@dataclass
-class DrawnFigure:
-    stem: str
-    caption: str
-    png: Path | None = None
-    svg: Path | None = None
-    skipped: str = ""  # why there is no figure: nothing to show yet, or it could not be drawn
+from lightrecipe.reports.report import DrawnFigure, Report
+from lightrecipe.search.store.storage import masked
 
 
 def build_report(sources: str | Sequence[str], out: str | Path, *, metric: str = "knn_top1") -> Report:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from lightrecipe.search.records import VALIDATION_METRICS  # not reports.tables: that loads pandas
+from lightrecipe.search.store.records import VALIDATION_METRICS  # not reports.tables: that loads pandas
 
 
 def register(subparsers) -> None:
@@ -42,3 +43,12 @@ def print_summary(report) -> None:
             untrained = f"untrained {row.floor:.1f}%, " if row.floor == row.floor else ""
             print(f"{row.arch}: {untrained}ResNet-50 settings {row.baseline:.1f}% -> best {row.best:.1f}% "
                   f"({row.delta:+.1f} pts); top knobs: {row.top_knobs or 'n/a'}")
+
+
+def print_holdup(source: str | Path) -> None:
+    """The report's "Does it hold up?" tables, as the terminal shows them."""
+    from lightrecipe.reports import holdup, tables
+
+    frames = tables.load([str(source)])
+    for arch, text in holdup.terminal_text(frames).items():
+        print(f"\n{arch}\n{text}")

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from lightrecipe.reports import figures, holdup, tables
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 
 TOP_KNOBS = 3  # knobs named per arch in the headline
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import tables
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 
 CONFIDENCE = 0.95  # the interval the issue asks for
 NOISE_ALPHA = 0.05  # a difference with Welch p >= 5% is "within noise"

@@ -16,7 +16,7 @@ from lightrecipe.reports import figures, holdup, tables
 from lightrecipe.reports.text import number
 
 if TYPE_CHECKING:
-    from lightrecipe.reports.build import DrawnFigure, Report
+    from lightrecipe.reports.report import DrawnFigure, Report
 
 _CSS = """
 body{font:15px/1.5 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1d1d1f;margin:0;background:#fafafa}

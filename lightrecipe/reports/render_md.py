@@ -13,7 +13,7 @@ from lightrecipe.reports.text import markdown_text as _md
 from lightrecipe.reports.text import number
 
 if TYPE_CHECKING:
-    from lightrecipe.reports.build import DrawnFigure, Report
+    from lightrecipe.reports.report import DrawnFigure, Report
 
 
 def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn: list[DrawnFigure], report: Report) -> str:

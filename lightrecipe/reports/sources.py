@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import records
-from lightrecipe.search import storage as storage_rules
+from lightrecipe.search.store import records
+from lightrecipe.search.store import storage as storage_rules
 
 
 @dataclass(frozen=True)

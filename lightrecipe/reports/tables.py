@@ -1,7 +1,7 @@
 """Trial databases -> tidy DataFrames: one row per trial, and one row per trial x epoch.
 
 Everything the figures and the report show is computed from these two frames. Column names follow
-`lightrecipe.search.records`; the column list is documented in `load_trials` and `load_curves`.
+`lightrecipe.search.store.records`; the column list is documented in `load_trials` and `load_curves`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 
 from lightrecipe.errors import UserError, first_line
 from lightrecipe.reports import sources as sources_mod
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import FIELD_NAMES
 
 METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # always present as columns

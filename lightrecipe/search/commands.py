@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import confirm_commands, dashboard, records
-from lightrecipe.search.sampler import DEFAULT_STARTUP_TRIALS
+from lightrecipe.search import dashboard
+from lightrecipe.search.store import records
+from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
 from lightrecipe.search.settings import MAX_FAILURES
-from lightrecipe.search.storage import masked
+from lightrecipe.search.store.storage import masked
 
 EPILOG = """examples:
   lightrecipe sweep --space paper-efficient --arch mobilenetv3_large_100 --arch efficientnet_b0 \\
@@ -25,8 +26,9 @@ exit codes: 0 every study has its --trials finished; 1 anything else; 2 a user e
 """
 
 
-def register(subparsers) -> None:
-    """Add this part's subcommands to the `lightrecipe` parser."""
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add `sweep` and `dashboard` to the `lightrecipe` parser; returns the sweep parser, whose cluster flags
+    `confirm` shares (cli.py registers confirm with it)."""
     p = subparsers.add_parser(
         "sweep",
         help="search a space of recipes for one or more archs (Ray Tune + Optuna + ASHA)",
@@ -79,7 +81,7 @@ def register(subparsers) -> None:
                    f"default {DEFAULT_STARTUP_TRIALS})")
     p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
     dashboard.register(subparsers)
-    confirm_commands.register(subparsers, sweep_parser=p)
+    return p
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -118,7 +120,7 @@ def sweep_settings(args: argparse.Namespace, **study_fields):
 def run_resumably(args: argparse.Namespace, run, time_budget: float | None, epilogue) -> int:
     """Run a sweep-like command (`run()` returns its study outcomes) and turn the result into the exit-code
     contract: 0 all finished, 3 time budget, 130/143 interrupted, 1 otherwise, printing the --resume command."""
-    from lightrecipe.search.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
+    from lightrecipe.search.cluster.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
 
     try:
         outcomes = run()

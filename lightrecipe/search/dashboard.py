@@ -16,8 +16,8 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import records
-from lightrecipe.search.storage import masked, open_storage
+from lightrecipe.search.store import records
+from lightrecipe.search.store.storage import masked, open_storage
 
 HOST = "127.0.0.1"  # loopback only, see the module docstring
 DEFAULT_PORT = 8080  # optuna-dashboard's own default

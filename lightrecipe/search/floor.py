@@ -17,17 +17,17 @@ from typing import Any, Iterable
 
 import optuna
 
-from lightrecipe.search import records
-from lightrecipe.search.study import jsonable
+from lightrecipe.search.store import records
+from lightrecipe.search.store.study import jsonable
 
 
 def random_init_scores(recipe: Any, data: Any = None, device: str = "cpu") -> dict[str, float]:
     """train()'s final scores of the backbone it would start from (`recipe.seed`), without training it."""
     import torch
 
-    from lightrecipe.trainers.data import load_dataset
-    from lightrecipe.trainers.model import MoCo
-    from lightrecipe.trainers.scoring import final_scores
+    from lightrecipe.trainers.data.datasets import load_dataset
+    from lightrecipe.trainers.method.model import MoCo
+    from lightrecipe.trainers.run.scoring import final_scores
 
     data = load_dataset(recipe) if data is None else data
     torch.manual_seed(recipe.seed)  # as Trainer.build does before it builds the model
@@ -37,7 +37,7 @@ def random_init_scores(recipe: Any, data: Any = None, device: str = "cpu") -> di
 
 def measure(recipe: Any, seeds: Iterable[int]) -> list[dict[str, Any]]:
     """One row per seed: {"seed": s, knn_top1, linear_top1, test_knn_top1, test_linear_top1}."""
-    from lightrecipe.trainers.data import load_dataset
+    from lightrecipe.trainers.data.datasets import load_dataset
 
     data = load_dataset(recipe)  # the splits do not depend on the seed: load once
     return [{"seed": int(s), **random_init_scores(recipe.replace(seed=int(s)), data)} for s in seeds]

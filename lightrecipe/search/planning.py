@@ -10,10 +10,10 @@ from typing import Any
 import optuna
 
 from lightrecipe.errors import UserError
-from lightrecipe.search import records
-from lightrecipe.search.lease import hold_studies
+from lightrecipe.search.store import records
+from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.settings import StudyPlan, SweepSettings, default_grace
-from lightrecipe.search.study import census, create_study, enqueue_baseline, find_study, jsonable, settle_stopped
+from lightrecipe.search.store.study import census, create_study, enqueue_baseline, find_study, jsonable, settle_stopped
 
 
 def one_driver(storage: optuna.storages.BaseStorage, space: Any, s: SweepSettings) -> Any:
@@ -25,7 +25,7 @@ def one_driver(storage: optuna.storages.BaseStorage, space: Any, s: SweepSetting
 
 
 def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -> list[StudyPlan]:
-    from lightrecipe.trainers.presets import preset
+    from lightrecipe.trainers.recipe import preset
 
     epochs = s.epochs or s.overrides.get("epochs") or space.fixed.get("epochs") or preset(space.base).epochs
     grace = s.grace_epochs or default_grace(int(epochs))
@@ -114,6 +114,6 @@ def arch_params(arch: str) -> int:
     """Backbone parameters, for trials that end before train() reports its own count (pruned, failed)."""
     import timm
 
-    from lightrecipe.trainers.model import count_params
+    from lightrecipe.trainers.method.model import count_params
 
     return count_params(timm.create_model(arch, pretrained=False, num_classes=0))

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightrecipe.errors import UserError
-from lightrecipe.search.sampler import DEFAULT_STARTUP_TRIALS
+from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
 
 if TYPE_CHECKING:
-    from lightrecipe.search.study import Census
+    from lightrecipe.search.store.study import Census
 
 MAX_FAILURES = 2  # Ray restarts a trial whose worker died this many times, then records it failed
 

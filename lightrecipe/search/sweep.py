@@ -27,17 +27,18 @@ from typing import Any, TextIO
 import optuna
 from ray import tune
 
-from lightrecipe.search import floor, records
-from lightrecipe.search import trainable as tr
-from lightrecipe.search.cluster import ray_session, trials_that_fit
-from lightrecipe.search.interrupts import Interrupted, SignalStopper, catch_signals, received
+from lightrecipe.search import floor
+from lightrecipe.search.store import records
+from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.cluster.session import ray_session, trials_that_fit
+from lightrecipe.search.cluster.interrupts import Interrupted, SignalStopper, catch_signals, received
 from lightrecipe.search.planning import one_driver, plan_studies
-from lightrecipe.search.progress import Progress
-from lightrecipe.search.sampler import make_sampler
-from lightrecipe.search.scheduler import Rungs, StudyASHA
+from lightrecipe.search.tune.progress import Progress
+from lightrecipe.search.tune.sampler import make_sampler
+from lightrecipe.search.tune.scheduler import Rungs, StudyASHA
 from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings, make_out
-from lightrecipe.search.storage import open_storage
-from lightrecipe.search.study import close_extra_running, slug
+from lightrecipe.search.store.storage import open_storage
+from lightrecipe.search.store.study import close_extra_running, slug
 
 
 # What a data-parallel trial's own process (the Ray Train driver) reserves: Tune needs a non-empty resource
@@ -90,8 +91,8 @@ def run_study(
     budget: float | None,
     stream: TextIO,
 ) -> None:
-    from lightrecipe.search.ledger import TrialLedger
-    from lightrecipe.search.searcher import StudySearcher
+    from lightrecipe.search.store.ledger import TrialLedger
+    from lightrecipe.search.tune.searcher import StudySearcher
 
     progress = Progress(
         plan.name, key_params=list(space.params), max_epochs=plan.max_epochs, objective=tr.OBJECTIVE,

@@ -2,7 +2,7 @@
 
 A spec only declares. `suggest()` hands it to an Optuna trial (`trial.suggest_float`, `suggest_int`,
 `suggest_categorical`); whether the spec fits the recipe field it names is checked by
-`lightrecipe.spaces.validation.validate_space`, which knows the file and the parameter to name in an error.
+`lightrecipe.spaces.validate_space`, which knows the file and the parameter to name in an error.
 
 `when` makes a spec conditional: `{"smoothing": "topk"}` or `{"smoothing": ["topk", "uniform"]}` means the
 parameter is sampled only while every named parameter has one of the listed values.

@@ -14,8 +14,7 @@ from typing import Any, Mapping
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import KINDS, Choice, Int, ParamSpec, describe_range, same_value
 from lightrecipe.spaces.validation import check_corners, validate
-from lightrecipe.trainers.presets import preset
-from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe, check_field_names
+from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe, check_field_names, preset
 
 BASELINE_PRESET = "resnet50-mocov2"  # docs/science.md: the ResNet-50 MoCo v2 settings every comparison needs
 TOP_KEYS = ("name", "description", "base", "fixed", "params")
@@ -194,4 +193,12 @@ def _spec_from_dict(name: Any, data: Any, source: str) -> ParamSpec:
     return KINDS[kind](bounds[0], bounds[1], log=log, when=when)
 
 
-__all__ = ["BASELINE_PRESET", "Space"]
+def validate_space(space_or_dict: Space | Mapping[str, Any], *, source: str) -> None:
+    """Raise UserError for the first mistake in a space (a Space or its dict shape), naming `source`."""
+    if isinstance(space_or_dict, Space):
+        validate(space_or_dict, source)
+    else:
+        Space.from_dict(space_or_dict, source=source)
+
+
+__all__ = ["BASELINE_PRESET", "Space", "validate_space"]

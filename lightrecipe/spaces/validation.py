@@ -1,33 +1,23 @@
 """Validation of a search space: every mistake a space can hold is a UserError before anything runs, naming the
 source (file or built-in), the parameter and the fix. The recipe's own rules are checked by building the recipe
 through `optuna.trial.FixedTrial` at the corners of the space.
+
+`space` below is a `spaces.space.Space`, which validates itself through this module on construction (so this
+module does not import it; `space.validate_space` is the public entry point).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import Choice, Float, Int, ParamSpec, _fmt, describe_range, same_value
-from lightrecipe.trainers.presets import preset, preset_names
+from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.presets import preset_names
 from lightrecipe.trainers.recipe import CHOICES, FIELD_NAMES, check_field_names, field_types, outside_bounds, value_fits
 
-if TYPE_CHECKING:
-    from lightrecipe.spaces.space import Space
-
-
-def validate_space(space_or_dict: Space | Mapping[str, Any], *, source: str) -> None:
-    """Raise UserError for the first mistake in a space (a Space or its dict shape), naming `source`."""
-    from lightrecipe.spaces.space import Space  # space.py validates through this module
-
-    if isinstance(space_or_dict, Space):
-        validate(space_or_dict, source)
-    else:
-        Space.from_dict(space_or_dict, source=source)
-
-
-def validate(space: Space, source: str) -> None:
+def validate(space: Any, source: str) -> None:
     """Raise UserError for the first mistake in `space` (Space runs this on construction)."""
     if not isinstance(space.name, str) or not space.name.strip():
         raise UserError(f"{source}: 'name' must be a non-empty string, e.g. name: my-space")
@@ -154,7 +144,7 @@ def _validate_when(
                 )
 
 
-def _validate_fixed(space: Space, source: str) -> None:
+def _validate_fixed(space: Any, source: str) -> None:
     try:
         preset(space.base, **space.fixed)
     except UserError as exc:
@@ -165,7 +155,7 @@ def _validate_fixed(space: Space, source: str) -> None:
             raise UserError(f"{source}: fixed: {exc}") from None
 
 
-def check_corners(space: Space, source: str, overrides: dict[str, Any], *, low_only: bool = False) -> None:
+def check_corners(space: Any, source: str, overrides: dict[str, Any], *, low_only: bool = False) -> None:
     """Build the recipe at the low corner, the high corner, and with each parameter at each of its extremes
     (both range ends, every choice) while the others sit at their low and at their high ends."""
     from optuna.trial import FixedTrial  # lazy: validation is the only user of optuna here
@@ -207,4 +197,4 @@ def check_corners(space: Space, source: str, overrides: dict[str, Any], *, low_o
             ) from None
 
 
-__all__ = ["check_corners", "validate", "validate_space"]
+__all__ = ["check_corners", "validate"]

@@ -1,0 +1,12 @@
+"""Everything that trains, evaluates or exports one model. Imports no Optuna and no Ray, and nothing from
+`search`, `spaces` or `reports`.
+
+Rooms, from the ground up (a room imports only rooms before it):
+- recipe.py, presets.py, arch_names.py: the Recipe and every rule about its fields; named recipes.
+- data/: datasets, fixed splits, decoding, two-view augmentation.
+- parallel/: the process group (`World`: gathers, broadcasts) and the local launcher.
+- method/: MoCo (backbone, projector, key encoder, queue), losses, split/sync BatchNorm, schedules, optimisers,
+  precision.
+- run/: train(), scoring (kNN, probe, feature rank), the run folder's files, progress, `--nproc` runs.
+- export.py, bench.py, commands.py, export_commands.py: exported backbones, throughput, the CLI commands.
+"""

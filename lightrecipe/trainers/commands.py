@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.presets import preset, preset_description, preset_names
+from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.presets import preset_description, preset_names
 from lightrecipe.trainers.recipe import Recipe
 
 METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "params", "state")
@@ -66,13 +67,15 @@ def use_all_cores() -> None:
 
 def run_train(args) -> int:
     recipe = resolve_recipe(args.preset, args.recipe, args.overrides)  # before torch loads: a mistake answers at once
-    from lightrecipe.trainers.progress import EpochBar
-    from lightrecipe.trainers.train import train
+    from lightrecipe.trainers.run.progress import EpochBar
+    from lightrecipe.trainers.run.train import train
 
     out = Path(args.out).resolve()
     say_where_the_run_starts(out)
     if args.nproc != 1:
-        from lightrecipe.trainers.distributed import check_devices, check_parallel, launch
+        from lightrecipe.trainers.parallel.launch import check_devices
+        from lightrecipe.trainers.parallel.world import check_parallel
+        from lightrecipe.trainers.run.launch import launch
 
         check_parallel(recipe, args.nproc)  # before any process starts: a bad combination is one line, exit 2
         check_devices(args.device, args.nproc)
@@ -93,7 +96,7 @@ def run_train(args) -> int:
 
 def say_where_the_run_starts(out: Path) -> None:
     """One line when the folder already holds this run: finished (metrics are printed again) or resumable."""
-    from lightrecipe.trainers.run_files import CHECKPOINT_FILE, RunFiles
+    from lightrecipe.trainers.run.run_files import CHECKPOINT_FILE, RunFiles
 
     if RunFiles(out).finished_metrics() is not None:
         print(f"already finished: {out} holds this run's metrics; printing them again", file=sys.stderr)

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.data import IMAGENET_MEAN, IMAGENET_STD
+from lightrecipe.trainers.data.pixels import IMAGENET_MEAN, IMAGENET_STD
 from lightrecipe.trainers.recipe import Recipe
-from lightrecipe.trainers.run_files import CHECKPOINT_FILE, HISTORY_FILE, METRICS_FILE, RunFiles
+from lightrecipe.trainers.run.run_files import CHECKPOINT_FILE, HISTORY_FILE, METRICS_FILE, RunFiles
 
 EVAL_CROP_PCT = 0.875  # evaluation views: resize to S / 0.875, centre crop S (data.py, as timm's default)
 WEIGHTS_FILE = "model.safetensors"
@@ -35,7 +35,7 @@ CONFIG_FILE = "config.json"
 
 def trained_backbone(run_dir: str | Path) -> tuple[torch.nn.Module, Recipe, dict[str, Any]]:
     """(the run's query backbone with its last checkpoint's weights, in eval mode, its recipe, the checkpoint)."""
-    from lightrecipe.trainers.model import MoCo
+    from lightrecipe.trainers.method.model import MoCo
 
     files = RunFiles(run_dir)
     if not (files.dir / CHECKPOINT_FILE).is_file():
@@ -50,7 +50,7 @@ def trained_backbone(run_dir: str | Path) -> tuple[torch.nn.Module, Recipe, dict
 
 def timm_config(recipe: Recipe, backbone: torch.nn.Module) -> dict[str, Any]:
     """config.json as timm reads it from the Hub: the architecture and its pretrained_cfg."""
-    from lightrecipe.trainers.model import backbone_dim
+    from lightrecipe.trainers.method.model import backbone_dim
 
     size = recipe.image_size
     return {

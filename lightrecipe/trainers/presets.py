@@ -1,6 +1,7 @@
 """Named recipes: the ResNet-50 (MoCo v2) settings every comparison needs, MoCo v3, and a small-data recipe.
 
-Each preset lists only what differs from the `Recipe` field defaults, with the reason next to the value.
+Each preset lists only what differs from the `Recipe` field defaults, with the reason next to the value. This
+module holds the values; `recipe.preset(name)` builds the Recipe (recipe.py reads presets, not the reverse).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from lightrecipe.errors import UserError, nearest
-from lightrecipe.trainers.recipe import Recipe
 
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # facebookresearch/moco main_moco.py with --mlp --moco-t 0.2 --aug-plus --cos: every other value is a Recipe
@@ -89,10 +89,8 @@ def preset_description(name: str) -> str:
     return _PRESETS[name][0]
 
 
-def preset(name: str, **overrides: Any) -> Recipe:
-    """A preset recipe, optionally with fields replaced."""
+def preset_fields(name: str) -> dict[str, Any]:
+    """The fields preset `name` sets (a copy); a UserError naming the nearest preset for an unknown name."""
     if name not in _PRESETS:
         raise UserError(f"unknown preset '{name}'{nearest(name, _PRESETS)}; valid: {', '.join(_PRESETS)}")
-    base = dict(_PRESETS[name][1])
-    base.update(overrides)
-    return Recipe().replace(source=f"preset '{name}'", **base) if base else Recipe()
+    return dict(_PRESETS[name][1])

@@ -19,6 +19,7 @@ import yaml
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.trainers.arch_names import check_arch
+from lightrecipe.trainers.presets import preset_fields
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "cifar10", "cifar100", "imagefolder"),
@@ -287,8 +288,6 @@ class Recipe:
         data = load_mapping(path)
         base = data.pop("preset", None)
         if base is not None:
-            from lightrecipe.trainers.presets import preset  # presets.py builds on this module
-
             return preset(str(base)).replace(source=str(path), **data)
         return cls.from_dict(data, source=str(path))
 
@@ -299,6 +298,13 @@ class Recipe:
     def with_overrides(self, assignments: list[str]) -> "Recipe":
         """Apply `key=value` strings (the CLI's `--set`), each value parsed as YAML and checked."""
         return self.replace(source="--set", **parse_assignments(assignments))
+
+
+def preset(name: str, **overrides: Any) -> Recipe:
+    """A preset recipe (presets.py), optionally with fields replaced."""
+    base = preset_fields(name)
+    base.update(overrides)
+    return Recipe().replace(source=f"preset '{name}'", **base) if base else Recipe()
 
 
 FIELD_NAMES = tuple(f.name for f in fields(Recipe))

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 from tests.reports.sweepdb import BASELINE_PARAMS, Planted, build_study, recipe_dict
 
 ARCH = "mobilenetv3_small_050"

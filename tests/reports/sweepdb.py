@@ -1,4 +1,4 @@
-"""Builds real Optuna trial databases shaped exactly as `lightrecipe.search.records` describes, with numbers
+"""Builds real Optuna trial databases shaped exactly as `lightrecipe.search.store.records` describes, with numbers
 planted so that report tests can assert on them.
 
 `build_study` writes one study from a list of `Planted` trials through Optuna's public API (`add_trial` for
@@ -19,7 +19,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import Recipe
 
 SPACE = "paper-efficient"

@@ -7,7 +7,7 @@ import pytest
 
 from lightrecipe import cli
 from lightrecipe.reports.build import build_report
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import Recipe
 from tests.reports import sweepdb
 

@@ -11,7 +11,7 @@ import pytest
 
 from lightrecipe.errors import UserError
 from lightrecipe.reports import tables
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import FIELD_NAMES
 from tests.reports import sweepdb
 

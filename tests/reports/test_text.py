@@ -11,7 +11,7 @@ import yaml
 from lightrecipe.reports import tables
 from lightrecipe.reports.best_recipes import safe_name, write_best_recipes
 from lightrecipe.reports.text import markdown_text, one_line
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
 from tests.reports import sweepdb
 from tests.reports.commonmark import literal

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 
 ARCH = "mobilenetv3_small_050"  # the smallest MobileNet-V3 in timm: a CPU epoch on digits takes seconds
 TINY_SPACE = str(Path(__file__).with_name("tiny.yaml"))

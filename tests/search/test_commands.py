@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from lightrecipe import cli
-from lightrecipe.search import records
+from lightrecipe.search.store import records
 from lightrecipe.search.commands import resume_command
-from lightrecipe.search.storage import open_storage
-from lightrecipe.search.study import create_study
+from lightrecipe.search.store.storage import open_storage
+from lightrecipe.search.store.study import create_study
 
 from .helpers import free_port
 

@@ -15,8 +15,8 @@ import optuna
 import pytest
 
 from lightrecipe import cli
-from lightrecipe.search import records
-from lightrecipe.search.storage import open_storage
+from lightrecipe.search.store import records
+from lightrecipe.search.store.storage import open_storage
 
 from ..reports.test_browser import FLAGS, chromium
 from .helpers import free_port

@@ -22,9 +22,9 @@ import pytest
 
 from lightrecipe import cli
 from lightrecipe.reports.tables import load_trials
-from lightrecipe.search import records
-from lightrecipe.search import trainable as tr
-from lightrecipe.search.sampler import make_sampler
+from lightrecipe.search.store import records
+from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune.sampler import make_sampler
 from lightrecipe.search.planning import resumed_seed
 from lightrecipe.spaces import load_space
 
@@ -59,9 +59,9 @@ def assert_the_floor_is_the_untrained_backbone(study: optuna.Study, baseline, mo
     import torch
 
     from lightrecipe.search import floor
-    from lightrecipe.trainers.data import load_dataset
-    from lightrecipe.trainers.scoring import final_scores
-    from lightrecipe.trainers.train import Trainer
+    from lightrecipe.trainers.data.datasets import load_dataset
+    from lightrecipe.trainers.run.scoring import final_scores
+    from lightrecipe.trainers.run.train import Trainer
 
     data = load_dataset(baseline)
     trainer = Trainer.build(baseline, torch.device("cpu"), len(data.train))  # what train() builds before epoch 1
@@ -370,7 +370,7 @@ def test_asha_prunes_and_a_resumed_sweep_prunes_with_the_rungs_it_had(ray_local,
 def test_a_smaller_resume_closes_the_extra_interrupted_trials(ray_local, tmp_path, capsys):
     """A killed driver left one finished and two RUNNING trials; `--resume --trials 1` runs nothing more and
     closes both RUNNING ones as failed, so the study holds what was asked for and nothing stays RUNNING."""
-    from lightrecipe.search.study import create_study
+    from lightrecipe.search.store.study import create_study
 
     out = tmp_path / "sweep"
     space = load_space(TINY_SPACE)

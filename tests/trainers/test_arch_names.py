@@ -36,7 +36,7 @@ def test_a_model_registered_by_the_user_is_accepted_once_timm_knows_it():
 
 @pytest.mark.slow
 def test_validating_a_recipe_and_a_space_imports_no_torch():
-    code = ("import sys; from lightrecipe.spaces import load_space; from lightrecipe.trainers.presets import preset\n"
+    code = ("import sys; from lightrecipe.spaces import load_space; from lightrecipe.trainers.recipe import preset\n"
             "load_space('paper-efficient'); preset('resnet50-mocov2', arch='efficientnet_b0')\n"
             "try: preset('resnet50-mocov2', arch='efficientnet_b9')\n"
             "except Exception as exc: print(exc)\n"

@@ -98,8 +98,8 @@ def test_interrupted_run_resumes_through_the_cli(tmp_path):
     """A run stopped after epoch 1 (its checkpoint written) is finished by the same command: the CLI reports
     only epoch 2 and ends with the metrics of an uninterrupted run."""
     from lightrecipe.trainers.commands import use_all_cores
-    from lightrecipe.trainers.presets import preset
-    from lightrecipe.trainers.train import train
+    from lightrecipe.trainers.recipe import preset
+    from lightrecipe.trainers.run.train import train
 
     args = [*TINY, "--set", "epochs=2"]
     recipe = preset("digits-small").with_overrides([a for a in args if "=" in a])

@@ -5,7 +5,8 @@ import re
 import pytest
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.presets import preset, preset_names
+from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.presets import preset_names
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, parse_assignments
 
 CONTRACT_FIELDS = """arch dataset data_root image_size epochs batch_size base_lr lr_scaling optimizer momentum weight_decay

@@ -1,0 +1,135 @@
+"""One sweep trial as a Ray Train data-parallel run: `--workers-per-trial N` (Ray Train V2 inside Tune).
+
+Ray 2.60 composes the two as its Train + Tune guide describes ("Hyperparameter Tuning with Ray Tune", Train V2,
+the default since `RAY_TRAIN_V2_ENABLED` became on by default): the Tune function trainable is the Ray Train
+driver. It builds a `TorchTrainer` with N workers (`--cpus-per-trial` / `--gpus-per-trial` each) and calls
+`fit()`; Ray Train starts the workers, initialises torch.distributed (gloo on CPU, nccl on GPU) and runs
+`train()` on each, which then runs data-parallel (trainers/distributed.py). The trial itself holds no CPU: the
+workers hold the resources, and the sweep's concurrency counts trials that fit N workers each.
+
+Rank 0's per-epoch and final metrics travel to the driver through a Ray queue (`ray.util.queue.Queue`), and
+the driver reports them to Tune exactly as a one-worker trial does (trainable.py), so the searcher, ASHA and the
+trial database see one kind of trial. A worker that dies makes Ray Train restart the worker group (up to
+`max_failures` times); every rank's `train()` then resumes from the run folder's last checkpoint.
+
+When Tune stops the trial (ASHA, a signal, the time budget), its `tune.report` raises in the driver; the driver
+then asks the workers to stop through a second queue, which rank 0 reads at the end of every epoch and passes to
+the other ranks, so all of them leave train() together, after that epoch's checkpoint, and the run ends cleanly
+instead of training on with nobody listening (or counting as a worker failure and being restarted).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+QUEUE_POLL_S = 1.0  # how often the driver looks for worker results while fit() runs
+STOP_WAIT_S = 600.0  # how long a stopped trial's driver waits for its workers to finish the epoch they are in
+EPOCH, FINAL = "epoch", "final"
+TRAIN_RUN_FOLDER = "ray-train"  # Ray Train's own run state, inside the trial's run folder
+
+
+def train_on_workers(recipe: dict[str, Any], run_dir: Path, *, workers: int, cpus: float, gpus: float,
+                     max_failures: int, report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """train() on `workers` Ray Train workers; epoch metrics go to `report`; returns the final metrics."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.util.queue import Queue
+
+    results, stop = Queue(actor_options={"num_cpus": 0}), Queue(actor_options={"num_cpus": 0})
+    per_worker = {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={"recipe": recipe, "run_dir": str(run_dir), "cpus": cpus, "gpus": gpus,
+                           "results": results, "stop": stop},
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0, resources_per_worker=per_worker),
+        run_config=RunConfig(name=TRAIN_RUN_FOLDER, storage_path=str(run_dir),
+                             failure_config=FailureConfig(max_failures=max_failures)),
+    )
+    outcome: dict[str, Any] = {}
+    fit = threading.Thread(target=_fit, args=(trainer, outcome), daemon=True)
+    fit.start()
+    final = None
+    try:
+        while fit.is_alive() or not results.empty():
+            for kind, payload in _drain(results):
+                if kind == EPOCH:
+                    report(payload)
+                else:
+                    final = payload
+        fit.join()
+    except BaseException:  # Tune stopped the trial (its report raised) or the driver is going down
+        stop.put(True)
+        fit.join(STOP_WAIT_S)
+        raise
+    finally:
+        results.shutdown()
+        stop.shutdown()
+    if "error" in outcome:
+        raise outcome["error"]
+    if final is None:
+        raise RuntimeError(f"the {workers} Ray Train workers finished without final metrics")
+    return final
+
+
+def _fit(trainer, outcome: dict[str, Any]) -> None:
+    try:
+        trainer.fit()
+    except BaseException as exc:  # noqa: BLE001 - raised again in the driver's own thread
+        outcome["error"] = exc
+
+
+def _drain(results) -> list[tuple[str, dict[str, Any]]]:
+    from ray.util.queue import Empty
+
+    try:
+        items = [results.get(timeout=QUEUE_POLL_S)]
+    except Empty:
+        return []
+    while not results.empty():
+        items.append(results.get_nowait())
+    return items
+
+
+class _Stopped(Exception):
+    """Every rank leaves train() at the same epoch end: the trial was stopped."""
+
+
+def _epoch_callback(lead: bool, results, stop):
+    """train()'s per-epoch report on a worker: rank 0 sends the row; all ranks agree on rank 0's reading of
+    the stop queue (a broadcast, at the same point of every rank's train())."""
+    from lightrecipe.trainers.parallel.world import World
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        if lead:
+            results.put((EPOCH, row))
+        if World.current().from_rank0(lead and not stop.empty()):
+            raise _Stopped
+
+    return on_epoch
+
+
+def _worker_loop(config: dict[str, Any]) -> None:
+    """One Ray Train worker: train() inside the process group Ray Train set up; rank 0 sends the results."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    from lightrecipe.search.tune.devices import check_cuda
+    from lightrecipe.trainers.recipe import Recipe
+    from lightrecipe.trainers.run.train import train
+
+    check_cuda(config["gpus"])
+    torch.set_num_threads(max(1, int(round(config["cpus"]))))
+    lead = ray.train.get_context().get_world_rank() == 0
+    results = config["results"]
+    device = ray.train.torch.get_device() if config["gpus"] > 0 else torch.device("cpu")
+    recipe = Recipe.from_dict(config["recipe"], source="trial recipe")
+    try:
+        metrics = train(recipe, workdir=config["run_dir"], device=device,
+                        report=_epoch_callback(lead, results, config["stop"]))
+    except _Stopped:
+        return
+    if lead:
+        results.put((FINAL, metrics))

@@ -1,0 +1,7 @@
+"""Data: datasets (the bundled digits, CIFAR, ImageNet-layout folders) as uint8 splits, their fixed stratified
+cuts, image decoding in loader workers, and the two-view augmentation on the training device.
+
+Owns: pixels.py (normalisation, resizing), splits.py (Split, Dataset, the cuts), datasets.py (`load_dataset`),
+formats.py (CIFAR files), image_folder.py and image_decode.py (folders), digits_folder.py (the digits as a folder),
+augment.py (views). May import: errors and trainers' recipe rules.
+"""

@@ -1,0 +1,118 @@
+"""Decoding image files in DataLoader workers: evaluation views and the two training crops of an image.
+
+Evaluation: the shorter side to floor(S / 0.875), then the centre S x S (timm's default crop_pct 0.875, i.e.
+torchvision's Resize(256) + CenterCrop(224) at 224 px).
+Training: two crop boxes drawn as torchvision's RandomResizedCrop (`augment.crop_boxes`) at the file's own
+resolution, each resized to S x S with PIL's bilinear filter (antialiased when shrinking), which is what
+torchvision's RandomResizedCrop does to a PIL image. Flip and colour follow on the training device.
+JPEGs are decoded at the largest DCT reduction (1/2, 1/4 or 1/8, `Image.draft`) that keeps every box at least
+S pixels a side, so small views of large files cost a fraction of a full decode.
+
+Nothing here raises for a bad file: each item carries the error text ('' when fine) and zeros instead of
+pixels, so one corrupt file never kills a worker; `image_folder.FileSplit` decides what to do about it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from lightrecipe.trainers.data.augment import crop_boxes
+
+EVAL_CROP_FRACTION = 0.875  # timm's default crop_pct; torchvision's ImageNet evaluation: 224 of 256
+ITEM_SEED_STRIDE = 1_000_003  # item seed = epoch seed * stride + index: distinct per (epoch, image), any worker count
+
+
+def eval_resize(size: int) -> int:
+    """Shorter side before the centre crop: floor(S / 0.875) (256 at 224 px, 36 at 32 px)."""
+    return math.floor(size / EVAL_CROP_FRACTION)
+
+
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    from PIL import Image
+
+    # What PIL raises for unreadable, truncated, unsupported or oversized files.
+    return (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+class EvalImages(torch.utils.data.Dataset):
+    """Index -> (uint8 (3, S, S) centre view, index, error text or '')."""
+
+    def __init__(self, paths: list[str], size: int):
+        self.paths = paths
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            view = decode_eval(self.paths[i], self.size)
+            return torch.from_numpy(view).permute(2, 0, 1).contiguous(), i, ""
+        except _decode_errors() as exc:
+            return torch.zeros((3, self.size, self.size), dtype=torch.uint8), i, f"'{self.paths[i]}' ({exc})"
+
+
+class CropPairs(torch.utils.data.Dataset):
+    """Index -> (uint8 (2, 3, S, S) two training crops, index, error text or '').
+
+    The crops of item i are drawn from `seed * ITEM_SEED_STRIDE + i`, so an epoch is reproducible whatever the
+    number of workers and whichever worker decodes the file.
+    """
+
+    def __init__(self, paths: list[str], size: int, scale: tuple[float, float], seed: int):
+        self.paths = paths
+        self.size = size
+        self.scale = scale
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        generator = torch.Generator().manual_seed((self.seed * ITEM_SEED_STRIDE + i) % 2**63)
+        try:
+            pair = decode_pair(self.paths[i], self.size, self.scale, generator)
+            return torch.from_numpy(pair).permute(0, 3, 1, 2).contiguous(), i, ""
+        except _decode_errors() as exc:
+            return torch.zeros((2, 3, self.size, self.size), dtype=torch.uint8), i, f"'{self.paths[i]}' ({exc})"
+
+
+def decode_eval(path: str, size: int) -> np.ndarray:
+    """uint8 (S, S, 3): shorter side to `eval_resize(S)` (bilinear), then the centre S x S."""
+    from PIL import Image
+
+    short = eval_resize(size)
+    with Image.open(path) as img:
+        img.draft("RGB", (short, short))  # JPEG: decode at a reduced scale that keeps both sides >= short
+        img = img.convert("RGB")
+        w, h = img.size
+        scale = short / min(w, h)
+        nw, nh = max(short, round(w * scale)), max(short, round(h * scale))
+        if (nw, nh) != (w, h):
+            img = img.resize((nw, nh), Image.BILINEAR)
+        left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))  # torchvision's CenterCrop rounding
+        return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8).copy()
+
+
+def decode_pair(path: str, size: int, scale: tuple[float, float], generator: torch.Generator) -> np.ndarray:
+    """uint8 (2, S, S, 3): two RandomResizedCrop views cut at the file's resolution, each resized to S x S."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        width, height = img.size  # from the header; nothing decoded yet
+        top, left, h, w = (t.tolist() for t in crop_boxes(
+            torch.tensor([height, height]), torch.tensor([width, width]), scale, generator=generator))
+        # JPEG: the largest reduction that leaves both boxes >= size a side (draft never goes below the request).
+        need = min(1.0, max(size / min(bw, bh) for bw, bh in zip(w, h)))
+        drafted = img.draft("RGB", (math.ceil(width * need), math.ceil(height * need)))
+        factor = drafted[1][2] / width if drafted else 1.0  # exactly 1/reduction (the decoded size is rounded up)
+        img = img.convert("RGB")
+        views = [
+            np.asarray(img.resize((size, size), Image.BILINEAR,
+                                  box=(lf * factor, tp * factor, (lf + bw) * factor, (tp + bh) * factor)), dtype=np.uint8)
+            for tp, lf, bh, bw in zip(top, left, h, w)
+        ]
+    return np.stack(views)

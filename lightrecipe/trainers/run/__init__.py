@@ -1,0 +1,6 @@
+"""A run: `train(recipe, workdir=..., device=..., report=...)`, its scoring (kNN monitor, linear probe, feature
+rank), the run folder's files (recipe, history, checkpoints, metrics), the progress bar, and `--nproc` runs.
+
+Owns: train.py, scoring.py, evaluate.py, run_files.py, progress.py, launch.py. May import: errors, trainers'
+recipe rules, data, parallel, method.
+"""

@@ -1,0 +1,71 @@
+"""A backbone's scores on a Dataset: the per-epoch val kNN monitor and the final probe and test kNN.
+
+The kNN memory bank and the probe's training set are always the whole train split (`Dataset.memory`), never
+the `data_fraction` subset that was trained on, so trials at different fractions are scored on one footing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lightrecipe.trainers.data.splits import Dataset, Split
+from lightrecipe.trainers.parallel.world import World, shard_split
+from lightrecipe.trainers.run.evaluate import extract_features, knn_top1, linear_probe
+from lightrecipe.trainers.recipe import Recipe
+
+EVAL_BATCH = 256  # feature extraction batch: no gradients, so larger than training batches is fine
+
+
+def features(backbone: torch.nn.Module, split: Split, recipe: Recipe, device: torch.device):
+    """(features (N, D) float32, labels (N,)) of every image of `split`, in the recipe's precision.
+
+    Data-parallel, each rank extracts its share and every rank gets all of them (distributed.py)."""
+    world = World.current()
+    feats, labels = extract_features(backbone, shard_split(split, world), device=device, batch_size=EVAL_BATCH,
+                                     precision=recipe.precision, channels_last=recipe.channels_last)
+    return world.gather_rows(feats, len(split)), world.gather_rows(labels, len(split))
+
+
+def val_knn(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> float:
+    """Weighted kNN top-1 of val against the whole train split."""
+    return val_monitor(backbone, data, recipe, device)["knn_top1"]
+
+
+def val_monitor(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, float]:
+    """The per-epoch monitor: val kNN top-1 (as `val_knn`) and `feature_rank`, the effective rank of the
+    backbone's features on the kNN memory bank (one feature pass serves both), which shows collapse."""
+    memory = features(backbone, data.memory, recipe, device)
+    if not torch.isfinite(memory[0]).all():  # weights that overflowed in the epoch's last steps: nothing to score
+        return {"knn_top1": float("nan"), "feature_rank": float("nan")}
+    query = features(backbone, data.val, recipe, device)
+    knn = knn_top1(*memory, *query, k=recipe.knn_k, temperature=recipe.knn_temperature, num_classes=data.num_classes)
+    return {"knn_top1": knn, "feature_rank": effective_rank(memory[0])}
+
+
+def effective_rank(feats: torch.Tensor) -> float:
+    """exp(entropy of the normalised singular values) of the centred features (N, D) (Roy & Vetterli 2007,
+    "The effective rank"): about 1 when every image maps to one direction, up to min(N, D) when features
+    spread evenly; 0 when every row is the same point."""
+    x = feats.float() - feats.float().mean(dim=0, keepdim=True)
+    s = torch.linalg.svdvals(x)
+    total = s.sum()
+    if not torch.isfinite(total) or total <= 0:
+        return 0.0 if torch.isfinite(total) else float("nan")
+    p = s[s > 0] / total
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def final_scores(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, Any]:
+    """knn_top1 and linear_top1 on val, test_knn_top1 and test_linear_top1 on test."""
+    memory = features(backbone, data.memory, recipe, device)
+    val, test = features(backbone, data.val, recipe, device), features(backbone, data.test, recipe, device)
+    probe = linear_probe(
+        *memory, {"val": val, "test": test}, num_classes=data.num_classes, method=recipe.probe_method,
+        epochs=recipe.probe_epochs, lr=recipe.probe_lr, weight_decay=recipe.probe_weight_decay, seed=recipe.seed,
+    )
+    knn = {name: knn_top1(*memory, *feats, k=recipe.knn_k, temperature=recipe.knn_temperature,
+                          num_classes=data.num_classes) for name, feats in (("val", val), ("test", test))}
+    return {"knn_top1": knn["val"], "linear_top1": probe["val"], "test_knn_top1": knn["test"],
+            "test_linear_top1": probe["test"]}

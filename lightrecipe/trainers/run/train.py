@@ -1,0 +1,333 @@
+"""train(recipe, *, workdir, device, report) -> metrics: one short-schedule MoCo run, resumable.
+
+Per epoch: contrastive training on the train split, a kNN monitor on val, `report(metrics)`, history.csv and
+a checkpoint. At the end: a linear probe on frozen features (val and test) and test kNN. Nothing here knows
+who listens: the CLI turns `report` into a progress bar, the Ray adapter into `tune.report`.
+
+Inside a torch.distributed process group (distributed.py) the same function is one rank of a data-parallel
+run: each rank reads its share of every global batch, features are extracted per rank and gathered, and
+rank 0 alone writes the run folder; every rank resumes from the same checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lightrecipe.trainers.method import schedules
+from lightrecipe.trainers.data.augment import TwoViewAugment
+from lightrecipe.trainers.data.splits import Dataset
+from lightrecipe.trainers.data.datasets import load_dataset
+from lightrecipe.trainers.parallel.world import (RANK_SEED_STRIDE, World, local_bn_splits, shard_split, wrap_for_gradients)
+from lightrecipe.trainers.method.split_bn import average_batch_norm_stats
+from lightrecipe.trainers.method.model import MoCo, count_params
+from lightrecipe.trainers.method.optim import build_optimizer
+from lightrecipe.trainers.method.precision import autocast
+from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.run.run_files import RunFiles
+from lightrecipe.trainers.run.scoring import final_scores, val_monitor
+
+EpochCallback = Callable[[dict[str, Any]], None]
+EPOCH_SEED_STRIDE = 100_003  # epoch seed = recipe seed * stride + epoch: shuffling and crops of one epoch
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def epoch_seed(recipe: Recipe, epoch: int) -> int:
+    """The seed of an epoch's batch order and loader crops: a function of (seed, epoch), so resuming repeats it."""
+    return recipe.seed * EPOCH_SEED_STRIDE + epoch
+
+
+@dataclass
+class Trainer:
+    """Everything one optimisation step needs; shared by train() and the `bench train` command."""
+
+    recipe: Recipe
+    device: torch.device
+    model: MoCo
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler  # fp16 only (moco-v3 main_moco.py); a no-op otherwise
+    augment: TwoViewAugment
+    generator: torch.Generator  # drives augmentation on the device, so a run is reproducible and resumable
+    steps_per_epoch: int
+    world: World = World()
+    forward_model: torch.nn.Module | None = None  # what a step calls: `model`, or it wrapped for data parallelism
+    skipped_steps: int = 0  # fp16 steps the scaler skipped (gradients overflowed); not a divergence
+
+    @classmethod
+    def build(cls, recipe: Recipe, device: torch.device, train_size: int, world: World | None = None) -> "Trainer":
+        world = world or World.current()
+        recipe.check_train_size(train_size)
+        torch.manual_seed(recipe.seed)
+        random.seed(recipe.seed)
+        np.random.seed(recipe.seed)
+        model = MoCo.from_recipe(recipe, world).to(device)
+        if recipe.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if recipe.compile:
+            model.backbone = torch.compile(model.backbone)
+            model.key_backbone = torch.compile(model.key_backbone)
+        optimizer = build_optimizer([model.backbone, model.projector, model.predictor], recipe)
+        scaler = torch.amp.GradScaler(device.type, enabled=recipe.precision == "fp16")
+        generator = torch.Generator(device=device)
+        generator.manual_seed(recipe.seed + RANK_SEED_STRIDE * world.rank)  # ranks draw different views
+        steps = train_size // recipe.batch_size  # batch_size is the global batch
+        return cls(recipe, device, model, optimizer, scaler, TwoViewAugment(recipe), generator, steps, world,
+                   wrap_for_gradients(model, world, device))
+
+    @property
+    def local_batch(self) -> int:
+        return self.recipe.batch_size // self.world.size
+
+    @property
+    def total_steps(self) -> int:
+        return self.recipe.epochs * self.steps_per_epoch
+
+    def set_schedules(self, step: int) -> tuple[float, float]:
+        """Set the lr for `step`; return (key momentum, smoothing alpha) for it."""
+        r, total = self.recipe, self.total_steps
+        warmup = r.warmup_epochs * self.steps_per_epoch
+        lr = schedules.warmup_cosine_lr(step, total, r.lr, warmup)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        momentum = schedules.key_momentum(step, total, r.key_momentum, r.key_momentum_schedule)
+        alpha_max = r.smoothing_alpha if r.smoothing != "none" else 0.0  # no smoothing: plain InfoNCE
+        alpha = schedules.smoothing_alpha(step, total, alpha_max, r.smoothing_schedule, warmup)
+        return momentum, alpha
+
+    def step(self, batch: torch.Tensor, step: int) -> torch.Tensor | None:
+        """One optimisation step on a uint8 batch; the loss (0-d, not synced), or None when too few images."""
+        views = self.views(batch)
+        return None if views is None else self.optimize(views, step)
+
+    def views(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Two augmented, normalised views of uint8 images (B, 3, S, S) or loader crops (B, 2, 3, S, S).
+
+        A batch shortened by unreadable files is cut to a multiple of bn_splits; None if no group of 2 is left.
+        Ranks agree on the shortest such cut, as gathering keys needs equal shares.
+        """
+        splits = local_bn_splits(self.recipe.bn_splits, self.world)
+        usable = self.world.minimum(batch.shape[0] - batch.shape[0] % splits)
+        if usable < 2 * splits:
+            return None
+        batch = batch[:usable]
+        x1, x2 = self.augment.from_crops(batch, self.generator) if batch.dim() == 5 else self.augment(batch, self.generator)
+        if self.recipe.channels_last:
+            x1, x2 = x1.contiguous(memory_format=torch.channels_last), x2.contiguous(memory_format=torch.channels_last)
+        return x1, x2
+
+    def optimize(self, views: tuple[torch.Tensor, torch.Tensor], step: int) -> torch.Tensor:
+        """Schedules, forward, backward and update for one pair of views; returns the loss."""
+        momentum, alpha = self.set_schedules(step)
+        x1, x2 = views
+        with self.autocast():
+            loss = (self.forward_model or self.model)(x1, x2, key_momentum=momentum, alpha=alpha)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)  # under fp16: skipped when a gradient overflowed
+        if self.scaler.is_enabled():
+            scale = self.scaler.get_scale()
+            self.scaler.update()
+            self.skipped_steps += int(self.scaler.get_scale() < scale)  # the scale only drops on a skip
+        return self.world.mean(loss.detach())  # every rank sees the global batch's loss (and stops on a NaN)
+
+    def autocast(self):
+        return autocast(self.device.type, self.recipe.precision)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The resumable state; data-parallel, `ranks` holds every rank's random states (a collective call)."""
+        state = self._own_state()
+        if self.world.parallel:
+            state["ranks"] = self.world.gather_objects(
+                {k: state[k] for k in ("generator", "generator_device", "torch_rng", "cuda_rng")})
+        return state
+
+    def _own_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "skipped_steps": self.skipped_steps,
+            "generator": self.generator.get_state(),
+            "generator_device": self.device.type,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        }
+
+    def load_state_dict(self, state: dict[str, Any], epoch: int) -> None:
+        """Restore a checkpoint's state, also one written on another device type (CPU <-> GPU).
+
+        Tensors come in on the CPU and are copied to this trainer's device. RNG states are restored where they
+        apply: the CPU RNG always; the CUDA RNGs on a GPU; the device generator when the device type is the
+        same, otherwise it is reseeded from (seed, epoch) so the resumed run stays deterministic.
+        """
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])  # moves its state to each parameter's device
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        ranks = state.get("ranks", [])
+        if self.world.rank > 0:  # this rank's own random states when saved at this world size, else reseeded
+            state = ranks[self.world.rank] if len(ranks) == self.world.size else {
+                "torch_rng": torch.get_rng_state(), "generator": torch.zeros(0, dtype=torch.uint8),
+                "generator_device": "none"}
+        torch.set_rng_state(state["torch_rng"])
+        restore_generator(self.generator, state["generator"], state.get("generator_device"),
+                          reseed=epoch_seed(self.recipe, epoch) + RANK_SEED_STRIDE * self.world.rank)
+        if self.device.type == "cuda":
+            for index, cuda_state in enumerate(state.get("cuda_rng", [])[: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(cuda_state, index)
+
+
+def restore_generator(generator: torch.Generator, saved: torch.Tensor, saved_device: str | None, *, reseed: int):
+    """Set `generator` to a saved state if it was saved on the same device type, else reseed it.
+
+    A CPU generator's state (5056 bytes) and a CUDA one's (16 bytes) do not fit each other's generators.
+    Checkpoints from before the device was recorded are recognised by the state's size.
+    """
+    same = saved_device == generator.device.type if saved_device else saved.numel() == generator.get_state().numel()
+    if same:
+        generator.set_state(saved)
+    else:
+        generator.manual_seed(reseed)
+
+
+def train(
+    recipe: Recipe,
+    *,
+    workdir: str | Path,
+    device: str | torch.device | None = None,
+    report: EpochCallback | None = None,
+) -> dict[str, Any]:
+    """Train `recipe` in `workdir`, resuming from its checkpoint if one is there; return the final metrics."""
+    world = World.current()
+    lead = world.rank == 0  # the one rank that writes the run folder
+    files = RunFiles(workdir)
+    files.check_recipe(recipe)
+    finished = files.finished_metrics()
+    if finished is not None:
+        return finished
+    dev = resolve_device(device)
+    data = load_dataset(recipe)  # before anything is written: a bad data path leaves no half-made run folder
+    recipe.check_train_size(len(data.train))
+    if lead:
+        files.prepare(recipe)
+    trainer = Trainer.build(recipe, dev, len(data.train), world)
+    start_epoch, history = _resume(trainer, files, data)
+
+    for epoch in range(start_epoch, recipe.epochs + 1):
+        started, skipped_before = time.perf_counter(), trainer.skipped_steps
+        loss, images_per_s = _train_epoch(trainer, data, epoch)
+        if not math.isfinite(loss):
+            return _diverged(files if lead else None, history, epoch, f"loss became {loss}", trainer)
+        average_batch_norm_stats(trainer.model, world)
+        monitor = val_monitor(trainer.model.backbone, data, recipe, dev)  # knn_top1, feature_rank
+        if not math.isfinite(monitor["knn_top1"]):
+            return _diverged(files if lead else None, history, epoch,
+                             "the features became non-finite (the weights overflowed after the last finite loss)", trainer)
+        row = {
+            "epoch": epoch,
+            "loss": loss,
+            "lr": trainer.optimizer.param_groups[0]["lr"],
+            **monitor,
+            "images_per_s": images_per_s,
+            "epoch_seconds": time.perf_counter() - started,
+            "skipped_steps": trainer.skipped_steps - skipped_before,
+            "skipped_files": len(data.skipped_files()),
+        }
+        history.append(world.from_rank0(row))  # one set of numbers for the run, whichever rank reports it
+        state = trainer.state_dict()
+        if lead:
+            files.write_history(history)
+            files.save_checkpoint({"recipe": recipe.to_dict(), "epoch": epoch, "history": history,
+                                   "trainer": state, "skipped_files": data.skipped_files()})
+        if report is not None:
+            report(dict(history[-1]))
+
+    metrics = dict(history[-1]) if history else {}
+    metrics.update(world.from_rank0(final_scores(trainer.model.backbone, data, recipe, dev)))
+    metrics.update(params=backbone_params(trainer), skipped_files=len(data.skipped_files()),
+                   skipped_steps=trainer.skipped_steps, state="complete", diverged_epoch=None, error="",
+                   epochs_run=len(history))
+    if lead:
+        files.write_metrics(metrics)
+    return metrics
+
+
+def _resume(trainer: Trainer, files: RunFiles, data: Dataset) -> tuple[int, list[dict[str, Any]]]:
+    """The first epoch to run and the history so far: from the run folder's checkpoint, if it has one."""
+    checkpoint = files.load_checkpoint()
+    if checkpoint is None:
+        return 1, []
+    start_epoch = checkpoint["epoch"] + 1
+    trainer.load_state_dict(checkpoint["trainer"], start_epoch)
+    data.restore_skipped(checkpoint.get("skipped_files", []))
+    return start_epoch, checkpoint["history"]
+
+
+def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, float]:
+    """Mean loss and training throughput (images/s of the global batch) of one epoch; the loss is NaN as soon
+    as one step's is not finite."""
+    r, world = trainer.recipe, trainer.world
+    trainer.model.train()
+    total = torch.zeros((), device=trainer.device)
+    steps, seen, started = 0, 0, time.perf_counter()
+    shuffle = torch.Generator().manual_seed(epoch_seed(r, epoch))
+    batches = shard_split(data.train, world).training_batches(
+        trainer.local_batch, device=trainer.device, generator=shuffle, crop_scale=trainer.augment.crop_scale,
+        seed=epoch_seed(r, epoch))
+    for i, batch in enumerate(batches):
+        loss = trainer.step(batch, (epoch - 1) * trainer.steps_per_epoch + i)
+        if loss is None:  # a batch of mostly unreadable files: nothing to learn from
+            continue
+        if not torch.isfinite(loss):  # one sync per step is cheap next to a MoCo step, and stops a NaN run at once
+            return float("nan"), 0.0
+        total += loss
+        steps += 1
+        seen += batch.shape[0] * world.size
+    elapsed = time.perf_counter() - started
+    return float(total) / max(steps, 1), seen / max(elapsed, 1e-9)
+
+
+def backbone_params(trainer: Trainer) -> int:
+    return count_params(trainer.model.backbone)
+
+
+def divergence_advice(recipe: Recipe) -> str:
+    """What to try after a non-finite loss, with the recipe's current values, precision included."""
+    tips = [f"lower base_lr (now {recipe.base_lr:g})", f"raise temperature (now {recipe.temperature:g})",
+            f"warm up longer (warmup_epochs now {recipe.warmup_epochs:g})"]
+    if recipe.precision == "fp16":
+        tips.append("or precision bf16 or fp32 (fp16 activations overflow above 65504; steps the gradient scaler "
+                    "skips are not divergence)")
+    elif recipe.precision == "bf16":
+        tips.append("or precision fp32")
+    return ", ".join(tips) + (" (precision is fp32 already)" if recipe.precision == "fp32" else "")
+
+
+def _diverged(files: RunFiles | None, history: list[dict[str, Any]], epoch: int, what: str,
+              trainer: Trainer) -> dict[str, Any]:
+    """End the run as diverged in `epoch`, keeping the epochs before it; `what` says what went non-finite."""
+    metrics = dict(history[-1]) if history else {"epoch": epoch - 1}
+    metrics.update(
+        params=backbone_params(trainer),
+        state="diverged",
+        diverged_epoch=epoch,
+        error=f"{what} in epoch {epoch}; try: {divergence_advice(trainer.recipe)}",
+        epochs_run=len(history),
+        skipped_steps=trainer.skipped_steps,
+    )
+    if files is not None:
+        files.write_metrics(metrics)
+    return metrics

@@ -1,0 +1,80 @@
+"""`--workers-per-trial 2`: a sweep trial as a Ray Train data-parallel run inside its Tune trial (real Ray, gloo).
+
+One Ray Train worker is killed with SIGKILL during epoch 2; Ray Train restarts the worker group, every rank's
+train() resumes from the run folder's epoch-1 checkpoint, and the trial ends with the metrics of an uninterrupted
+2-process run of the same recipe (trainers/distributed.py's launcher, no Ray).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from lightrecipe import cli
+from lightrecipe.search.store import records
+from lightrecipe.trainers.run.launch import launch
+from lightrecipe.trainers.recipe import Recipe
+
+from tests.search.helpers import ARCH, TINY_SPACE, descendants, load, processes_mentioning, trial_rows, wait_for
+
+pytestmark = pytest.mark.slow  # about a minute on 2 idle cores: Ray Train starts its workers twice
+STUDY = records.study_name("tiny", ARCH)
+# Smaller than the other sweep tests' trials: ~5 steps of a global batch of 64 an epoch, a short probe.
+DATA = ["--set", "dataset=digits", "--set", "image_size=32", "--set", "batch_size=64", "--set", "queue_size=128",
+        "--set", "data_fraction=0.3", "--set", "bn_splits=4", "--set", "probe_weight_decay=0.01"]
+METRICS = ("loss", "knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")
+TRAIN_WORKER = "RayTrainWorker"  # the class of Ray Train's worker actors: their process titles name it
+
+
+def train_workers() -> set[int]:
+    """Ray Train workers of the session's Ray, which runs below this process."""
+    return processes_mentioning(TRAIN_WORKER) & descendants(os.getpid())
+
+
+def test_a_killed_train_worker_resumes_from_the_checkpoint_and_ends_as_an_uninterrupted_run(ray_local, tmp_path):
+    out = tmp_path / "sweep"
+    killed: list[int] = []
+    failure: list[BaseException] = []
+
+    def kill_one_worker_during_epoch_two():
+        try:
+            wait_for("the trial to record epoch 1 of 2 and still run",
+                     lambda: (rows := trial_rows(out)) is not None and
+                     ((rows["epochs"] == 1) & (rows["optuna_state"] == "RUNNING")).any(), timeout_s=300)
+            workers = wait_for("the trial's 2 Ray Train worker processes", lambda: len(ours := train_workers()) == 2
+                               and ours, timeout_s=60)
+            victim = min(workers)
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            failure.append(exc)
+
+    optuna.storages.RDBStorage("sqlite://")  # import SQLAlchemy before a second thread does
+    thread = threading.Thread(target=kill_one_worker_during_epoch_two, daemon=True)
+    thread.start()
+    code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "2",
+                     "--grace-epochs", "2", "--out", str(out), "--workers-per-trial", "2", *DATA])
+    thread.join(timeout=60)
+    assert not failure, failure[0]
+    assert code == 0 and killed, "no Ray Train worker was killed during the trial"
+    (trial,) = load(out, STUDY).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get(records.ERROR)
+    run_dir = Path(trial.user_attrs[records.RUN_DIR])
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2"]  # epoch 2 ran once more, from epoch 1
+
+    recipe = Recipe.from_dict(json.loads((run_dir / "recipe.json").read_text()))
+    threads = torch.get_num_threads()
+    try:  # one thread per rank, as each Ray Train worker runs with --cpus-per-trial 1
+        reference = launch(recipe, workdir=tmp_path / "uninterrupted", nproc=2, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert {k: resumed[k] for k in METRICS} == pytest.approx({k: reference[k] for k in METRICS}, rel=1e-6)
