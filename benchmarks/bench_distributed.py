@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from lightrecipe.trainers.run.launch import launch
 from lightrecipe.trainers.recipe import preset
+from lightrecipe.trainers.run.launch import launch
 from lightrecipe.trainers.run.train import train
 
 # digits-small at its own batch, split BN in 4 groups (2 per process with 2), one epoch on the whole train split

@@ -72,8 +72,7 @@ if TYPE_CHECKING:
     from lightrecipe.spaces.params import Choice, Float, Int
     from lightrecipe.spaces.space import Space
     from lightrecipe.trainers.export import export
-    from lightrecipe.trainers.recipe import preset
-    from lightrecipe.trainers.recipe import Recipe
+    from lightrecipe.trainers.recipe import Recipe, preset
     from lightrecipe.trainers.run.train import train
 
 

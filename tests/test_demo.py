@@ -10,7 +10,6 @@ from lightrecipe.reports.figures import FIGURES
 from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import Recipe
 
-
 FIXED = {"hflip_prob": 0.0, "grayscale_prob": 0.0, "blur_prob": 0.0, "image_size": 32}  # the data's properties
 
 

@@ -19,6 +19,7 @@ from lightrecipe.reports.headline import headline_data
 from lightrecipe.reports.render_html import render_html
 from lightrecipe.reports.render_md import render_markdown
 from lightrecipe.reports.report import DrawnFigure, Report
+from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import masked
 
 
@@ -63,7 +64,7 @@ def _winner_recipes(confirm: pd.DataFrame, winners: pd.DataFrame) -> dict[str, t
     out = {}
     for arch, w in winners.iterrows():
         runs = confirm[(confirm["study"] == w.study) & (confirm["source_trial"] == w.source_trial)
-                       & (confirm["state"] == "complete")].sort_values("seed")
+                       & (confirm["state"] == records.COMPLETE)].sort_values("seed")
         if len(runs):
             out[str(arch)] = (runs.iloc[0], f"confirmed winner: recipe {w.label} of {w.study}, {int(w.n)} seeds at "
                                             f"{int(runs.iloc[0]['max_epochs'])} epochs")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import tables
+from lightrecipe.reports.text import percent, plus_minus
 from lightrecipe.search.store import records
 
 CONFIDENCE = 0.95  # the interval the issue asks for
@@ -45,7 +46,7 @@ def holdup_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame
     confirm = frames.confirm
     if confirm is None or confirm.empty:
         return pd.DataFrame()
-    done = confirm[confirm["state"] == "complete"]
+    done = confirm[confirm["state"] == records.COMPLETE]
     rows = []
     for (arch, study), part in done.groupby(["arch", "study"], sort=True):
         for (role, source_trial), runs in part.groupby(["role", "source_trial"], sort=False):
@@ -194,8 +195,8 @@ def terminal_text(frames: tables.Frames, metric: str = "knn_top1") -> dict[str, 
         lines = [f"{'recipe':<26}{'n':>3}{'sweep val':>11}{'val kNN':>16}{'val linear':>16}{'test kNN':>16}"
                  f"{'test linear':>16}"]
         for r in part.itertuples():
-            cells = "".join(f"{_pm(getattr(r, m), getattr(r, m + '_ci')):>16}" for m in tables.METRICS)
-            lines.append(f"{r.label:<26}{r.n:>3}{_pct(r.short):>11}{cells}")
+            cells = "".join(f"{plus_minus(100 * getattr(r, m), 100 * getattr(r, m + '_ci')):>16}" for m in tables.METRICS)
+            lines.append(f"{r.label:<26}{r.n:>3}{percent(r.short):>11}{cells}")
         s = summary.loc[study]
         lines.append(f"Kendall's tau, sweep vs confirmed order ({s.n} recipes): {_tau(s.kendall_tau, s.tau_p)}")
         lines += [f"note: {flag}" for flag in s.warnings]
@@ -203,19 +204,8 @@ def terminal_text(frames: tables.Frames, metric: str = "knn_top1") -> dict[str, 
     return out
 
 
-def _pct(value: float) -> str:
-    return "–" if not np.isfinite(value) else f"{100 * value:.1f}"
-
-
-def _pm(mean: float, half: float) -> str:
-    """A mean ± 95% half-width in percent, as the tables show it."""
-    if not np.isfinite(mean):
-        return "–"
-    return f"{100 * mean:.1f}" + (f" ± {100 * half:.1f}" if np.isfinite(half) else "")
-
-
 def _tau(tau: float, p: float) -> str:
     return "n/a (fewer than 2 recipes)" if not np.isfinite(tau) else f"{tau:+.2f} (p = {_p(p)})"
 
 
-pm, pct, tau_text = _pm, _pct, _tau  # the renderers and the terminal format these cells alike
+tau_text = _tau  # the renderers and the terminal write tau alike

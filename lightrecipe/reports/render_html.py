@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pandas as pd
 
 from lightrecipe.reports import figures, holdup, tables
-from lightrecipe.reports.text import number
+from lightrecipe.reports.text import number, percent, plus_minus
+from lightrecipe.search.store import records
 
 if TYPE_CHECKING:
     from lightrecipe.reports.report import DrawnFigure, Report
@@ -76,8 +77,8 @@ def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Pa
         run = f"<br><span class=sub>run folder: {_cell(r.best_run_dir)}</span>" if r.best_run_dir else ""
         rows.append(
             f"<tr><td><b>{_cell(r.arch)}</b><br><span class=sub>{_e(r.basis)}</span></td>"
-            f"<td class=num>{_pct_pm(r.floor, r.floor_ci)}</td><td class=num>{_pct_pm(r.baseline, r.baseline_ci)}</td>"
-            f"<td class=num>{_pct_pm(r.best, r.best_ci)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
+            f"<td class=num>{plus_minus(r.floor, r.floor_ci)}</td><td class=num>{plus_minus(r.baseline, r.baseline_ci)}</td>"
+            f"<td class=num>{plus_minus(r.best, r.best_ci)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
             f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}{run}</td>"
             f"<td class=num>{r.complete}/{r.trials} · {r.pruned} · {r.failed + r.diverged} · {r.running}</td></tr>"
         )
@@ -90,11 +91,6 @@ def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Pa
             "scored the same way: a recipe below it has done harm, not good.</p>")
 
 
-def _pct_pm(value: float, half: float) -> str:
-    """A percentage with its 95% half-width when there is one."""
-    return number(value) + (f" ± {half:.1f}" if isinstance(half, float) and math.isfinite(half) else "")
-
-
 def _holdup_html(report: Report) -> str:
     """"Does it hold up?": per confirm study, the table over seeds, Kendall's tau and the flags."""
     data, summary = report.holdup, report.holdup_summary.set_index("study")
@@ -104,9 +100,9 @@ def _holdup_html(report: Report) -> str:
     for (arch, study), part in data.groupby(["arch", "study"], sort=True):
         s = summary.loc[study]
         rows = "".join(
-            f"<tr><td>{_cell(r.label)}</td><td class=num>{r.n}</td><td class=num>{holdup.pct(r.short)}</td>"
+            f"<tr><td>{_cell(r.label)}</td><td class=num>{r.n}</td><td class=num>{percent(r.short)}</td>"
             f"<td class=num>{number(r.short_rank, '{:.0f}')}</td><td class=num>{number(r.confirmed_rank, '{:.0f}')}</td>"
-            + "".join(f"<td class=num>{_e(holdup.pm(getattr(r, m), getattr(r, m + '_ci')))}</td>" for m in tables.METRICS)
+            + "".join(f"<td class=num>{_e(plus_minus(100 * getattr(r, m), 100 * getattr(r, m + '_ci')))}</td>" for m in tables.METRICS)
             + f"<td class=sub>{'<br>'.join(_cell(d) for d in r.run_dirs) or '–'}</td></tr>"
             for r in part.itertuples())
         flags = "".join(f"<li>{_e(f)}</li>" for f in s.warnings)
@@ -145,7 +141,7 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
     top = tables.top_trials(trials, metric)
     if not top.empty:
         parts.append("<h2>Top trials per arch</h2>" + _top_trials_html(top, metric))
-    failures = trials[trials["state"].isin(["failed", "diverged"])][["study", "number", "state", "node", "error"]]
+    failures = trials[trials["state"].isin([records.FAILED, records.DIVERGED])][["study", "number", "state", "node", "error"]]
     if len(failures):
         parts.append(f"<h2>Failed and diverged trials</h2>{_table(failures)}")
     parts.append("<p class=meta>Files: <a href='trials.csv'>trials.csv</a> · <a href='report.md'>report.md</a>"

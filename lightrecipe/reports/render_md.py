@@ -3,14 +3,13 @@ next to it)."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from lightrecipe.reports import holdup, tables
 from lightrecipe.reports.text import markdown_text as _md
-from lightrecipe.reports.text import number
+from lightrecipe.reports.text import number, percent, plus_minus
 
 if TYPE_CHECKING:
     from lightrecipe.reports.report import DrawnFigure, Report
@@ -24,8 +23,8 @@ def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], dr
              "|---|---|---:|---:|---:|---:|---|---|---|---|"]
     for r in report.headline.itertuples():
         recipe = report.best_recipes.get(r.arch)
-        lines.append(f"| {_md(r.arch)} | {_md(r.basis)} | {_pm(r.floor, r.floor_ci)} | {_pm(r.baseline, r.baseline_ci)} | "
-                     f"{_pm(r.best, r.best_ci)} | {number(r.delta, '{:+.1f}')} | "
+        lines.append(f"| {_md(r.arch)} | {_md(r.basis)} | {plus_minus(r.floor, r.floor_ci)} | {plus_minus(r.baseline, r.baseline_ci)} | "
+                     f"{plus_minus(r.best, r.best_ci)} | {number(r.delta, '{:+.1f}')} | "
                      f"{_md(r.top_knobs) or '–'} | {_md(r.best_trial)} | {_md(r.best_run_dir) or '–'} | "
                      f"{_md(recipe.name) if recipe else '–'} |")
     lines += ["", "The random-init floor is the same backbone untrained, scored the same way: a recipe below it has "
@@ -44,10 +43,6 @@ def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], dr
     return "\n".join(lines)
 
 
-def _pm(value: float, half: float) -> str:
-    return number(value) + (f" ± {half:.1f}" if isinstance(half, float) and math.isfinite(half) else "")
-
-
 def _holdup_markdown(report: Report) -> list[str]:
     """"Does it hold up?" per confirm study: the table over seeds, Kendall's tau and the flags."""
     lines = ["", "## Does it hold up?", "",
@@ -60,8 +55,8 @@ def _holdup_markdown(report: Report) -> list[str]:
                   "| recipe | seeds | sweep val | sweep rank | confirmed rank | val kNN | val linear | test kNN | "
                   "test linear | run folders |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in part.itertuples():
-            cells = " | ".join(holdup.pm(getattr(r, m), getattr(r, m + "_ci")) for m in tables.METRICS)
-            lines.append(f"| {_md(r.label)} | {r.n} | {holdup.pct(r.short)} | {number(r.short_rank, '{:.0f}')} | "
+            cells = " | ".join(plus_minus(100 * getattr(r, m), 100 * getattr(r, m + "_ci")) for m in tables.METRICS)
+            lines.append(f"| {_md(r.label)} | {r.n} | {percent(r.short)} | {number(r.short_rank, '{:.0f}')} | "
                          f"{number(r.confirmed_rank, '{:.0f}')} | {cells} | "
                          f"{'<br>'.join(_md(d) for d in r.run_dirs) or '–'} |")
         lines += ["", f"Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "

@@ -20,7 +20,6 @@ from lightrecipe.trainers.recipe import FIELD_NAMES
 
 METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # always present as columns
 REPORT_METRICS = records.VALIDATION_METRICS
-_OPTUNA_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 CONFIRM_COLUMNS = ("source_study", "source_trial", "role", "seed", "short_value")  # Frames.confirm adds these
 TRIAL_COLUMNS = (
@@ -216,11 +215,11 @@ def _state(optuna_state: str, recorded: Any) -> str:
 
     A trial Optuna still holds as RUNNING is shown as running whatever it recorded: it has not finished
     (or its sweep crashed while it ran)."""
-    base = _OPTUNA_STATES.get(optuna_state, optuna_state.lower())
-    if base in ("running", "waiting"):
+    base = records.STATE_OF_OPTUNA.get(optuna_state, optuna_state.lower())
+    if base in (records.RUNNING, records.WAITING):
         return base
-    if recorded in records.STATES and recorded != "running":
-        if base == "complete" and recorded in ("failed", "pruned"):
+    if recorded in records.STATES and recorded != records.RUNNING:
+        if base == records.COMPLETE and recorded in (records.FAILED, records.PRUNED):
             return base  # Optuna's terminal state wins over a stale attribute
         return str(recorded)
     return base
@@ -278,7 +277,7 @@ def scored(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Complete trials with a finite value of `metric`."""
     if metric not in trials.columns:
         return trials.iloc[0:0]
-    mask = (trials["state"] == "complete") & np.isfinite(pd.to_numeric(trials[metric], errors="coerce"))
+    mask = (trials["state"] == records.COMPLETE) & np.isfinite(pd.to_numeric(trials[metric], errors="coerce"))
     return trials[mask]
 
 

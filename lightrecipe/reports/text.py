@@ -14,6 +14,20 @@ def number(value: Any, fmt: str = "{:.1f}") -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
 
+def percent(fraction: Any) -> str:
+    """A fraction (0.915) as the percent the report shows (91.5); a missing one is an en dash."""
+    return number(None if fraction is None else 100 * fraction)
+
+
+def plus_minus(mean: Any, half: Any) -> str:
+    """`mean ± half` (a 95% half-width), both in the unit given, one decimal; an en dash for a missing mean and no
+    `±` part for a missing half-width (one seed)."""
+    shown = number(mean)
+    if shown == "–" or not isinstance(half, (int, float)) or not math.isfinite(half):
+        return shown
+    return f"{shown} ± {half:.1f}"
+
+
 def one_line(value: Any) -> str:
     """A string on one line: every line break Python, YAML and CommonMark know (\\n, \\r, \\u2028, ...) becomes a
     space, so a name can never start a new line in a YAML comment or a Markdown table row."""

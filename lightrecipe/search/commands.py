@@ -9,10 +9,10 @@ from pathlib import Path
 
 from lightrecipe.errors import UserError
 from lightrecipe.search import dashboard
-from lightrecipe.search.store import records
-from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
 from lightrecipe.search.settings import MAX_FAILURES
+from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import masked
+from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
 
 EPILOG = """examples:
   lightrecipe sweep --space paper-efficient --arch mobilenetv3_large_100 --arch efficientnet_b0 \\

@@ -10,9 +10,9 @@ from typing import Any
 import optuna
 
 from lightrecipe.errors import UserError
+from lightrecipe.search.settings import StudyPlan, SweepSettings, default_grace
 from lightrecipe.search.store import records
 from lightrecipe.search.store.lease import hold_studies
-from lightrecipe.search.settings import StudyPlan, SweepSettings, default_grace
 from lightrecipe.search.store.study import census, create_study, enqueue_baseline, find_study, jsonable, settle_stopped
 
 

@@ -28,18 +28,17 @@ import optuna
 from ray import tune
 
 from lightrecipe.search import floor
-from lightrecipe.search.store import records
-from lightrecipe.search.tune import trainable as tr
-from lightrecipe.search.cluster.session import ray_session, trials_that_fit
 from lightrecipe.search.cluster.interrupts import Interrupted, SignalStopper, catch_signals, received
+from lightrecipe.search.cluster.session import ray_session, trials_that_fit
 from lightrecipe.search.planning import one_driver, plan_studies
+from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings, make_out
+from lightrecipe.search.store import records
+from lightrecipe.search.store.storage import open_storage
+from lightrecipe.search.store.study import close_extra_running, slug
+from lightrecipe.search.tune import trainable as tr
 from lightrecipe.search.tune.progress import Progress
 from lightrecipe.search.tune.sampler import make_sampler
 from lightrecipe.search.tune.scheduler import Rungs, StudyASHA
-from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings, make_out
-from lightrecipe.search.store.storage import open_storage
-from lightrecipe.search.store.study import close_extra_running, slug
-
 
 # What a data-parallel trial's own process (the Ray Train driver) reserves: Tune needs a non-empty resource
 # request, and a CPU here would sit idle next to the workers'; about the resident size of a process that
@@ -199,7 +198,7 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
     for t in study.get_trials(deepcopy=False):
         if t.state == optuna.trial.TrialState.WAITING:
             continue
-        state = t.user_attrs.get(records.STATE, "running")
+        state = t.user_attrs.get(records.STATE, records.RUNNING)
         counts[state] = counts.get(state, 0) + 1
         if t.state == optuna.trial.TrialState.RUNNING:
             unfinished += 1
@@ -208,7 +207,7 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
                 best = (t.number, t.value)
         if t.user_attrs.get(records.BASELINE):
             baseline = (t.number, t.value if t.state == optuna.trial.TrialState.COMPLETE else None)
-    finished = sum(n for state, n in counts.items() if state != "running")
+    finished = sum(n for state, n in counts.items() if state != records.RUNNING)
     return StudyOutcome(
         name=study.study_name, arch=str(study.user_attrs.get(records.ARCH, "")), counts=counts,
         finished=finished, trials=trials, best=best, baseline=baseline, unfinished=unfinished,

@@ -7,8 +7,7 @@
 
 from lightrecipe.spaces.loader import builtin_space_names, load_space
 from lightrecipe.spaces.params import Choice, Float, Int, ParamSpec
-from lightrecipe.spaces.space import BASELINE_PRESET, Space
-from lightrecipe.spaces.space import validate_space
+from lightrecipe.spaces.space import BASELINE_PRESET, Space, validate_space
 
 __all__ = [
     "BASELINE_PRESET",

@@ -64,18 +64,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def param_table(space) -> str:
     """Rows of parameter, kind, range or choices, log, condition; plain text, aligned."""
-    from lightrecipe.spaces.params import Choice
-    from lightrecipe.spaces.params import _fmt
+    from lightrecipe.spaces.params import Choice, yaml_value
 
     rows = [("param", "kind", "range", "log", "when")]
     for name, spec in space.params.items():
         if isinstance(spec, Choice):
-            span = ", ".join(_fmt(v) for v in spec.values)
+            span = ", ".join(yaml_value(v) for v in spec.values)
             log = "-"
         else:
-            span = f"{_fmt(spec.low)} .. {_fmt(spec.high)}"
+            span = f"{yaml_value(spec.low)} .. {yaml_value(spec.high)}"
             log = "yes" if spec.log else "no"
-        when = "; ".join(f"{k} in {{{', '.join(_fmt(v) for v in vals)}}}" for k, vals in spec.when.items())
+        when = "; ".join(f"{k} in {{{', '.join(yaml_value(v) for v in vals)}}}" for k, vals in spec.when.items())
         rows.append((name, spec.kind(), span, log, when or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

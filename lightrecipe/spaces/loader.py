@@ -1,70 +1,18 @@
-"""Spaces from YAML: the built-ins shipped in `builtin/` and user files.
-
-The YAML loader is PyYAML's SafeLoader with two changes: a duplicate key anywhere is an error (a second
-`temperature:` would otherwise silently replace the first), and `1e-4` reads as a number (YAML 1.1 wants
-`1.0e-4`, which nobody writes).
+"""Spaces from YAML: the built-ins shipped in `builtin/` and user files, read by the same strict YAML reader as
+recipe files (trainers/yaml_files.py: duplicate keys are errors, 1e-4 is a number).
 """
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.space import Space
+from lightrecipe.trainers.yaml_files import parse_yaml
 
 BUILTIN_PACKAGE = "lightrecipe.spaces"
 BUILTIN_DIR = "builtin"
-
-
-class DuplicateKeyError(yaml.YAMLError):
-    pass
-
-
-class SpaceLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys and reads 1e-4 as a float."""
-
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                hash(key)
-            except TypeError:
-                continue  # SafeLoader reports unhashable keys itself
-            if key in seen:
-                raise DuplicateKeyError(
-                    f"duplicate key '{key}' on line {key_node.start_mark.line + 1} "
-                    f"(first on line {seen[key] + 1}); keep one"
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-SpaceLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    lambda loader, node: loader.construct_mapping(node, deep=True),
-)
-SpaceLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def parse_yaml(text: str, source: str) -> object:
-    loader = SpaceLoader(text)  # a SafeLoader: plain data only, never Python objects
-    try:
-        return loader.get_single_data()
-    except DuplicateKeyError as exc:
-        raise UserError(f"{source}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
-    finally:
-        loader.dispose()
 
 
 def _builtin_root():
@@ -101,4 +49,4 @@ def load_space(name_or_path: str) -> Space:
     return Space.from_dict(parse_yaml(text, source), source=source)
 
 
-__all__ = ["SpaceLoader", "builtin_space_names", "load_space", "parse_yaml", "space_text"]
+__all__ = ["builtin_space_names", "load_space", "space_text"]

@@ -146,15 +146,16 @@ KINDS: dict[str, type] = {"float": Float, "int": Int, "choice": Choice}
 
 def describe_range(spec: ParamSpec) -> str:
     if isinstance(spec, Choice):
-        return "choices [" + ", ".join(_fmt(v) for v in spec.values) + "]"
-    return f"[{_fmt(spec.low)}, {_fmt(spec.high)}]" + (" (log)" if spec.log else "")
+        return "choices [" + ", ".join(yaml_value(v) for v in spec.values) + "]"
+    return f"[{yaml_value(spec.low)}, {yaml_value(spec.high)}]" + (" (log)" if spec.log else "")
 
 
-def _fmt(value: Any) -> str:
+def yaml_value(value: Any) -> str:
+    """A parameter value as a space file writes it (YAML: true/false for booleans)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
 
-__all__ = ["Choice", "Float", "Int", "KINDS", "ParamSpec", "same_value"]
+__all__ = ["Choice", "Float", "Int", "KINDS", "ParamSpec", "same_value", "yaml_value"]

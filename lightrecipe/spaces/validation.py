@@ -12,10 +12,18 @@ import math
 from typing import Any, Mapping
 
 from lightrecipe.errors import UserError, nearest
-from lightrecipe.spaces.params import Choice, Float, Int, ParamSpec, _fmt, describe_range, same_value
-from lightrecipe.trainers.recipe import preset
+from lightrecipe.spaces.params import Choice, Float, Int, ParamSpec, describe_range, same_value, yaml_value
 from lightrecipe.trainers.presets import preset_names
-from lightrecipe.trainers.recipe import CHOICES, FIELD_NAMES, check_field_names, field_types, outside_bounds, value_fits
+from lightrecipe.trainers.recipe import (
+    CHOICES,
+    FIELD_NAMES,
+    check_field_names,
+    field_types,
+    outside_bounds,
+    preset,
+    value_fits,
+)
+
 
 def validate(space: Any, source: str) -> None:
     """Raise UserError for the first mistake in `space` (Space runs this on construction)."""
@@ -56,7 +64,7 @@ def _validate_spec(spec: ParamSpec, where: str, ftype: type, field_name: str) ->
             raise UserError(f"{where}: choice is empty; list at least two values")
         for i, value in enumerate(spec.values):
             if any(same_value(value, other) for other in spec.values[:i]):
-                raise UserError(f"{where}: choice lists {_fmt(value)} twice; remove the duplicate")
+                raise UserError(f"{where}: choice lists {yaml_value(value)} twice; remove the duplicate")
             _check_value(value, where, ftype, tname, field_name)
         return
     kind = spec.kind()
@@ -139,7 +147,7 @@ def _validate_when(
         for value in allowed:
             if not target.contains(value):
                 raise UserError(
-                    f"{where}: when {{{other}: {_fmt(value)}}} can never hold: '{other}' takes "
+                    f"{where}: when {{{other}: {yaml_value(value)}}} can never hold: '{other}' takes "
                     f"{describe_range(target)}"
                 )
 
@@ -172,7 +180,7 @@ def check_corners(space: Any, source: str, overrides: dict[str, Any], *, low_onl
             for name, spec in searched.items():
                 for value in spec.extremes():
                     corners.append(
-                        (f"{name}={_fmt(value)} (the others at their {base_name} ends)", {**base, name: value})
+                        (f"{name}={yaml_value(value)} (the others at their {base_name} ends)", {**base, name: value})
                     )
             if base_name == "low":
                 corners.append((None, high))
@@ -190,7 +198,7 @@ def check_corners(space: Any, source: str, overrides: dict[str, Any], *, low_onl
                 end = "low" if values is low else "high"
                 label = f"every parameter at its {end} end"
                 if len(trial.params) <= 6:
-                    label += " (" + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()) + ")"
+                    label += " (" + ", ".join(f"{k}={yaml_value(v)}" for k, v in trial.params.items()) + ")"
             raise UserError(
                 f"{source}: the space gives an invalid recipe at {label}: {exc}; "
                 "narrow that range or change 'fixed'"

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.presets import preset_description, preset_names
-from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.recipe import Recipe, preset
+from lightrecipe.trainers.run.outcome import DIVERGED
 
 METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "params", "state")
 
@@ -87,7 +87,7 @@ def run_train(args) -> int:
             metrics = train(recipe, workdir=args.out, device=args.device, report=bar.update)
     summary = {k: metrics.get(k) for k in METRIC_KEYS}
     print(json.dumps(summary))
-    if metrics.get("state") == "diverged":
+    if metrics.get("state") == DIVERGED:
         print(f"lightrecipe: run diverged: {metrics.get('error')}", file=sys.stderr)
         return 1
     print(f"run folder: {out}", file=sys.stderr)

@@ -20,6 +20,7 @@ import yaml
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.trainers.arch_names import check_arch
 from lightrecipe.trainers.presets import preset_fields
+from lightrecipe.trainers.yaml_files import parse_yaml
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "cifar10", "cifar100", "imagefolder"),
@@ -381,10 +382,7 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"recipe file '{p}' does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"recipe file '{p}' is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+    data = parse_yaml(p.read_text(), f"recipe file '{p}'")
     if not isinstance(data, dict):
         raise UserError(f"recipe file '{p}' must hold a mapping of recipe fields, got {type(data).__name__}")
     return data

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from lightrecipe import cli
-from lightrecipe.search.store import records
 from lightrecipe.search.commands import resume_command
+from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import open_storage
 from lightrecipe.search.store.study import create_study
 

@@ -22,10 +22,10 @@ import pytest
 
 from lightrecipe import cli
 from lightrecipe.reports.tables import load_trials
+from lightrecipe.search.planning import resumed_seed
 from lightrecipe.search.store import records
 from lightrecipe.search.tune import trainable as tr
 from lightrecipe.search.tune.sampler import make_sampler
-from lightrecipe.search.planning import resumed_seed
 from lightrecipe.spaces import load_space
 
 from .helpers import (

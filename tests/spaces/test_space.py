@@ -12,8 +12,7 @@ from optuna.trial import FixedTrial
 
 from lightrecipe.errors import UserError
 from lightrecipe.spaces import Choice, Float, Int, Space, builtin_space_names, load_space, validate_space
-from lightrecipe.trainers.recipe import preset
-from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe
+from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe, preset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -7,8 +7,7 @@ and the aug+ transform list) and moco/builder.py. MoCo v3: facebookresearch/moco
 knobs) are listed with the value every preset shares, so adding a field means deciding its value here.
 """
 
-from lightrecipe.trainers.recipe import preset
-from lightrecipe.trainers.recipe import FIELD_NAMES
+from lightrecipe.trainers.recipe import FIELD_NAMES, preset
 
 # Not training settings of either reference: the same in both presets, so comparisons stay fair.
 SHARED = dict(

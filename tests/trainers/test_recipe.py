@@ -5,9 +5,8 @@ import re
 import pytest
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.presets import preset_names
-from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, parse_assignments
+from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, parse_assignments, preset
 
 CONTRACT_FIELDS = """arch dataset data_root image_size epochs batch_size base_lr lr_scaling optimizer momentum weight_decay
 wd_on_norm_and_bias warmup_epochs temperature queue_size key_momentum key_momentum_schedule proj_hidden_dim
@@ -143,3 +142,16 @@ def test_bad_recipe_files(tmp_path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(UserError, match="must hold a mapping"):
         Recipe.from_file(listy)
+
+
+def test_a_recipe_file_with_a_key_twice_is_rejected_naming_both_lines(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("temperature: 0.1\nepochs: 3\ntemperature: 0.2\n")
+    with pytest.raises(UserError, match=r"duplicate key 'temperature' on line 3 \(first on line 1\)"):
+        Recipe.from_file(path)
+
+
+def test_recipe_and_space_files_read_1e_4_as_a_number(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("weight_decay: 1e-4\n")
+    assert Recipe.from_file(path).weight_decay == 1e-4

@@ -17,17 +17,20 @@ from typing import Callable, NamedTuple
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lightrecipe.reports.tables import Frames
-
-from lightrecipe.reports.figures._common import METRIC_LABELS, is_reference_arch, metric_label
+from lightrecipe.reports.figures.common import METRIC_LABELS, is_reference_arch, metric_label
 from lightrecipe.reports.figures.comparison import comparison_data, plot_comparison
 from lightrecipe.reports.figures.history import curves_data, history_data, plot_curves, plot_history
-from lightrecipe.reports.figures.importance import (IMPORTANCE_SEED, MIN_TRIALS_FOR_IMPORTANCE, importance_data,
-                                                    plot_importance)
+from lightrecipe.reports.figures.importance import (
+    IMPORTANCE_SEED,
+    MIN_TRIALS_FOR_IMPORTANCE,
+    importance_data,
+    plot_importance,
+)
 from lightrecipe.reports.figures.sensitivity import plot_sensitivity, sensitivity_data
 from lightrecipe.reports.figures.shift import NOT_KNOBS, POINT, RESNET50_SETTINGS, plot_shift, shift_data
 from lightrecipe.reports.figures.size import plot_size, size_data
 from lightrecipe.reports.figures.smoothing import plot_smoothing, smoothing_data, smoothing_gain
+from lightrecipe.reports.tables import Frames
 
 __all__ = [
     "FIGURES", "FigureSpec", "IMPORTANCE_SEED", "METRIC_LABELS", "MIN_TRIALS_FOR_IMPORTANCE", "NOT_KNOBS", "POINT",

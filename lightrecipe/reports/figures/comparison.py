@@ -9,10 +9,18 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_choice_ticks, _empty, _finding_range, _grow, _legend_below,
-                                                 _recipe_key, _suptitle, _with_top1, is_reference_arch,
-                                                 metric_label)
-
+from lightrecipe.reports.figures.common import (
+    choice_ticks,
+    empty_frame,
+    finding_range,
+    grow_rows,
+    is_reference_arch,
+    legend_below,
+    metric_label,
+    recipe_key,
+    suptitle,
+    with_top1,
+)
 
 # --- 1. recipe comparison -------------------------------------------------------------------------------
 
@@ -23,11 +31,11 @@ def comparison_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataF
     random-init floor (kind "floor": the backbone untrained, mean over the seeds measured), which a recipe
     must clear to be better than no training. `attrs["title"]` states the finding."""
     trials = frames.trials
-    done = _with_top1(trials, metric)
+    done = with_top1(trials, metric)
     order = tables.arch_order(trials)
     if done.empty:
-        return _empty(f"no complete trial has a {metric} value yet", order=order, metric=metric)
-    done = done.assign(recipe_key=done.apply(_recipe_key, axis=1))
+        return empty_frame(f"no complete trial has a {metric} value yet", order=order, metric=metric)
+    done = done.assign(recipe_key=done.apply(recipe_key, axis=1))
     rows = []
     for arch in order:
         sub = done[done["arch"] == arch]
@@ -74,9 +82,9 @@ def comparison_title(data: pd.DataFrame) -> str:
     below = below_floor(data, considered["arch"])
     if deltas and min(deltas) > 0:
         who = "efficient nets" if len(efficient) else "every arch"
-        finding = f"The searched recipe lifts {who} by {_finding_range(deltas)} points over the ResNet-50 settings"
+        finding = f"The searched recipe lifts {who} by {finding_range(deltas)} points over the ResNet-50 settings"
     elif deltas:
-        finding = f"Best recipe found vs ResNet-50 settings ({_finding_range(deltas)} points)"
+        finding = f"Best recipe found vs ResNet-50 settings ({finding_range(deltas)} points)"
     else:
         return "Best recipe found per arch (no ResNet-50-settings trial to compare with)"
     if below:
@@ -127,7 +135,7 @@ def plot_comparison(data: pd.DataFrame):
             top = max(best.iloc[0].top1 + best.iloc[0]["std"], base.iloc[0].top1 + base.iloc[0]["std"])
             ax.annotate(f"{best.iloc[0].delta:+.1f} pts", (i, top), xytext=(0, 14), textcoords="offset points",
                         ha="center", fontsize=9, fontweight="bold", color=colors[arch])
-    _grow(fig, {0: _choice_ticks(ax, order, fig.get_figwidth() - 1.0)})
+    grow_rows(fig, {0: choice_ticks(ax, order, fig.get_figwidth() - 1.0)})
     ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
     # Headroom above the tallest bar for its value and delta labels; ticks stop at 100%.
     ax.set_ylim(0, data["top1"].max() + data["std"].fillna(0).max() + 16)
@@ -140,8 +148,8 @@ def plot_comparison(data: pd.DataFrame):
                Patch(facecolor="#888888", label=f"{style.BEST_LABEL} (arch colour)")]
     if (data["kind"] == "floor").any():
         handles.append(Line2D([], [], color=style.FLOOR_COLOR, linestyle="--", label=style.FLOOR_LABEL))
-    _legend_below(fig, handles)
-    _suptitle(fig, data.attrs["title"])
+    legend_below(fig, handles)
+    suptitle(fig, data.attrs["title"])
     ax.set_title("bars: mean over repeated seeds; whiskers: std where a recipe was repeated", fontsize=8,
                  color="#555555")
     return fig

@@ -10,9 +10,16 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import _empty, _integer_x, _label, _legend_below, _suptitle, metric_label
+from lightrecipe.reports.figures.common import (
+    empty_frame,
+    integer_x_axis,
+    legend_below,
+    metric_label,
+    short_label,
+    suptitle,
+)
 from lightrecipe.reports.tables import as_percent
-
+from lightrecipe.search.store import records
 
 # --- 5. optimisation history and learning curves --------------------------------------------------------
 
@@ -27,14 +34,14 @@ def history_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFram
     trials = frames.trials
     order = tables.arch_order(trials)
     if metric not in trials.columns or trials.empty:
-        return _empty("no trials", order=order, metric=metric)
+        return empty_frame("no trials", order=order, metric=metric)
     pct = as_percent(trials[metric]).set_axis(trials.index)
-    has = trials[np.isfinite(pct) & trials["state"].isin(["complete", "pruned"])]
-    if has.empty or not (has["state"] == "complete").any():
-        return _empty(f"no complete trial has a {metric} value yet", order=order, metric=metric)
+    has = trials[np.isfinite(pct) & trials["state"].isin([records.COMPLETE, records.PRUNED])]
+    if has.empty or not (has["state"] == records.COMPLETE).any():
+        return empty_frame(f"no complete trial has a {metric} value yet", order=order, metric=metric)
     frame = has[["source", "study", "arch", "number", "state", "baseline"]].assign(top1=pct.loc[has.index])
     frame = frame.sort_values(["source", "study", "number"]).reset_index(drop=True)
-    complete_top1 = frame["top1"].where(frame["state"] == "complete")
+    complete_top1 = frame["top1"].where(frame["state"] == records.COMPLETE)
     frame["best_so_far"] = complete_top1.groupby([frame["source"], frame["study"]]).cummax()
     frame["best_so_far"] = frame.groupby(["source", "study"])["best_so_far"].ffill()
     frame.attrs.update(order=order, metric=metric, title=HISTORY_TITLE)
@@ -70,32 +77,32 @@ def plot_history(data: pd.DataFrame):
     for ax, (source, study) in zip(axes, studies):
         part = data[(data["source"] == source) & (data["study"] == study)]
         color = colors[part["arch"].iloc[0]]
-        comp = part[(part["state"] == "complete") & ~part["baseline"]]
-        pruned = part[part["state"] == "pruned"]
-        base = part[part["baseline"] & (part["state"] == "complete")]
+        comp = part[(part["state"] == records.COMPLETE) & ~part["baseline"]]
+        pruned = part[part["state"] == records.PRUNED]
+        base = part[part["baseline"] & (part["state"] == records.COMPLETE)]
         ax.scatter(pruned["number"], pruned["top1"], color=color, alpha=style.FADED_ALPHA, s=16, marker="v",
                    label="pruned (last value)")
         ax.scatter(comp["number"], comp["top1"], color=color, s=20, edgecolor="white", linewidth=0.4,
-                   label="complete")
+                   label=records.COMPLETE)
         if len(base):
             ax.scatter(base["number"], base["top1"], **style.BASELINE_MARKER, label=style.BASELINE_LABEL)
         steps = part.dropna(subset=["best_so_far"])
         if len(steps) > 1:  # one trial: its dot already is the best so far
             ax.step(steps["number"], steps["best_so_far"], where="post", color=color, linewidth=1.6,
                     label="best so far")
-        ax.set_title(_label(study) + (f"\n{_label(source)}" if multi_source else ""), fontsize=8.5)
+        ax.set_title(short_label(study) + (f"\n{short_label(source)}" if multi_source else ""), fontsize=8.5)
         ax.set_xlabel("trial number")
-        _integer_x(ax, part["number"])
+        integer_x_axis(ax, part["number"])
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
     grey = "#666666"
-    _legend_below(fig, [Line2D([], [], marker="o", color=grey, linestyle="", label="complete"),
+    legend_below(fig, [Line2D([], [], marker="o", color=grey, linestyle="", label=records.COMPLETE),
                         Line2D([], [], marker="v", color=grey, alpha=style.FADED_ALPHA + 0.15, linestyle="",
                                label="pruned (last value)"),
                         Line2D([], [], marker="*", color=style.BASELINE_COLOR, markersize=11, linestyle="",
                                label=style.BASELINE_LABEL),
                         Line2D([], [], color=grey, linewidth=1.6, drawstyle="steps-post", label="best so far")])
-    _suptitle(fig, data.attrs["title"])
+    suptitle(fig, data.attrs["title"])
     return fig
 
 
@@ -106,9 +113,9 @@ def _curve_style(state: str, baseline: bool, best: bool, color: str, points: int
         kw = dict(color=style.BASELINE_COLOR, linestyle="--", linewidth=1.3, alpha=0.9, zorder=4)
     elif best:
         kw = dict(color=color, linewidth=2.4, zorder=5)
-    elif state == "complete":
+    elif state == records.COMPLETE:
         kw = dict(color=color, linewidth=1.0, alpha=0.75)
-    elif state == "running":
+    elif state == records.RUNNING:
         kw = dict(color=color, linewidth=1.0, linestyle=":", alpha=0.9)
     else:  # pruned, failed, diverged: faded, a triangle where it stopped
         return dict(color=color, linewidth=0.9, alpha=style.FADED_ALPHA, marker="v", markersize=4,
@@ -122,14 +129,14 @@ def curves_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame
     trials, curves = frames.trials, frames.curves
     order = tables.arch_order(trials)
     if curves.empty:
-        return _empty("no trial reported an epoch yet", order=order, metric=metric)
+        return empty_frame("no trial reported an epoch yet", order=order, metric=metric)
     column = metric if metric in curves.columns and curves[metric].notna().any() else "objective_value"
     shown = metric if column == metric else "objective"
     frame = curves[["source", "study", "arch", "number", "state", "baseline", "epoch"]].assign(
         top1=as_percent(curves[column]).set_axis(curves.index))
     frame = frame[np.isfinite(frame["top1"])]
     if frame.empty:
-        return _empty(f"no per-epoch {column} values", order=order, metric=metric)
+        return empty_frame(f"no per-epoch {column} values", order=order, metric=metric)
     best = tables.best_trials(trials, metric)
     best_keys = set(zip(best["source"], best["study"], best["number"]))
     frame = frame.assign(best=[k in best_keys for k in zip(frame["source"], frame["study"], frame["number"])])
@@ -149,17 +156,17 @@ def plot_curves(data: pd.DataFrame):
             line = line.sort_values("epoch")
             ax.plot(line["epoch"], line["top1"], gid=f"{study} #{number}",
                     **_curve_style(state, bool(baseline), bool(best), color, points=len(line)))
-        ax.set_title(_label(study), fontsize=8.5)
+        ax.set_title(short_label(study), fontsize=8.5)
         ax.set_xlabel("epoch")
-        _integer_x(ax, part["epoch"])
+        integer_x_axis(ax, part["epoch"])
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(f"val {metric_label(data.attrs['metric'])} (%)")
     grey = "#555555"
-    _legend_below(fig, [Line2D([], [], color=grey, linewidth=2.4, label=style.BEST_LABEL),
-                        Line2D([], [], color=grey, linewidth=1.0, label="complete"),
+    legend_below(fig, [Line2D([], [], color=grey, linewidth=2.4, label=style.BEST_LABEL),
+                        Line2D([], [], color=grey, linewidth=1.0, label=records.COMPLETE),
                         Line2D([], [], color=grey, linewidth=0.9, marker="v", markersize=4,
                                alpha=style.FADED_ALPHA + 0.15, label="pruned / failed (v: last epoch)"),
-                        Line2D([], [], color=grey, linestyle=":", label="running"),
+                        Line2D([], [], color=grey, linestyle=":", label=records.RUNNING),
                         Line2D([], [], color=style.BASELINE_COLOR, linestyle="--", label=style.BASELINE_LABEL)])
-    _suptitle(fig, data.attrs["title"])
+    suptitle(fig, data.attrs["title"])
     return fig

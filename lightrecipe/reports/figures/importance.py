@@ -10,8 +10,15 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_dist_log, _empty, _is_numeric, _label, _plain, _suptitle,
-                                                 _with_top1)
+from lightrecipe.reports.figures.common import (
+    empty_frame,
+    is_numeric,
+    plain_value,
+    sampled_on_log_scale,
+    short_label,
+    suptitle,
+    with_top1,
+)
 
 MIN_TRIALS_FOR_IMPORTANCE = 8  # fewer complete trials than this cannot separate eight-odd knobs' effects
 IMPORTANCE_SEED = 0  # fANOVA's random forest: fixed, so the same database gives the same figure
@@ -30,7 +37,7 @@ def importance_data(frames: tables.Frames, metric: str = "knn_top1", *, seed: in
     left out, with a note in `attrs["notes"]`; `attrs["title"]` names the knob that matters most per arch.
     """
     trials = frames.trials
-    done = _with_top1(trials, metric)
+    done = with_top1(trials, metric)
     order = tables.arch_order(trials)
     params = tables.searched_params(trials)
     notes: list[str] = []
@@ -54,7 +61,7 @@ def importance_data(frames: tables.Frames, metric: str = "knn_top1", *, seed: in
             rows.append(dict(arch=arch, knob=p, importance=float(v), n_trials=len(sub), evaluator="fANOVA"))
     frame = pd.DataFrame(rows)
     if frame.empty:
-        frame = _empty("; ".join(notes) or "no complete trials", order=order, metric=metric)
+        frame = empty_frame("; ".join(notes) or "no complete trials", order=order, metric=metric)
     frame.attrs.update(order=order, metric=metric, notes=notes, title=importance_title(frame, order))
     return frame
 
@@ -78,7 +85,7 @@ def _knob_values(sub: pd.DataFrame, params: list[str]) -> dict[str, pd.Series]:
         col = sub[f"param_{p}"] if f"param_{p}" in sub else pd.Series(index=sub.index, dtype=object)
         if f"recipe_{p}" in sub:
             col = col.where(col.notna(), sub[f"recipe_{p}"])
-        col = col.map(_plain)
+        col = col.map(plain_value)
         if col.isna().any() or col.astype(str).nunique() < 2:
             continue
         values[p] = col
@@ -91,9 +98,9 @@ def _distributions(values: dict[str, pd.Series], trials: pd.DataFrame) -> dict[s
 
     dists: dict[str, Any] = {}
     for p, col in values.items():
-        if _is_numeric(col):
+        if is_numeric(col):
             lo, hi = float(col.min()), float(col.max())
-            dists[p] = FloatDistribution(lo, hi, log=_dist_log(trials, p) and lo > 0)
+            dists[p] = FloatDistribution(lo, hi, log=sampled_on_log_scale(trials, p) and lo > 0)
         else:
             dists[p] = CategoricalDistribution(sorted({v for v in col}, key=str))
     return dists
@@ -134,13 +141,13 @@ def plot_importance(data: pd.DataFrame):
         ax.barh(range(len(knobs)), imp, color=colors[arch], height=0.7)
         for y, v in enumerate(imp):
             ax.annotate(f"{v:.2f}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5)
-        ax.set_yticks(range(len(knobs)), [_label(k) for k in knobs])
+        ax.set_yticks(range(len(knobs)), [short_label(k) for k in knobs])
         ax.set_xlim(0, min(1.0, imp.max() * 1.3 + 0.02))
         ax.set_xlabel("importance (fANOVA, sums to 1)")
         n = int(data.loc[data["arch"] == arch, "n_trials"].iloc[0])
         # ~30 bold characters fit a panel; "(n = 11)" wraps as one piece (no-break spaces)
-        ax.set_title(textwrap.fill(f"{_label(arch)}  (n\u00a0=\u00a0{n})", 30), color=colors[arch],
+        ax.set_title(textwrap.fill(f"{short_label(arch)}  (n\u00a0=\u00a0{n})", 30), color=colors[arch],
                      fontweight="bold")
         ax.grid(axis="y", visible=False)
-    _suptitle(fig, data.attrs["title"])
+    suptitle(fig, data.attrs["title"])
     return fig

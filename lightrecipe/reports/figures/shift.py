@@ -12,9 +12,21 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (PANEL_INCHES, _choice_ticks, _empty, _grow, _is_numeric, _label,
-                                                 _legend_below, _plain, _plain_log_axis, _short_number_axis,
-                                                 _suptitle, _with_top1, is_reference_arch)
+from lightrecipe.reports.figures.common import (
+    PANEL_INCHES,
+    choice_ticks,
+    empty_frame,
+    grow_rows,
+    is_numeric,
+    is_reference_arch,
+    legend_below,
+    plain_log_axis,
+    plain_value,
+    short_label,
+    short_number_axis,
+    suptitle,
+    with_top1,
+)
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
 
 POINT = 1.0  # "within 1 point of the best": one percentage point of top-1
@@ -32,7 +44,7 @@ def _knobs(done: pd.DataFrame) -> list[str]:
         col = f"recipe_{field}"
         if field in NOT_KNOBS or col not in done.columns:
             continue
-        values = done[col].dropna().map(_plain)
+        values = done[col].dropna().map(plain_value)
         if values.astype(str).nunique() > 1:
             knobs.append(field)
     return knobs
@@ -52,19 +64,19 @@ def shift_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     whether the knob moved away from the ResNet-50 value for every efficient net (every arch when only
     ResNets ran); `attrs["title"]` counts those knobs."""
     trials = frames.trials
-    done = _with_top1(trials, metric)
+    done = with_top1(trials, metric)
     order = tables.arch_order(trials)
     if done.empty:
-        return _empty(f"no complete trial has a {metric} value yet", order=order, metric=metric)
+        return empty_frame(f"no complete trial has a {metric} value yet", order=order, metric=metric)
     knobs = _knobs(done)
     if not knobs:
-        return _empty("every complete trial ran the same recipe: no knob was searched", order=order, metric=metric)
+        return empty_frame("every complete trial ran the same recipe: no knob was searched", order=order, metric=metric)
     rows = []
     for arch in order:
         sub = done[done["arch"] == arch]
         if sub.empty:
             continue
-        rows.extend(_arch_rows(arch, sub, knobs, numeric={k: _is_numeric(done[f"recipe_{k}"]) for k in knobs}))
+        rows.extend(_arch_rows(arch, sub, knobs, numeric={k: is_numeric(done[f"recipe_{k}"]) for k in knobs}))
     frame = pd.DataFrame(rows)
     judged = frame[~frame["arch"].map(is_reference_arch)]
     judged = judged if len(judged) else frame
@@ -86,12 +98,12 @@ def _arch_rows(arch: str, sub: pd.DataFrame, knobs: list[str], numeric: dict[str
     rows = []
     for knob in knobs:
         col = f"recipe_{knob}"
-        ref = _plain(base.iloc[0][col]) if len(base) else RESNET50_SETTINGS[knob]
-        values = near[col].dropna().map(_plain).map(_int_if_whole)
+        ref = plain_value(base.iloc[0][col]) if len(base) else RESNET50_SETTINGS[knob]
+        values = near[col].dropna().map(plain_value).map(_int_if_whole)
         num = numeric[knob] and len(values) > 0
         rows.append(dict(
             knob=knob, arch=arch, numeric=numeric[knob], resnet50=_int_if_whole(ref),
-            best=_int_if_whole(_plain(best[col])),
+            best=_int_if_whole(plain_value(best[col])),
             near_min=float(values.min()) if num else math.nan,
             near_max=float(values.max()) if num else math.nan,
             near_values=sorted({str(v) for v in values}), n_near=len(near), best_top1=float(best.top1),
@@ -120,18 +132,18 @@ def plot_shift(data: pd.DataFrame):
             extra = _draw_choice_knob(ax, part, order, colors)
             row_extra[i // ncols] = max(row_extra.get(i // ncols, 0.0), extra)
         ax.set_yticks(range(len(order)),
-                      [_label(a) if ax.get_subplotspec().is_first_col() else "" for a in order])
+                      [short_label(a) if ax.get_subplotspec().is_first_col() else "" for a in order])
         ax.set_ylim(-0.7, len(order) - 0.3)
         ax.invert_yaxis()
         moved = bool(part["knob_moved"].iloc[0])
-        ax.set_title(_label(knob) + ("  (moved)" if moved else ""), fontweight="bold" if moved else "normal")
+        ax.set_title(short_label(knob) + ("  (moved)" if moved else ""), fontweight="bold" if moved else "normal")
     for ax in axes[len(knobs):]:
         ax.set_visible(False)
-    _grow(fig, row_extra)
-    _suptitle(fig, data.attrs["title"])
+    grow_rows(fig, row_extra)
+    suptitle(fig, data.attrs["title"])
     from matplotlib.lines import Line2D
 
-    _legend_below(fig, [Line2D([], [], marker=style.BASELINE_MARKER["marker"], color=style.BASELINE_COLOR,
+    legend_below(fig, [Line2D([], [], marker=style.BASELINE_MARKER["marker"], color=style.BASELINE_COLOR,
                                linestyle="", markersize=11, label=style.BASELINE_LABEL),
                         Line2D([], [], marker="o", color="#777777", linestyle="", label=style.BEST_LABEL),
                         Line2D([], [], color="#777777", alpha=0.35, linewidth=7,
@@ -145,11 +157,11 @@ def _draw_numeric_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[st
                       part["resnet50"].astype(float)]).dropna()
     if (vals > 0).all() and vals.max() / vals.min() >= 5:  # spans of 5x and more read better on log
         ax.set_xscale("log")
-        _plain_log_axis(ax.xaxis, vals)
+        plain_log_axis(ax.xaxis, vals)
     else:
         # narrow panels: long tick labels would collide; whole-number knobs (k, widths) get whole ticks
         ax.xaxis.set_major_locator(MaxNLocator(4, integer=bool(np.allclose(vals, np.round(vals)))))
-        _short_number_axis(ax.xaxis)
+        short_number_axis(ax.xaxis)
     for y, arch in enumerate(order):
         if arch not in part.index:
             continue
@@ -162,7 +174,7 @@ def _draw_numeric_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[st
 
 def _draw_choice_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[str, str]) -> float:
     """Per arch row: the choices within a point of the best (halos), the best choice and the ResNet-50 star.
-    Returns the extra height its labels need (`_choice_ticks`)."""
+    Returns the extra height its labels need (`choice_ticks`)."""
     cats = sorted({str(v) for v in part["resnet50"]} | {str(v) for v in part["best"]}
                   | {v for vs in part["near_values"] for v in vs})
     pos = {c: i for i, c in enumerate(cats)}
@@ -174,4 +186,4 @@ def _draw_choice_knob(ax, part: pd.DataFrame, order: list[str], colors: dict[str
                    alpha=0.35, s=110, linewidth=0)
         ax.scatter([pos[str(r.best)]], [y], color=colors[arch], s=36, zorder=4, edgecolor="white")
         ax.scatter([pos[str(r.resnet50)]], [y], **style.BASELINE_MARKER)
-    return _choice_ticks(ax, cats, PANEL_INCHES)
+    return choice_ticks(ax, cats, PANEL_INCHES)

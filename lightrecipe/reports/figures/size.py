@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import _arch_legend, _empty, _suptitle, metric_label
+from lightrecipe.reports.figures.common import arch_legend, empty_frame, metric_label, suptitle
 from lightrecipe.reports.figures.comparison import comparison_data
-
 
 # --- 7. accuracy vs parameter count ---------------------------------------------------------------------
 
@@ -24,7 +23,7 @@ def size_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
         return comp
     comp = comp.dropna(subset=["params_count"])
     if comp.empty:
-        return _empty("no trial recorded a parameter count", order=comp.attrs["order"], metric=metric)
+        return empty_frame("no trial recorded a parameter count", order=comp.attrs["order"], metric=metric)
     rows = []
     for arch, part in comp.groupby("arch", sort=False):
         get = lambda kind: float(part.loc[part["kind"] == kind, "top1"].iloc[0]) if (part["kind"] == kind).any() \
@@ -76,6 +75,6 @@ def plot_size(data: pd.DataFrame):
                  color="#555555")
     # Arch names in a legend under the plot, not next to the points: archs of about the same size and
     # accuracy would put their names on top of each other (and a legend inside would cover an arrow).
-    _arch_legend(fig, [a for a in data.attrs["order"] if a in set(data["arch"])], colors)
-    _suptitle(fig, data.attrs["title"])
+    arch_legend(fig, [a for a in data.attrs["order"] if a in set(data["arch"])], colors)
+    suptitle(fig, data.attrs["title"])
     return fig

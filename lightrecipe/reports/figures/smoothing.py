@@ -7,9 +7,15 @@ import numpy as np
 import pandas as pd
 
 from lightrecipe.reports import style, tables
-from lightrecipe.reports.figures._common import (_arch_legend, _empty, _integer_x, _plain_log_axis, _suptitle,
-                                                 _with_top1, metric_label)
-
+from lightrecipe.reports.figures.common import (
+    arch_legend,
+    empty_frame,
+    integer_x_axis,
+    metric_label,
+    plain_log_axis,
+    suptitle,
+    with_top1,
+)
 
 # --- 6. smoothing ablation ------------------------------------------------------------------------------
 
@@ -18,11 +24,11 @@ def smoothing_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFr
     """One row per complete trial: arch, on (smoothed InfoNCE with alpha > 0), mode, alpha, k, top1, baseline;
     `attrs["title"]` states the gain of smoothing per arch (`smoothing_gain`)."""
     trials = frames.trials
-    done = _with_top1(trials, metric)
+    done = with_top1(trials, metric)
     order = tables.arch_order(trials)
     need = ("recipe_smoothing", "recipe_smoothing_alpha", "recipe_smoothing_k")
     if done.empty or any(c not in done for c in need):
-        return _empty(f"no complete trial has a {metric} value and a recorded recipe", order=order, metric=metric)
+        return empty_frame(f"no complete trial has a {metric} value and a recorded recipe", order=order, metric=metric)
     done = done.dropna(subset=list(need))
     alpha = pd.to_numeric(done["recipe_smoothing_alpha"], errors="coerce").fillna(0.0)
     on = (done["recipe_smoothing"].astype(str) != "none") & (alpha > 0)
@@ -32,7 +38,7 @@ def smoothing_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFr
         number=done["number"],
     )).reset_index(drop=True)
     if not frame["on"].any():
-        return _empty("no complete trial used smoothed InfoNCE (smoothing_alpha > 0)", order=order, metric=metric)
+        return empty_frame("no complete trial used smoothed InfoNCE (smoothing_alpha > 0)", order=order, metric=metric)
     frame.attrs.update(order=order, metric=metric, title=smoothing_title(frame))
     return frame
 
@@ -75,9 +81,9 @@ def plot_smoothing(data: pd.DataFrame):
     ax_a.set_title("alpha (hollow: smoothing off)")
     if (on["k"] > 0).all() and on["k"].max() / max(on["k"].min(), 1) >= 8:
         ax_k.set_xscale("log", base=2)
-        _plain_log_axis(ax_k.xaxis, on["k"], base=2)
+        plain_log_axis(ax_k.xaxis, on["k"], base=2)
     else:
-        _integer_x(ax_k, on["k"])  # k counts neighbours
+        integer_x_axis(ax_k, on["k"])  # k counts neighbours
     ax_k.set_xlabel("k (neighbours sharing alpha)")
     ax_k.set_title("k, smoothing on")
     rng = np.random.default_rng(0)  # jitter only
@@ -98,6 +104,6 @@ def plot_smoothing(data: pd.DataFrame):
     ax_o.set_xlim(-0.5, len(archs) - 0.5)  # every arch's pair of columns, even one with no points
     ax_o.set_title("off vs on (bar: best)")
     ax_o.grid(axis="x", visible=False)
-    _suptitle(fig, data.attrs["title"])
-    _arch_legend(fig, archs, colors, baseline=False)
+    suptitle(fig, data.attrs["title"])
+    arch_legend(fig, archs, colors, baseline=False)
     return fig

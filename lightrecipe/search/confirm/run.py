@@ -28,14 +28,14 @@ from optuna.trial import TrialState
 
 from lightrecipe.errors import UserError
 from lightrecipe.search import floor
-from lightrecipe.search.store import records
-from lightrecipe.search.cluster.session import ray_session, trials_that_fit
 from lightrecipe.search.cluster.interrupts import Interrupted, catch_signals, received
+from lightrecipe.search.cluster.session import ray_session, trials_that_fit
+from lightrecipe.search.confirm.settings import EPOCHS_FACTOR, ConfirmSettings
+from lightrecipe.search.settings import StudyOutcome, StudyPlan, check_settings
+from lightrecipe.search.store import records
 from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.store.storage import open_storage
 from lightrecipe.search.store.study import census, find_study, jsonable, new_study_key
-from lightrecipe.search.confirm.settings import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR  # noqa: F401
-from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings
 from lightrecipe.search.sweep import outcome, run_study
 
 

@@ -26,14 +26,8 @@ from lightrecipe.search.store.optuna_seam import adopt
 from lightrecipe.search.store.study import jsonable, run_dir, study_key
 
 OBJECTIVE = records.DEFAULT_OBJECTIVE
-# records state -> Optuna state. A diverged trial is PRUNED (with its last finite value, if any): TPE ranks
-# pruned trials below every complete one, so it learns to avoid the region; FAIL it would ignore (optuna#1214).
-OPTUNA_STATE = {
-    "complete": TrialState.COMPLETE,
-    "pruned": TrialState.PRUNED,
-    "diverged": TrialState.PRUNED,
-    "failed": TrialState.FAIL,
-}
+# records state -> Optuna state (records.OPTUNA_STATE_NAMES says why a diverged trial is PRUNED)
+OPTUNA_STATE = {state: TrialState[name] for state, name in records.OPTUNA_STATE_NAMES.items()}
 
 
 @dataclass
@@ -87,7 +81,7 @@ class TrialLedger:
         recipe, error = self._recipe(trial, baseline)
         history = list(stored.get(records.HISTORY) or [])  # epochs a previous driver already recorded
         attrs = {
-            records.STATE: "running",
+            records.STATE: records.RUNNING,
             records.ERROR: "",
             records.BASELINE: baseline,
             records.RECIPE: recipe or {},
@@ -121,7 +115,7 @@ class TrialLedger:
         """A trial ASHA stopped: history, then state "pruned", then the values (see the module docstring)."""
         trial = self._trials[number]
         trial.set_user_attr(records.HISTORY, jsonable(history))
-        trial.set_user_attr(records.STATE, "pruned")
+        trial.set_user_attr(records.STATE, records.PRUNED)
         self._report(number, rows)
 
     def record_cost(self, number: int, wall_seconds: float, devices: float, node: str) -> None:
@@ -161,7 +155,7 @@ class TrialLedger:
         }
         for key, val in attrs.items():
             trial.set_user_attr(key, jsonable(val))
-        if state == "complete":
+        if state == records.COMPLETE:
             self.study.tell(trial, float(value))  # type: ignore[arg-type]
         else:
             self.study.tell(trial, state=OPTUNA_STATE[state])

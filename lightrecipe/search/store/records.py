@@ -48,6 +48,8 @@ A confirm study's trials carry, set when they are enqueued:
 
 from __future__ import annotations
 
+from lightrecipe.trainers.run.outcome import COMPLETE, DIVERGED
+
 # Study attributes
 SPACE = "space"
 ARCH = "arch"
@@ -82,7 +84,19 @@ SHORT_VALUE = "short_value"
 ROLE_SEARCHED, ROLE_RESNET50 = "searched", "resnet50"
 FLOOR_METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # train()'s final scores
 
-STATES = ("complete", "pruned", "failed", "diverged", "running")
+# Trial states. The trainer owns how a run ends (COMPLETE, DIVERGED); a sweep adds the rest.
+PRUNED = "pruned"  # stopped early: by ASHA, or by the collapse stop
+FAILED = "failed"  # raised an error (its one-line reason is in ERROR)
+RUNNING = "running"  # started, not finished (or its sweep died while it ran)
+WAITING = "waiting"  # enqueued, not started
+STATES = (COMPLETE, PRUNED, FAILED, DIVERGED, RUNNING)  # what a trial's STATE attribute may hold
+# How each state is kept in Optuna, by TrialState name. A diverged trial is PRUNED (with its last finite value,
+# if any): TPE ranks pruned trials below every complete one, so it learns to avoid the region; FAIL it would
+# ignore (optuna#1214).
+OPTUNA_STATE_NAMES = {COMPLETE: "COMPLETE", PRUNED: "PRUNED", DIVERGED: "PRUNED", FAILED: "FAIL",
+                      RUNNING: "RUNNING", WAITING: "WAITING"}
+# A trial read back without a state of its own takes its Optuna state's plain name (PRUNED reads as pruned).
+STATE_OF_OPTUNA = {name: state for state, name in reversed(OPTUNA_STATE_NAMES.items())}
 VALIDATION_METRICS = ("knn_top1", "linear_top1")  # what may rank recipes: never a test metric
 DEFAULT_OBJECTIVE = "knn_top1"  # val kNN: cheap per epoch, so ASHA and the final ranking use one metric
 DB_FILENAME = "trials.db"  # SQLite file inside the sweep folder when no --storage is given

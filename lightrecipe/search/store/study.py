@@ -88,7 +88,7 @@ def settle_stopped(study: optuna.Study, storage: optuna.storages.BaseStorage) ->
     not run again. Returns their numbers."""
     settled = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get(records.STATE) != "pruned":
+        if t.user_attrs.get(records.STATE) != records.PRUNED:
             continue
         trial = adopt(study, storage, t.number)
         for row in t.user_attrs.get(records.HISTORY) or []:
@@ -104,7 +104,7 @@ def close_extra_running(study: optuna.Study, storage: optuna.storages.BaseStorag
     """RUNNING trials beyond what `--trials` still allows (a resume asking for fewer): close them as failed."""
     for number in numbers:
         trial = adopt(study, storage, number)
-        trial.set_user_attr(records.STATE, "failed")
+        trial.set_user_attr(records.STATE, records.FAILED)
         trial.set_user_attr(records.ERROR, "interrupted, and not resumed: the study already had --trials trials")
         study.tell(number, state=TrialState.FAIL)
 

@@ -12,7 +12,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-ORDER = {"running": 0, "complete": 1, "pruned": 2, "diverged": 3, "failed": 4}
+from lightrecipe.search.store import records
+
+ORDER = {records.RUNNING: 0, records.COMPLETE: 1, records.PRUNED: 2, records.DIVERGED: 3, records.FAILED: 4}
 MAX_ROWS = 24  # a screenful: running trials, then the best finished ones
 KEY_PARAMS = 4  # searched params shown as columns; the rest are in the trial database
 STOPPED_NOTE = "; a pruned or diverged trial's value is from the epoch it stopped at"
@@ -58,7 +60,7 @@ class Progress:
         self.trials[number] = {**self.trials.get(number, {}), **row}
         self._dirty = True
         state = row.get("state")
-        if not self.live and state != before and state in ORDER and state != "running":
+        if not self.live and state != before and state in ORDER and state != records.RUNNING:
             self._print(self.line(number))
 
     def rows(self) -> list[dict[str, Any]]:
@@ -68,17 +70,17 @@ class Progress:
 
         def key(item: tuple[int, dict[str, Any]]):
             number, t = item
-            state = t.get("state", "running")
+            state = t.get("state", records.RUNNING)
             value = t.get("value")
             score = -value if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
-            return (0, 0, number, 0) if state == "running" else (1, ORDER.get(state, len(ORDER)), score, number)
+            return (0, 0, number, 0) if state == records.RUNNING else (1, ORDER.get(state, len(ORDER)), score, number)
 
         return [{"trial": n, **t} for n, t in sorted(self.trials.items(), key=key)]
 
     def counts(self) -> dict[str, int]:
         out = {s: 0 for s in ORDER}
         for t in self.trials.values():
-            out[t.get("state", "running")] = out.get(t.get("state", "running"), 0) + 1
+            out[t.get("state", records.RUNNING)] = out.get(t.get("state", records.RUNNING), 0) + 1
         return out
 
     # --- text -----------------------------------------------------------------------------------
@@ -93,8 +95,8 @@ class Progress:
                     f"{r['trial']}{'*' if r.get('baseline') else ''}",
                     str(r.get("state", "")),
                     f"{r.get('epoch', 0)}/{self.max_epochs}",
-                    _fmt(r.get("value")),
-                    *[_fmt(params.get(p, "-")) for p in self.key_params],
+                    _cell(r.get("value")),
+                    *[_cell(params.get(p, "-")) for p in self.key_params],
                     str(r.get("node") or "").split("/")[-1],
                     _duration(r.get("wall_seconds")),
                 ]
@@ -104,39 +106,39 @@ class Progress:
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
         if len(rows) > MAX_ROWS:
             lines.append(f"... {len(rows) - MAX_ROWS} more finished trials in the trial database")
-        lines.append("(* = ResNet-50 baseline)" + (STOPPED_NOTE if any(r.get("state") in ("pruned", "diverged")
+        lines.append("(* = ResNet-50 baseline)" + (STOPPED_NOTE if any(r.get("state") in (records.PRUNED, records.DIVERGED)
                                                                       for r in rows[:MAX_ROWS]) else ""))
         lines += self.reasons()
         return "\n".join(lines)
 
     def reasons(self) -> list[str]:
         """Why trials failed or diverged, one line each (the newest MAX_REASONS; all are in the database)."""
-        ended = [(n, t) for n, t in sorted(self.trials.items()) if t.get("state") in ("failed", "diverged")]
+        ended = [(n, t) for n, t in sorted(self.trials.items()) if t.get("state") in (records.FAILED, records.DIVERGED)]
         return [f"trial {n} {t['state']}: {_clip(str(t.get('error') or 'no reason recorded'))}"
                 for n, t in ended[-MAX_REASONS:]]
 
     def summary(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
         best = self.best()
-        best_text = f"; best: trial {best[0]} {self.objective} {_fmt(best[1])}" if best else ""
+        best_text = f"; best: trial {best[0]} {self.objective} {_cell(best[1])}" if best else ""
         return f"{self.title}: {counts or 'no trials yet'}{best_text}"
 
     def best(self) -> tuple[int, float] | None:
         done = [
             (n, t["value"])
             for n, t in self.trials.items()
-            if t.get("state") == "complete" and isinstance(t.get("value"), (int, float))
+            if t.get("state") == records.COMPLETE and isinstance(t.get("value"), (int, float))
         ]
         return max(done, key=lambda item: item[1]) if done else None
 
     def line(self, number: int) -> str:
         t = self.trials[number]
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in (t.get("params") or {}).items())
+        params = ", ".join(f"{k}={_cell(v)}" for k, v in (t.get("params") or {}).items())
         tag = " (baseline)" if t.get("baseline") else ""
-        reason = f": {_clip(str(t['error']))}" if t.get("error") and t.get("state") in ("failed", "diverged") else ""
+        reason = f": {_clip(str(t['error']))}" if t.get("error") and t.get("state") in (records.FAILED, records.DIVERGED) else ""
         return (
             f"[{self.title}] trial {number}{tag} {t.get('state')}{reason} at epoch {t.get('epoch', 0)}/"
-            f"{self.max_epochs}, {self.objective} {_fmt(t.get('value'))}, {_duration(t.get('wall_seconds'))}"
+            f"{self.max_epochs}, {self.objective} {_cell(t.get('value'))}, {_duration(t.get('wall_seconds'))}"
             + (f"; {params}" if params else "")
         )
 
@@ -167,7 +169,7 @@ class Progress:
         self.stream.flush()
 
 
-def _fmt(value: Any) -> str:
+def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):

@@ -27,9 +27,10 @@ from typing import Any, Callable, Mapping
 
 from ray.tune.search import Searcher
 
-from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.store import records
 from lightrecipe.search.store.ledger import TrialLedger
 from lightrecipe.search.store.study import jsonable
+from lightrecipe.search.tune import trainable as tr
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class StudySearcher(Searcher):
         started = self.ledger.start()
         rec = TrialRecord(started.number, started.params, started.baseline, started.run_dir, list(started.history))
         self._records[trial_id] = rec
-        self._on_update(rec.number, self._row(rec, "running"))
+        self._on_update(rec.number, self._row(rec, records.RUNNING))
         return {
             tr.CFG_RECIPE: started.recipe,
             tr.CFG_RECIPE_ERROR: started.recipe_error,
@@ -138,7 +139,7 @@ class StudySearcher(Searcher):
         if added:
             self.ledger.record_epochs(rec.number, added, rec.history)
             self._record_cost(rec)
-        self._on_update(rec.number, self._row(rec, "running"))
+        self._on_update(rec.number, self._row(rec, records.RUNNING))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         rec = self._open(trial_id)
@@ -146,14 +147,14 @@ class StudySearcher(Searcher):
             return
         added = rec.absorb(result) if result else []
         if error:
-            state, message = "failed", (
+            state, message = records.FAILED, (
                 "the trial's Ray worker died and its retries ran out (killed, out of memory or node lost; "
                 f"--max-failures); see the Ray session's worker logs and the run folder {rec.run_dir}"
             )
         elif rec.final:
-            state, message = str(rec.final.get("state") or "complete"), str(rec.final.get("error") or "")
+            state, message = str(rec.final.get("state") or records.COMPLETE), str(rec.final.get("error") or "")
         elif self._stopped_by_scheduler(rec.number):
-            state, message = "pruned", ""
+            state, message = records.PRUNED, ""
             self.ledger.record_stopped(rec.number, added, rec.history)
             added = []
         else:  # stopped by Tune (time budget, interrupt) or never started: RUNNING, `--resume` continues it
@@ -168,11 +169,11 @@ class StudySearcher(Searcher):
     def _finish(self, trial_id: str, rec: TrialRecord, state: str, message: str) -> None:
         final = rec.final or {}
         value = final.get(tr.OBJECTIVE)
-        if state == "complete" and not (isinstance(value, (int, float)) and math.isfinite(value)):
-            state, message = "diverged", message or f"final {tr.OBJECTIVE} is {value}"
+        if state == records.COMPLETE and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            state, message = records.DIVERGED, message or f"final {tr.OBJECTIVE} is {value}"
         if final.get(tr.TRACEBACK):
             log.error("trial %d failed on %s: %s\n%s", rec.number, rec.node or "?", message, final[tr.TRACEBACK])
-        if final and state != "pruned":
+        if final and state != records.PRUNED:
             metrics = {k: final.get(k) for k in final.get(tr.METRIC_KEYS) or ()}
             if tr.LAST_EPOCH in final:
                 metrics["epoch"] = final[tr.LAST_EPOCH]
@@ -182,11 +183,11 @@ class StudySearcher(Searcher):
         self._record_cost(rec)
         self.ledger.finish(
             rec.number, state=state, message=message, metrics=metrics, history=rec.history,
-            value=value if state == "complete" else None, params_count=final.get("params"),
+            value=value if state == records.COMPLETE else None, params_count=final.get("params"),
         )
         self._closed.add(trial_id)
         row = self._row(rec, state)
-        if state == "complete":
+        if state == records.COMPLETE:
             row["value"] = float(value)
         row["error"] = message
         self._on_update(rec.number, row)

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from lightrecipe.errors import UserError
+from lightrecipe.search.store import records
 from lightrecipe.search.tune import collapse
 from lightrecipe.search.tune.devices import check_cuda
-from lightrecipe.search.store import records
 
 OBJECTIVE = records.DEFAULT_OBJECTIVE
 KIND = "kind"
@@ -82,7 +82,7 @@ def run_trial(config: dict[str, Any]) -> None:
             return
         final = _train(config, run_dir, lambda row: tune.report(stamp(row)), held)
     except collapse.Collapsed as stop:  # pruned, as ASHA would, but at any epoch (collapse.py)
-        stopped = failed_result(str(stop), held or None, state="pruned")
+        stopped = failed_result(str(stop), held or None, state=records.PRUNED)
         tune.report(stamp({**stopped, FULL_HISTORY: read_history(run_dir)}))
         return
     except Exception as exc:  # noqa: BLE001 - a trial that raises is recorded as failed; the sweep goes on
@@ -137,9 +137,9 @@ def final_result(final: dict[str, Any]) -> dict[str, Any]:
     """train()'s return value as the last Tune result (see the module docstring)."""
     out = _numbers(final)
     out[METRIC_KEYS] = sorted(final)
-    state = str(final.get("state") or "complete")
+    state = str(final.get("state") or records.COMPLETE)
     out.update({KIND: FINAL, "state": state, "error": str(final.get("error") or "")})
-    if state != "complete":
+    if state != records.COMPLETE:
         out[LAST_EPOCH] = out.pop("epoch", None)
     value = out.get(OBJECTIVE)
     if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -147,7 +147,7 @@ def final_result(final: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def failed_result(error: str, last_row: dict[str, Any] | None, state: str = "failed") -> dict[str, Any]:
+def failed_result(error: str, last_row: dict[str, Any] | None, state: str = records.FAILED) -> dict[str, Any]:
     out = dict(last_row or {})
     out[METRIC_KEYS] = sorted(set(out) | {"state", "error"})
     out[LAST_EPOCH] = out.pop("epoch", None)

@@ -15,9 +15,11 @@ import numpy as np
 from lightrecipe.errors import UserError
 
 try:  # numpy >= 2 keeps the array internals in numpy._core; numpy.core is a deprecated alias
-    from numpy._core import multiarray as _multiarray, numeric as _numeric
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
 except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _multiarray, numeric as _numeric
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
 
 # --- CIFAR -------------------------------------------------------------------------------------
 CIFAR_PIXELS = 3 * 32 * 32

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from lightrecipe.errors import UserError, nearest
-from lightrecipe.trainers.data.splits import Dataset, Split, per_class_holdout, subsample
 from lightrecipe.trainers.data.image_decode import CropPairs, EvalImages
+from lightrecipe.trainers.data.splits import Dataset, Split, per_class_holdout, subsample
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 VAL_PER_CLASS = (0.1, 50)  # held out of train/ per class: 10%, at most 50 (ImageNet: 50 000 images, like its val)

@@ -24,10 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lightrecipe.trainers.parallel.world import World, check_parallel, local_bn_splits
 from lightrecipe.trainers.method.losses import smoothed_info_nce
-from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.method.split_bn import convert_to_split_bn, convert_to_sync_bn, key_order
+from lightrecipe.trainers.parallel.world import World, check_parallel, local_bn_splits
+from lightrecipe.trainers.recipe import Recipe
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int, bn: bool, last_bn: bool) -> nn.Sequential:

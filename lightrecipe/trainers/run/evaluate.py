@@ -11,8 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lightrecipe.trainers.data.splits import Split, stratified_holdout
 from lightrecipe.trainers.data.pixels import normalize
+from lightrecipe.trainers.data.splits import Split, stratified_holdout
 from lightrecipe.trainers.method.model import backbone_dim
 from lightrecipe.trainers.method.precision import PRECISIONS, autocast
 

@@ -17,6 +17,7 @@ import torch
 from lightrecipe.errors import UserError
 from lightrecipe.plain_json import jsonable
 from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.run.outcome import COMPLETE, DIVERGED
 
 RECIPE_FILE = "recipe.json"
 HISTORY_FILE = "history.csv"
@@ -69,7 +70,7 @@ class RunFiles:
         if not path.exists():
             return None
         metrics = json.loads(path.read_text())
-        return metrics if metrics.get("state") in ("complete", "diverged") else None
+        return metrics if metrics.get("state") in (COMPLETE, DIVERGED) else None
 
     def write_history(self, history: list[dict[str, Any]]) -> None:
         if not history:

@@ -12,8 +12,8 @@ import torch
 
 from lightrecipe.trainers.data.splits import Dataset, Split
 from lightrecipe.trainers.parallel.world import World, shard_split
-from lightrecipe.trainers.run.evaluate import extract_features, knn_top1, linear_probe
 from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.run.evaluate import extract_features, knn_top1, linear_probe
 
 EVAL_BATCH = 256  # feature extraction batch: no gradients, so larger than training batches is fine
 

@@ -21,16 +21,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lightrecipe.trainers.method import schedules
 from lightrecipe.trainers.data.augment import TwoViewAugment
-from lightrecipe.trainers.data.splits import Dataset
 from lightrecipe.trainers.data.datasets import load_dataset
-from lightrecipe.trainers.parallel.world import (RANK_SEED_STRIDE, World, local_bn_splits, shard_split, wrap_for_gradients)
-from lightrecipe.trainers.method.split_bn import average_batch_norm_stats
+from lightrecipe.trainers.data.splits import Dataset
+from lightrecipe.trainers.method import schedules
 from lightrecipe.trainers.method.model import MoCo, count_params
 from lightrecipe.trainers.method.optim import build_optimizer
 from lightrecipe.trainers.method.precision import autocast
+from lightrecipe.trainers.method.split_bn import average_batch_norm_stats
+from lightrecipe.trainers.parallel.world import (
+    RANK_SEED_STRIDE,
+    World,
+    local_bn_splits,
+    shard_split,
+    wrap_for_gradients,
+)
 from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.run.outcome import COMPLETE, DIVERGED
 from lightrecipe.trainers.run.run_files import RunFiles
 from lightrecipe.trainers.run.scoring import final_scores, val_monitor
 
@@ -258,7 +265,7 @@ def train(
     metrics = dict(history[-1]) if history else {}
     metrics.update(world.from_rank0(final_scores(trainer.model.backbone, data, recipe, dev)))
     metrics.update(params=backbone_params(trainer), skipped_files=len(data.skipped_files()),
-                   skipped_steps=trainer.skipped_steps, state="complete", diverged_epoch=None, error="",
+                   skipped_steps=trainer.skipped_steps, state=COMPLETE, diverged_epoch=None, error="",
                    epochs_run=len(history))
     if lead:
         files.write_metrics(metrics)
@@ -322,7 +329,7 @@ def _diverged(files: RunFiles | None, history: list[dict[str, Any]], epoch: int,
     metrics = dict(history[-1]) if history else {"epoch": epoch - 1}
     metrics.update(
         params=backbone_params(trainer),
-        state="diverged",
+        state=DIVERGED,
         diverged_epoch=epoch,
         error=f"{what} in epoch {epoch}; try: {divergence_advice(trainer.recipe)}",
         epochs_run=len(history),

@@ -21,7 +21,6 @@ import optuna
 import pytest
 
 from lightrecipe.search.store import records
-
 from tests.search.helpers import ARCH, DATA, TINY_SPACE, free_port, load, processes_mentioning, stop_pids, wait_for
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,6 @@ import pytest
 
 from lightrecipe.reports.tables import load_trials
 from lightrecipe.search.store import records
-
 from tests.search.helpers import ARCH, DATA, TINY_SPACE, descendants, load, stop_pids
 from tests.search.sockets import is_loopback, listening
 

@@ -7,7 +7,6 @@ import pytest
 
 from lightrecipe import cli
 from lightrecipe.search.store import records
-
 from tests.search.helpers import ARCH, DATA, TINY_SPACE
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,6 @@ from lightrecipe.errors import UserError
 from lightrecipe.search.store import lease as lease_mod
 from lightrecipe.search.store import records
 from lightrecipe.search.store.lease import DriverLease, hold_studies
-
 from tests.search.helpers import ARCH, DATA, TINY_SPACE, sqlite_storage
 
 STUDY = records.study_name("tiny", ARCH)

@@ -17,7 +17,6 @@ import pytest
 from lightrecipe import cli
 from lightrecipe.reports.tables import load_trials
 from lightrecipe.search.store import records
-
 from tests.search.helpers import ARCH, DATA, TINY_SPACE, descendants, stop_pids
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,6 @@ import pytest
 from lightrecipe.errors import UserError
 from lightrecipe.reports import sources
 from lightrecipe.search.store import storage
-
 from tests.search.helpers import free_port
 
 

@@ -6,11 +6,21 @@ import optuna
 import pytest
 
 from lightrecipe.errors import UserError
-from lightrecipe.search.store import records
-from lightrecipe.search.store.study import (census, close_extra_running, create_study, enqueue_baseline, find_study, jsonable, run_dir, settle_stopped, study_key)
-from lightrecipe.search.store.storage import open_storage
 from lightrecipe.search.planning import resumed_seed
 from lightrecipe.search.settings import default_grace
+from lightrecipe.search.store import records
+from lightrecipe.search.store.storage import open_storage
+from lightrecipe.search.store.study import (
+    census,
+    close_extra_running,
+    create_study,
+    enqueue_baseline,
+    find_study,
+    jsonable,
+    run_dir,
+    settle_stopped,
+    study_key,
+)
 
 SPEC = {"name": "s", "base": "resnet50-mocov2", "fixed": {}, "params": {"temperature": {"float": [0.05, 0.5]}}}
 

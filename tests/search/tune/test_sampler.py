@@ -61,7 +61,6 @@ def test_startup_trials_sets_when_tpe_starts_modelling():
 
 def test_a_negative_startup_trials_is_a_user_error(tmp_path, capsys):
     from lightrecipe import cli
-
     from tests.search.helpers import ARCH, DATA, TINY_SPACE
 
     argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "2", "--startup-trials", "-1",

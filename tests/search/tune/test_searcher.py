@@ -17,12 +17,11 @@ import ray.cloudpickle
 from optuna.trial import TrialState
 
 from lightrecipe.search.store import records
-from lightrecipe.search.tune import trainable as tr
 from lightrecipe.search.store.ledger import TrialLedger
-from lightrecipe.search.tune.searcher import StudySearcher
 from lightrecipe.search.store.study import create_study, enqueue_baseline, run_dir
+from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune.searcher import StudySearcher
 from lightrecipe.spaces import load_space
-
 from tests.search.helpers import ARCH, TINY_SPACE, all_attrs_present, sqlite_storage
 
 SPACE = load_space(TINY_SPACE)

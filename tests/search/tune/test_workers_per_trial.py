@@ -19,9 +19,8 @@ import torch
 
 from lightrecipe import cli
 from lightrecipe.search.store import records
-from lightrecipe.trainers.run.launch import launch
 from lightrecipe.trainers.recipe import Recipe
-
+from lightrecipe.trainers.run.launch import launch
 from tests.search.helpers import ARCH, TINY_SPACE, descendants, load, processes_mentioning, trial_rows, wait_for
 
 pytestmark = pytest.mark.slow  # about a minute on 2 idle cores: Ray Train starts its workers twice

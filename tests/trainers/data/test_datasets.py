@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from lightrecipe.errors import UserError
+from lightrecipe.trainers.data.datasets import digits_partition, load_dataset, load_digits_arrays
 from lightrecipe.trainers.data.pixels import IMAGENET_MEAN, IMAGENET_STD, normalize
 from lightrecipe.trainers.data.splits import TensorSplit, subsample
-from lightrecipe.trainers.data.datasets import digits_partition, load_dataset, load_digits_arrays
 from lightrecipe.trainers.recipe import Recipe
 
 CPU = torch.device("cpu")

@@ -7,9 +7,8 @@ import torch.nn.functional as F
 
 from lightrecipe.trainers.method.model import KeyQueue, MoCo, mlp
 from lightrecipe.trainers.method.optim import build_optimizer
-from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.presets import preset_names
-from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.recipe import Recipe, preset
 
 # ResNet (BatchNorm2d), MobileNet-V3 / EfficientNet / RegNet (timm's BatchNormAct2d), ConvNeXt (LayerNorm).
 ARCHS = ["resnet10t", "mobilenetv3_small_050", "efficientnet_b0", "regnetx_002", "convnext_atto"]

@@ -14,8 +14,8 @@ from timm.layers import BatchNormAct2d
 
 from lightrecipe.errors import UserError
 from lightrecipe.trainers.method.model import MoCo
-from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.method.split_bn import SPLIT_CLASSES, convert_to_split_bn, key_order, sync_running_stats
+from lightrecipe.trainers.recipe import Recipe
 
 # The contract archs of test_model.py: BatchNorm2d (ResNet), timm's BatchNormAct2d (MobileNet-V3,
 # EfficientNet, RegNet) and LayerNorm only (ConvNeXt: nothing to split, nothing may break).

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.parallel.world import World, check_parallel
+from lightrecipe.trainers.method.losses import smoothed_info_nce
 from lightrecipe.trainers.method.split_bn import average_batch_norm_stats
 from lightrecipe.trainers.parallel.launch import run_parallel
-from lightrecipe.trainers.method.losses import smoothed_info_nce
+from lightrecipe.trainers.parallel.world import World, check_parallel
 from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.run.train import Trainer
 

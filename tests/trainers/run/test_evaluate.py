@@ -7,9 +7,9 @@ import pytest
 import timm
 import torch
 
-from lightrecipe.trainers.data.splits import TensorSplit
 from lightrecipe.trainers.data.datasets import load_digits_arrays
 from lightrecipe.trainers.data.pixels import normalize, resize_uint8
+from lightrecipe.trainers.data.splits import TensorSplit
 from lightrecipe.trainers.run.evaluate import extract_features, knn_top1, linear_probe
 
 

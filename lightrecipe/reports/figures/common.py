@@ -23,13 +23,13 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
-def _empty(reason: str, **attrs: Any) -> pd.DataFrame:
+def empty_frame(reason: str, **attrs: Any) -> pd.DataFrame:
     frame = pd.DataFrame()
     frame.attrs.update(reason=reason, **attrs)
     return frame
 
 
-def _with_top1(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+def with_top1(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Scored (complete) trials with `top1` in percent (scaled on the whole column, so all rows agree)."""
     if metric not in trials.columns:
         return trials.iloc[0:0].assign(top1=pd.Series(dtype=float))
@@ -38,13 +38,13 @@ def _with_top1(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     return done.assign(top1=pct.loc[done.index])
 
 
-def _recipe_key(row: pd.Series) -> str:
+def recipe_key(row: pd.Series) -> str:
     """The recipe without its seed: trials with equal keys are repeats of one recipe."""
-    return json.dumps({f: _plain(row.get(f"recipe_{f}")) for f in FIELD_NAMES if f != "seed"}, sort_keys=True,
+    return json.dumps({f: plain_value(row.get(f"recipe_{f}")) for f in FIELD_NAMES if f != "seed"}, sort_keys=True,
                       default=str)
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     if isinstance(value, (np.floating, float)):
         return None if math.isnan(value) else float(value)
     if isinstance(value, np.integer):
@@ -65,7 +65,7 @@ PANEL_INCHES = 2.7
 MAX_LABEL = 48  # characters: about a 3.4-inch panel's width at 8.5 pt; the tables show names in full
 
 
-def _label(value: Any) -> str:
+def short_label(value: Any) -> str:
     """A name from the database (arch, study, source, knob, choice) as a figure shows it: on one line, and
     shortened in the middle past `MAX_LABEL` characters (both ends of 'space/arch' stay readable)."""
     text = one_line(value)
@@ -78,11 +78,11 @@ def _label(value: Any) -> str:
 CHAR_INCHES = 0.6 * 9 / 72  # a tick label character: ~0.6 em at the 9 pt tick font
 
 
-def _choice_ticks(ax, cats: list[str], panel_inches: float) -> float:
+def choice_ticks(ax, cats: list[str], panel_inches: float) -> float:
     """Categories at x = 0, 1, ...; their labels turn upright when side by side they would not fit the
     panel's width (long choice or arch names would run into each other). Returns the height (inches) the
     upright labels need beyond a row of level ones, for the caller to add to the figure."""
-    labels = [_label(c) for c in cats]
+    labels = [short_label(c) for c in cats]
     longest = max(len(t) for t in labels)
     upright = (longest + 3) * CHAR_INCHES > panel_inches / len(labels)  # each in its slot; 3: gap to neighbours
     ax.set_xticks(range(len(cats)), labels, rotation=90 if upright else 0)
@@ -90,12 +90,12 @@ def _choice_ticks(ax, cats: list[str], panel_inches: float) -> float:
     return longest * CHAR_INCHES if upright else 0.0
 
 
-def _grow(fig, row_extra: dict[int, float]) -> None:
-    """Make the figure taller by what each row of panels needs for upright labels (`_choice_ticks`)."""
+def grow_rows(fig, row_extra: dict[int, float]) -> None:
+    """Make the figure taller by what each row of panels needs for upright labels (`choice_ticks`)."""
     fig.set_figheight(fig.get_figheight() + sum(row_extra.values()))
 
 
-def _integer_x(ax, values) -> None:
+def integer_x_axis(ax, values) -> None:
     """An x axis of whole numbers (trial numbers, epochs, k), at least one unit wide: a single trial or
     epoch would otherwise get ticks at -0.04, -0.02, ..."""
     from matplotlib.ticker import MaxNLocator
@@ -106,12 +106,12 @@ def _integer_x(ax, values) -> None:
         ax.set_xlim(values.min() - 0.5, values.max() + 0.5)
 
 
-def _suptitle(fig, text: str) -> None:
+def suptitle(fig, text: str) -> None:
     """A bold title wrapped to the figure's width: first at about 11 characters per inch (11 pt bold), then
     narrower until the drawn title fits (wide letters and long names need fewer per line)."""
     import textwrap
 
-    renderer = _renderer(fig)
+    renderer = text_renderer(fig)
     width = max(30, int(fig.get_figwidth() * 11))
     while True:
         title = fig.suptitle("\n".join(textwrap.wrap(one_line(text), width)))
@@ -120,14 +120,14 @@ def _suptitle(fig, text: str) -> None:
         width = int(width * 0.9)
 
 
-def _renderer(fig):
+def text_renderer(fig):
     """A renderer of the backend PNGs are written with, to measure texts before the figure is saved."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     return FigureCanvasAgg(fig).get_renderer()
 
 
-def _plain_log_axis(axis, values, base: float = 10) -> None:
+def plain_log_axis(axis, values, base: float = 10) -> None:
     """A log axis labelled with plain numbers (0.03, 0.1, 2, 16) instead of 3 x 10^-2; 1-2-5 ticks only when
     the values span less than two decades (more would crowd the labels)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -140,7 +140,7 @@ def _plain_log_axis(axis, values, base: float = 10) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _short_number_axis(axis) -> None:
+def short_number_axis(axis) -> None:
     """A linear axis labelled with `short_number` (1.25e-4, not 0.000125)."""
     from matplotlib.ticker import FuncFormatter
 
@@ -156,10 +156,10 @@ def short_number(value: float) -> str:
     return f"{value:g}"
 
 
-def _legend_below(fig, handles: list) -> None:
+def legend_below(fig, handles: list) -> None:
     """A figure legend under the panels in as few rows as fit the figure's width: a one-panel figure is
     narrower than four or five entries side by side, and a legend wider than its figure is cut off."""
-    renderer = _renderer(fig)
+    renderer = text_renderer(fig)
     for rows in range(1, len(handles) + 1):
         legend = fig.legend(handles=handles, loc="outside lower center", ncols=math.ceil(len(handles) / rows))
         if legend.get_window_extent(renderer).width <= fig.bbox.width or rows == len(handles):
@@ -167,17 +167,17 @@ def _legend_below(fig, handles: list) -> None:
         legend.remove()
 
 
-def _finding_range(values: list[float]) -> str:
+def finding_range(values: list[float]) -> str:
     lo, hi = min(values), max(values)
     return f"{lo:+.1f}" if abs(hi - lo) < 0.05 else f"{lo:+.1f} to {hi:+.1f}"
 
 
-def _is_numeric(values: pd.Series) -> bool:
+def is_numeric(values: pd.Series) -> bool:
     return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
                for v in values.dropna())
 
 
-def _dist_log(trials: pd.DataFrame, param: str) -> bool:
+def sampled_on_log_scale(trials: pd.DataFrame, param: str) -> bool:
     """Whether the parameter was sampled on a log scale (from its Optuna distribution)."""
     for text in trials["distributions"].dropna():
         dists = json.loads(text) if text else {}
@@ -186,11 +186,11 @@ def _dist_log(trials: pd.DataFrame, param: str) -> bool:
     return False
 
 
-def _arch_legend(fig, archs: list[str], colors: dict[str, str], baseline: bool = True) -> None:
+def arch_legend(fig, archs: list[str], colors: dict[str, str], baseline: bool = True) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", color=colors[a], linestyle="", label=_label(a)) for a in archs]
+    handles = [Line2D([], [], marker="o", color=colors[a], linestyle="", label=short_label(a)) for a in archs]
     if baseline:
         handles.append(Line2D([], [], marker="*", color=style.BASELINE_COLOR, linestyle="", markersize=11,
                               label=style.BASELINE_LABEL))
-    _legend_below(fig, handles)
+    legend_below(fig, handles)

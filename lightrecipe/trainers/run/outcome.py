@@ -1,0 +1,5 @@
+"""How a run ends, as `train()` returns it in `metrics["state"]`. A sweep adds the states only it can give (a
+trial ASHA pruned, one that failed, one still running: search/store/records.py)."""
+
+COMPLETE = "complete"  # every epoch trained, then scored (kNN, linear probe)
+DIVERGED = "diverged"  # the loss or the weights went non-finite; the run stopped at that epoch, unscored
