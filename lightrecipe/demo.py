@@ -66,8 +66,8 @@ def run_demo(args: argparse.Namespace) -> int:
     swept = time.perf_counter() - started
     report = build_report([str(sweep_dir)], report_dir)
     print()
-    for o in outcomes:
-        print(f"{o.name}: {o.finished}/{o.trials} trials finished")
+    for outcome in outcomes:
+        print(f"{outcome.name}: {outcome.finished}/{outcome.trials} trials finished")
     print_summary(report)
     total = time.perf_counter() - started
     print(f"sweep {swept / 60:.1f} min, report {(total - swept) / 60:.1f} min")

@@ -13,8 +13,8 @@ import pytest
 import lightrecipe as lr
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-PROMISED = ["Recipe", "preset", "train", "Space", "Float", "Int", "Choice", "load_space", "sweep", "SweepSettings",
-            "load_trials", "report", "export", "UserError", "__version__"]
+PROMISED = ["Recipe", "preset", "list_presets", "train", "Space", "Float", "Int", "Choice", "load_space", "list_spaces",
+            "sweep", "confirm", "StudyOutcome", "load_trials", "report", "Report", "export", "UserError", "__version__"]
 
 
 def test_the_promised_names_and_nothing_else():
@@ -23,6 +23,26 @@ def test_the_promised_names_and_nothing_else():
         assert getattr(lr, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'run_sweep'"):
         lr.run_sweep  # noqa: B018 internal names stay internal
+
+
+def test_dir_shows_the_promise_and_no_leaked_import():
+    assert dir(lr) == sorted(PROMISED)
+    assert len(lr.__all__) <= 25
+
+
+def test_presets_and_spaces_can_be_listed_from_python():
+    from lightrecipe.spaces import load_space
+
+    assert "resnet50-mocov2" in lr.list_presets() and "digits-small" in lr.list_presets()
+    assert "paper-efficient" in lr.list_spaces()
+    assert [load_space(name).name for name in lr.list_spaces()] == lr.list_spaces()
+
+
+def test_confirm_from_python_checks_its_folder_before_anything_runs(tmp_path):
+    with pytest.raises(lr.UserError, match="is not a folder"):
+        lr.confirm(tmp_path / "no-such-sweep")
+    with pytest.raises(lr.UserError, match="--seeds must be at least 2"):
+        lr.confirm(tmp_path, seeds=1)
 
 
 def test_front_door_names_are_the_parts_own_objects():

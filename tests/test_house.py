@@ -28,7 +28,7 @@ ROOMS = [
     ("lightrecipe.trainers", 16),
     ("lightrecipe.spaces", 20),
     # search: store | cluster, tune, the sweep, confirm, the commands
-    ("lightrecipe.search.store", 30), ("lightrecipe.search.cluster", 30), ("lightrecipe.search.tune", 31),
+    ("lightrecipe.search.argparse_private", 30), ("lightrecipe.search.store", 30), ("lightrecipe.search.cluster", 30), ("lightrecipe.search.tune", 31),
     ("lightrecipe.search", 32), ("lightrecipe.search.commands", 33), ("lightrecipe.search.confirm", 34),
     ("lightrecipe.reports", 40),
     ("lightrecipe.demo", 50), ("lightrecipe", 50),

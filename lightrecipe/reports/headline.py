@@ -36,14 +36,14 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
         imp = importance[importance["arch"] == arch].sort_values("importance", ascending=False) \
             if not importance.empty else importance
         knobs = ", ".join(f"{r.knob} ({r.importance:.2f})" for r in imp.head(TOP_KNOBS).itertuples()) if len(imp) else ""
-        b = best.loc[arch] if arch in best.index else None
+        best_row = best.loc[arch] if arch in best.index else None
         counts = sub["state"].value_counts()
         row = dict(
             arch=arch, floor=get("floor", "top1"), baseline=get("baseline", "top1"), best=get("best", "top1"),
             floor_ci=math.nan, baseline_ci=math.nan, best_ci=math.nan,
             delta=get("best", "top1") - get("baseline", "top1"), basis=f"sweep val {metric}",
-            best_trial=f"{b.study} #{int(b.number)}" if b is not None else "",
-            best_run_dir=str(b.run_dir or "") if b is not None else "",
+            best_trial=f"{best_row.study} #{int(best_row.number)}" if best_row is not None else "",
+            best_run_dir=str(best_row.run_dir or "") if best_row is not None else "",
             top_knobs=knobs,
             trials=len(sub),
             **{s: int(counts.get(s, 0)) for s in records.STATES},

@@ -156,7 +156,7 @@ def _flags(recipes: pd.DataFrame, floor: pd.DataFrame, metric: str) -> list[str]
     for name, other in others:
         same, p = within_noise(winner["values"], other["values"])
         if same:
-            out.append(f"winner {winner.label} is within noise of {name} (Welch p = {_p(p)}): the data cannot "
+            out.append(f"winner {winner.label} is within noise of {name} (Welch p = {p_value_text(p)}): the data cannot "
                        "tell them apart; more seeds would narrow the intervals")
     if len(floor) and np.isfinite(floor.iloc[0][metric]):
         high = winner[metric] + (winner[f"{metric}_ci"] if np.isfinite(winner[f"{metric}_ci"]) else 0.0)
@@ -165,7 +165,7 @@ def _flags(recipes: pd.DataFrame, floor: pd.DataFrame, metric: str) -> list[str]
     return out
 
 
-def _p(p: float) -> str:
+def p_value_text(p: float) -> str:
     return "n/a" if not np.isfinite(p) else f"{p:.2f}"
 
 
@@ -205,7 +205,7 @@ def terminal_text(frames: tables.Frames, metric: str = "knn_top1") -> dict[str, 
 
 
 def _tau(tau: float, p: float) -> str:
-    return "n/a (fewer than 2 recipes)" if not np.isfinite(tau) else f"{tau:+.2f} (p = {_p(p)})"
+    return "n/a (fewer than 2 recipes)" if not np.isfinite(tau) else f"{tau:+.2f} (p = {p_value_text(p)})"
 
 
 tau_text = _tau  # the renderers and the terminal write tau alike

@@ -36,7 +36,7 @@ main{overflow-wrap:break-word}h3{font-size:15px;margin:18px 0 4px}
 """
 
 
-def _e(value: Any) -> str:
+def escape_text(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -50,12 +50,12 @@ def _cell(value: Any) -> str:
     """A name from the database as table-cell HTML: escaped, long runs given `<wbr>` break opportunities."""
     parts = _LONG_RUN.split("" if value is None else str(value))  # odd indices: the long runs
     return "".join(
-        "<wbr>".join(_e(part[i:i + LONGEST_UNBROKEN]) for i in range(0, len(part), LONGEST_UNBROKEN)) if k % 2
-        else _e(part) for k, part in enumerate(parts))
+        "<wbr>".join(escape_text(part[i:i + LONGEST_UNBROKEN]) for i in range(0, len(part), LONGEST_UNBROKEN)) if k % 2
+        else escape_text(part) for k, part in enumerate(parts))
 
 
 def _table(frame: pd.DataFrame, numeric: Sequence[str] = ()) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    head = "".join(f"<th>{escape_text(c)}</th>" for c in frame.columns)
     body = []
     for _, r in frame.iterrows():
         cells = []
@@ -73,10 +73,10 @@ def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Pa
     for r in headline.itertuples():
         cls = "up" if r.delta > 0 else ("down" if r.delta < 0 else "")
         recipe = best_files.get(r.arch)
-        link = f"<br><a class=sub href='{_e(recipe.name)}'>{_cell(recipe.name)}</a>" if recipe else ""
+        link = f"<br><a class=sub href='{escape_text(recipe.name)}'>{_cell(recipe.name)}</a>" if recipe else ""
         run = f"<br><span class=sub>run folder: {_cell(r.best_run_dir)}</span>" if r.best_run_dir else ""
         rows.append(
-            f"<tr><td><b>{_cell(r.arch)}</b><br><span class=sub>{_e(r.basis)}</span></td>"
+            f"<tr><td><b>{_cell(r.arch)}</b><br><span class=sub>{escape_text(r.basis)}</span></td>"
             f"<td class=num>{plus_minus(r.floor, r.floor_ci)}</td><td class=num>{plus_minus(r.baseline, r.baseline_ci)}</td>"
             f"<td class=num>{plus_minus(r.best, r.best_ci)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
             f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}{run}</td>"
@@ -85,7 +85,7 @@ def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Pa
     return (f"<table><thead><tr><th>arch</th><th>random-init floor (%)</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th>"
             f"<th>delta (pts)</th><th>most important knobs</th><th>best trial and its recipe file</th>"
             f"<th>trials: complete · pruned · failed · running</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<p class=meta>val {_e(figures.metric_label(metric))} ({_e(metric)}); ResNet-50 settings and best "
+            f"<p class=meta>val {escape_text(figures.metric_label(metric))} ({escape_text(metric)}); ResNet-50 settings and best "
             "recipe are means over repeated seeds of that recipe (± a 95% t-interval where `lightrecipe confirm` "
             "ran the recipe with several seeds: those rows show the test split); the random-init floor is the same backbone untrained, "
             "scored the same way: a recipe below it has done harm, not good.</p>")
@@ -102,16 +102,16 @@ def _holdup_html(report: Report) -> str:
         rows = "".join(
             f"<tr><td>{_cell(r.label)}</td><td class=num>{r.n}</td><td class=num>{percent(r.short)}</td>"
             f"<td class=num>{number(r.short_rank, '{:.0f}')}</td><td class=num>{number(r.confirmed_rank, '{:.0f}')}</td>"
-            + "".join(f"<td class=num>{_e(plus_minus(100 * getattr(r, m), 100 * getattr(r, m + '_ci')))}</td>" for m in tables.METRICS)
+            + "".join(f"<td class=num>{escape_text(plus_minus(100 * getattr(r, m), 100 * getattr(r, m + '_ci')))}</td>" for m in tables.METRICS)
             + f"<td class=sub>{'<br>'.join(_cell(d) for d in r.run_dirs) or '–'}</td></tr>"
             for r in part.itertuples())
-        flags = "".join(f"<li>{_e(f)}</li>" for f in s.warnings)
+        flags = "".join(f"<li>{escape_text(f)}</li>" for f in s.warnings)
         parts.append(
-            f"<h3>{_e(arch)} <span class=sub>{_e(study)}</span></h3><table><thead><tr><th>recipe</th><th>seeds</th>"
+            f"<h3>{escape_text(arch)} <span class=sub>{escape_text(study)}</span></h3><table><thead><tr><th>recipe</th><th>seeds</th>"
             "<th>sweep val (%)</th><th>sweep rank</th><th>confirmed rank</th><th>val kNN</th><th>val linear</th>"
             "<th>test kNN</th><th>test linear</th><th>run folders</th></tr></thead>"
             f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
-            f"<b>{_e(holdup.tau_text(s.kendall_tau, s.tau_p))}</b></p>"
+            f"<b>{escape_text(holdup.tau_text(s.kendall_tau, s.tau_p))}</b></p>"
             + (f"<div class=notes><ul>{flags}</ul></div>" if flags else ""))
     return "".join(parts)
 
@@ -123,14 +123,14 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
         "<title>lightrecipe report</title>",
         f"<style>{_CSS}</style></head><body><main>",
         "<h1>How the best recipe for each efficient net differs from the ResNet-50 settings</h1>",
-        f"<p class=meta>Sources: {', '.join(f'<code>{_e(s)}</code>' for s in sources)} · ranked by val "
-        f"<b>{_e(metric)}</b> · {len(trials)} trials in {trials['study'].nunique()} studies · generated "
-        f"{_e(dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
+        f"<p class=meta>Sources: {', '.join(f'<code>{escape_text(s)}</code>' for s in sources)} · ranked by val "
+        f"<b>{escape_text(metric)}</b> · {len(trials)} trials in {trials['study'].nunique()} studies · generated "
+        f"{escape_text(dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
         "<h2>Headline</h2>",
         _headline_html(report.headline, metric, report.best_recipes),
     ]
     if report.notes:
-        parts.append("<div class=notes><b>Notes</b><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+        parts.append("<div class=notes><b>Notes</b><ul>" + "".join(f"<li>{escape_text(n)}</li>" for n in report.notes)
                      + "</ul></div>")
     if not report.holdup.empty:
         parts.append(_holdup_html(report))
@@ -145,7 +145,7 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
     if len(failures):
         parts.append(f"<h2>Failed and diverged trials</h2>{_table(failures)}")
     parts.append("<p class=meta>Files: <a href='trials.csv'>trials.csv</a> · <a href='report.md'>report.md</a>"
-                 + "".join(f" · <a href='{_e(p.name)}'>{_e(p.name)}</a>" for p in report.best_recipes.values())
+                 + "".join(f" · <a href='{escape_text(p.name)}'>{escape_text(p.name)}</a>" for p in report.best_recipes.values())
                  + "</p></main></body></html>\n")
     return "\n".join(parts)
 
@@ -153,15 +153,15 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
 def _figure_html(f: DrawnFigure) -> str:
     """The figure's PNG embedded as a data URI at its natural size, or the reason it was skipped."""
     if f.png is None:
-        return (f"<figure><figcaption><b>{_e(f.caption)}</b> <span class=skipped>— skipped: "
-                f"{_e(f.skipped)}</span></figcaption></figure>")
+        return (f"<figure><figcaption><b>{escape_text(f.caption)}</b> <span class=skipped>— skipped: "
+                f"{escape_text(f.skipped)}</span></figcaption></figure>")
     raw = f.png.read_bytes()
     width = int.from_bytes(raw[16:20], "big") * 96 // 150  # PNG IHDR width at 150 dpi -> CSS px at 96 dpi
     data = base64.b64encode(raw).decode("ascii")
-    return (f"<figure id='fig-{_e(f.stem)}'><img src='data:image/png;base64,{data}' width={width} "
-            f"alt='{_e(f.caption)}'>"
-            f"<figcaption><b>{_e(f.caption)}</b> · <a href='{_e(f.png.name)}'>PNG</a> · "
-            f"<a href='{_e(f.svg.name if f.svg else '')}'>SVG</a></figcaption></figure>")
+    return (f"<figure id='fig-{escape_text(f.stem)}'><img src='data:image/png;base64,{data}' width={width} "
+            f"alt='{escape_text(f.caption)}'>"
+            f"<figcaption><b>{escape_text(f.caption)}</b> · <a href='{escape_text(f.png.name)}'>PNG</a> · "
+            f"<a href='{escape_text(f.svg.name if f.svg else '')}'>SVG</a></figcaption></figure>")
 
 
 def _top_trials_html(top: pd.DataFrame, metric: str) -> str:
@@ -176,8 +176,8 @@ def _top_trials_html(top: pd.DataFrame, metric: str) -> str:
         rows += [(c[len("param_"):], [_param_text(v) for v in part[c]]) for c in params if part[c].notna().any()]
         body = "".join(f"<tr><th>{_cell(name)}</th>" + "".join(f"<td class=num>{_cell(v)}</td>" for v in values)
                        + "</tr>" for name, values in rows)
-        parts.append(f"<h3>{_e(arch)}</h3><table><thead><tr><th>trial</th>"
-                     + "".join(f"<th>{_e(h)}</th>" for h in heads) + f"</tr></thead><tbody>{body}</tbody></table>")
+        parts.append(f"<h3>{escape_text(arch)}</h3><table><thead><tr><th>trial</th>"
+                     + "".join(f"<th>{escape_text(h)}</th>" for h in heads) + f"</tr></thead><tbody>{body}</tbody></table>")
     return "".join(parts)
 
 

@@ -68,12 +68,12 @@ def resolve(source: str) -> Source:
 def _snapshot(path: Path) -> sqlite3.Connection:
     """An in-memory copy of an SQLite file, read through a read-only connection."""
     try:
-        ro = sqlite3.connect(f"file:{quote(path.as_posix())}?mode=ro", uri=True, timeout=30)
+        read_only = sqlite3.connect(f"file:{quote(path.as_posix())}?mode=ro", uri=True, timeout=30)
         try:
             memory = sqlite3.connect(":memory:", check_same_thread=False)
-            ro.backup(memory)  # pages=-1: one consistent copy; SQLite restarts it if a writer commits meanwhile
+            read_only.backup(memory)  # pages=-1: one consistent copy; SQLite restarts it if a writer commits meanwhile
         finally:
-            ro.close()
+            read_only.close()
     except sqlite3.DatabaseError as exc:
         raise UserError(f"source '{path}' is not a readable SQLite database: {exc}") from None
     return memory

@@ -151,26 +151,26 @@ def _study_meta(label: str, study: Any) -> dict[str, Any]:
 
 def _trial_row(meta: dict[str, Any], trial: Any) -> dict[str, Any]:
     """One trial as a flat row: the study's columns, state, metrics, sampled params and resolved recipe."""
-    ua = trial.user_attrs
-    history = ua.get(records.HISTORY) or []
+    attrs = trial.user_attrs
+    history = attrs.get(records.HISTORY) or []
     row: dict[str, Any] = {
         **{k: v for k, v in meta.items() if k != "source_study"},
         "number": trial.number,
         "optuna_state": trial.state.name,
-        "state": _state(trial.state.name, ua.get(records.STATE)),
-        "baseline": bool(ua.get(records.BASELINE, False)),
+        "state": _state(trial.state.name, attrs.get(records.STATE)),
+        "baseline": bool(attrs.get(records.BASELINE, False)),
         "value": trial.value if trial.values is not None else math.nan,
         "epochs": len(history) if history else len(trial.intermediate_values),
-        "params_count": ua.get(records.PARAMS_COUNT),
-        "wall_seconds": ua.get(records.WALL_SECONDS),
-        "device_seconds": ua.get(records.DEVICE_SECONDS),
-        "node": ua.get(records.NODE, ""),
-        "run_dir": ua.get(records.RUN_DIR, ""),
-        "error": str(ua.get(records.ERROR, "") or ""),
+        "params_count": attrs.get(records.PARAMS_COUNT),
+        "wall_seconds": attrs.get(records.WALL_SECONDS),
+        "device_seconds": attrs.get(records.DEVICE_SECONDS),
+        "node": attrs.get(records.NODE, ""),
+        "run_dir": attrs.get(records.RUN_DIR, ""),
+        "error": str(attrs.get(records.ERROR, "") or ""),
         "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete,
     }
-    for key, val in (ua.get(records.METRICS) or {}).items():
+    for key, val in (attrs.get(records.METRICS) or {}).items():
         if _is_number(val):
             row[key if key not in TRIAL_COLUMNS or key in METRICS else f"metric_{key}"] = float(val)
     objective = meta["objective"]
@@ -178,10 +178,10 @@ def _trial_row(meta: dict[str, Any], trial: Any) -> dict[str, Any]:
         row[objective] = row["value"]  # the objective is the trial's value when no metrics dict was written
     for key, val in trial.params.items():
         row[f"param_{key}"] = val
-    if ua.get(records.ROLE):  # a confirm trial: what it re-trains (records.py)
-        row.update(source_study=meta.get("source_study"), source_trial=ua.get(records.SOURCE_TRIAL),
-                   role=ua.get(records.ROLE), seed=ua.get(records.SEED), short_value=ua.get(records.SHORT_VALUE))
-    recipe = ua.get(records.RECIPE) or {}
+    if attrs.get(records.ROLE):  # a confirm trial: what it re-trains (records.py)
+        row.update(source_study=meta.get("source_study"), source_trial=attrs.get(records.SOURCE_TRIAL),
+                   role=attrs.get(records.ROLE), seed=attrs.get(records.SEED), short_value=attrs.get(records.SHORT_VALUE))
+    recipe = attrs.get(records.RECIPE) or {}
     for field in FIELD_NAMES:
         row[f"recipe_{field}"] = recipe.get(field, math.nan)
     row["distributions"] = json.dumps(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lightrecipe.errors import UserError
 from lightrecipe.search import dashboard
+from lightrecipe.search.argparse_private import actions_of, is_switch
 from lightrecipe.search.settings import MAX_FAILURES
 from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import masked
@@ -40,6 +41,15 @@ def register(subparsers) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_study_flags(p)
+    _add_cluster_flags(p)
+    p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
+    dashboard.register(subparsers)
+    return p
+
+
+def _add_study_flags(p: argparse.ArgumentParser) -> None:
+    """What to search: the space, the archs, the budget and fixed fields."""
     p.add_argument("--space", required=True, help="built-in space name (see `lightrecipe spaces list`) or a YAML file")
     p.add_argument("--arch", action="append", required=True, metavar="ARCH",
                    help="timm architecture; repeat for several (one study each, run one after another)")
@@ -52,6 +62,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="epochs before ASHA may stop a trial (default: a quarter of --epochs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
                    help="fixed recipe field for every trial, e.g. --set dataset=cifar10 (repeatable)")
+
+
+def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    """Where and how trials run, resuming and the sampler (confirm shares all but those in its SWEEP_ONLY)."""
     p.add_argument("--concurrency", type=int, help="trials at once (default: as many as the cluster fits)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C",
                    help="CPUs each trial holds, per worker with --workers-per-trial (default 1)")
@@ -79,9 +93,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--startup-trials", type=int, default=DEFAULT_STARTUP_TRIALS, metavar="N",
                    help="random trials before TPE models the space (Optuna's n_startup_trials, "
                    f"default {DEFAULT_STARTUP_TRIALS})")
-    p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
-    dashboard.register(subparsers)
-    return p
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -129,24 +140,24 @@ def run_resumably(args: argparse.Namespace, run, time_budget: float | None, epil
         print(f"  {resume_command(args)}", flush=True)
         return stop.exit_code
     print()
-    for o in outcomes:
-        print_outcome(o)
+    for outcome in outcomes:
+        print_outcome(outcome)
     epilogue()
-    if all(o.finished >= o.trials for o in outcomes):
+    if all(outcome.finished >= outcome.trials for outcome in outcomes):
         return EXIT_DONE
     print(f"to continue: {resume_command(args)}")
     return EXIT_TIME_BUDGET if time_budget else EXIT_OTHER
 
 
-def print_outcome(o) -> None:
-    states = ", ".join(f"{n} {s}" for s, n in o.counts.items() if n)
-    print(f"{o.name}: {o.finished}/{o.trials} trials finished ({states or 'none'})")
-    if o.best:
-        print(f"  best: trial {o.best[0]}, knn_top1 {o.best[1]:.4f}")
-    if o.baseline:
-        value = "not complete" if o.baseline[1] is None else f"knn_top1 {o.baseline[1]:.4f}"
-        print(f"  ResNet-50 baseline: trial {o.baseline[0]}, {value}")
-    if o.unfinished or o.finished < o.trials:
+def print_outcome(outcome) -> None:
+    states = ", ".join(f"{count} {state}" for state, count in outcome.counts.items() if count)
+    print(f"{outcome.name}: {outcome.finished}/{outcome.trials} trials finished ({states or 'none'})")
+    if outcome.best:
+        print(f"  best: trial {outcome.best[0]}, knn_top1 {outcome.best[1]:.4f}")
+    if outcome.baseline:
+        value = "not complete" if outcome.baseline[1] is None else f"knn_top1 {outcome.baseline[1]:.4f}"
+        print(f"  ResNet-50 baseline: trial {outcome.baseline[0]}, {value}")
+    if outcome.unfinished or outcome.finished < outcome.trials:
         print("  unfinished: run the same command with --resume to continue")
 
 
@@ -154,14 +165,14 @@ def resume_command(args: argparse.Namespace) -> str:
     """This sweep's command line with --resume, as a shell would take it; a password in --storage shows as ***
     (give it through ~/.pgpass or PGPASSWORD instead of the URL)."""
     parts = ["lightrecipe", getattr(args, "command", None) or "sweep"]  # `confirm` reuses this with its parser
-    for action in args.parser_of_sweep._actions:
+    for action in actions_of(args.parser_of_sweep):
         value = getattr(args, action.dest, None)
         if not action.option_strings and value is not None:  # a positional: confirm's SWEEP_DIR
             parts.append(str(value))
         if not action.option_strings or action.dest in ("help", "resume") or value == action.default:
             continue
         flag = action.option_strings[0]
-        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if is_switch(action):
             parts.append(flag)
             continue
         for item in value if isinstance(value, list) else [value]:

@@ -16,31 +16,31 @@ from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.store.study import census, create_study, enqueue_baseline, find_study, jsonable, settle_stopped
 
 
-def one_driver(storage: optuna.storages.BaseStorage, space: Any, s: SweepSettings) -> Any:
+def one_driver(storage: optuna.storages.BaseStorage, space: Any, settings: SweepSettings) -> Any:
     """Hold this sweep's studies in the database (lease.py): `--resume` treats RUNNING trials as its own to
     re-run. A stale holder's lease is taken over on `--resume`, or for a study that does not exist yet."""
-    names = [records.study_name(space.name, arch) for arch in s.archs]
+    names = [records.study_name(space.name, arch) for arch in settings.archs]
     existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    return hold_studies(storage, names, takeover=lambda name: s.resume or name not in existing)
+    return hold_studies(storage, names, takeover=lambda name: settings.resume or name not in existing)
 
 
-def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -> list[StudyPlan]:
+def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.BaseStorage) -> list[StudyPlan]:
     from lightrecipe.trainers.recipe import preset
 
-    epochs = s.epochs or s.overrides.get("epochs") or space.fixed.get("epochs") or preset(space.base).epochs
-    grace = s.grace_epochs or default_grace(int(epochs))
+    epochs = settings.epochs or settings.overrides.get("epochs") or space.fixed.get("epochs") or preset(space.base).epochs
+    grace = settings.grace_epochs or default_grace(int(epochs))
     if grace > int(epochs):
         raise UserError(f"--grace-epochs ({grace}) exceeds --epochs ({epochs}); valid: 1..{epochs}")
     plans, found = [], 0
-    for arch in s.archs:
-        overrides = {**s.overrides, "arch": arch, "epochs": int(epochs)}
+    for arch in settings.archs:
+        overrides = {**settings.overrides, "arch": arch, "epochs": int(epochs)}
         space.baseline(overrides)  # validates the overrides and the arch before anything runs
         space.check(overrides)  # every corner of the space gives a valid recipe with these overrides
-        baseline_params = space.baseline_params(overrides) if s.baseline else None
+        baseline_params = space.baseline_params(overrides) if settings.baseline else None
         name = records.study_name(space.name, arch)
         sweep_attrs = jsonable(
-            {"trials": s.trials, "epochs": int(epochs), "grace_epochs": grace, "overrides": overrides,
-             "seed": s.seed, "baseline": s.baseline}
+            {"trials": settings.trials, "epochs": int(epochs), "grace_epochs": grace, "overrides": overrides,
+             "seed": settings.seed, "baseline": settings.baseline}
         )
         study = find_study(storage, name)
         found += study is not None
@@ -49,14 +49,14 @@ def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStor
             # nothing to keep, so start it again with this command's settings.
             optuna.delete_study(study_name=name, storage=storage)
             study = None
-        if study is not None and not s.resume:
+        if study is not None and not settings.resume:
             raise UserError(
                 f"the trial database already holds study '{name}' ({len(study.trials)} trials); "
                 "pass --resume to continue it, or use another --out/--storage"
             )
         if study is not None:
             _check_resumable(study, space, sweep_attrs)
-            study.set_user_attr(records.SWEEP, {**study.user_attrs.get(records.SWEEP, {}), "trials": s.trials})
+            study.set_user_attr(records.SWEEP, {**study.user_attrs.get(records.SWEEP, {}), "trials": settings.trials})
             settle_stopped(study, storage)
         else:
             study = create_study(
@@ -65,17 +65,17 @@ def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStor
             )
             if baseline_params is not None:
                 enqueue_baseline(study, baseline_params)
-        c = census(study)
+        study_census = census(study)
         plans.append(
             StudyPlan(
-                arch=arch, name=name, overrides=overrides, max_epochs=int(epochs), grace=grace, census=c,
-                seed=resumed_seed(s.seed, c.total), params_count=arch_params(arch),
+                arch=arch, name=name, overrides=overrides, max_epochs=int(epochs), grace=grace, census=study_census,
+                seed=resumed_seed(settings.seed, study_census.total), params_count=arch_params(arch),
             )
         )
-    if s.resume and found == 0:
+    if settings.resume and found == 0:
         raise UserError(
             f"--resume: the trial database holds no study of space '{space.name}' for "
-            f"{', '.join(s.archs)}; check --out/--storage, or drop --resume to start the sweep"
+            f"{', '.join(settings.archs)}; check --out/--storage, or drop --resume to start the sweep"
         )
     return plans
 

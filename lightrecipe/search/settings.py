@@ -72,35 +72,35 @@ def default_grace(epochs: int) -> int:
     return max(1, epochs // 4)
 
 
-def check_settings(s: SweepSettings) -> None:
-    if not s.archs:
+def check_settings(settings: SweepSettings) -> None:
+    if not settings.archs:
         raise UserError("--arch is required (one or more timm names, e.g. --arch mobilenetv3_large_100)")
-    if len(set(s.archs)) != len(s.archs):
-        raise UserError(f"--arch lists a name twice: {', '.join(s.archs)}")
-    if s.trials < 1:
-        raise UserError(f"--trials must be at least 1, got {s.trials}")
-    if s.epochs is not None and s.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {s.epochs}")
-    if s.grace_epochs is not None and s.grace_epochs < 1:
-        raise UserError(f"--grace-epochs must be at least 1, got {s.grace_epochs}")
-    if s.concurrency is not None and s.concurrency < 1:
-        raise UserError(f"--concurrency must be at least 1, got {s.concurrency}")
-    if not s.cpus_per_trial > 0:
-        raise UserError(f"--cpus-per-trial must be above 0, got {s.cpus_per_trial:g}")
-    if s.gpus_per_trial < 0:
-        raise UserError(f"--gpus-per-trial must be 0 or more (fractions share a GPU), got {s.gpus_per_trial:g}")
-    if s.gpus_per_trial > 1:  # a trial trains on one device; reserving more would leave them idle
+    if len(set(settings.archs)) != len(settings.archs):
+        raise UserError(f"--arch lists a name twice: {', '.join(settings.archs)}")
+    if settings.trials < 1:
+        raise UserError(f"--trials must be at least 1, got {settings.trials}")
+    if settings.epochs is not None and settings.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {settings.epochs}")
+    if settings.grace_epochs is not None and settings.grace_epochs < 1:
+        raise UserError(f"--grace-epochs must be at least 1, got {settings.grace_epochs}")
+    if settings.concurrency is not None and settings.concurrency < 1:
+        raise UserError(f"--concurrency must be at least 1, got {settings.concurrency}")
+    if not settings.cpus_per_trial > 0:
+        raise UserError(f"--cpus-per-trial must be above 0, got {settings.cpus_per_trial:g}")
+    if settings.gpus_per_trial < 0:
+        raise UserError(f"--gpus-per-trial must be 0 or more (fractions share a GPU), got {settings.gpus_per_trial:g}")
+    if settings.gpus_per_trial > 1:  # a trial trains on one device; reserving more would leave them idle
         raise UserError(
-            f"--gpus-per-trial {s.gpus_per_trial:g}: a trial trains on one GPU; valid: 0 to 1 (fractions share a GPU)"
+            f"--gpus-per-trial {settings.gpus_per_trial:g}: a trial trains on one GPU; valid: 0 to 1 (fractions share a GPU)"
         )
-    if s.workers_per_trial < 1:
-        raise UserError(f"--workers-per-trial must be at least 1, got {s.workers_per_trial}")
-    if s.time_budget is not None and not s.time_budget > 0:
-        raise UserError(f"--time-budget must be a positive number of seconds, got {s.time_budget:g}")
-    if "arch" in s.overrides:
+    if settings.workers_per_trial < 1:
+        raise UserError(f"--workers-per-trial must be at least 1, got {settings.workers_per_trial}")
+    if settings.time_budget is not None and not settings.time_budget > 0:
+        raise UserError(f"--time-budget must be a positive number of seconds, got {settings.time_budget:g}")
+    if "arch" in settings.overrides:
         raise UserError("--set arch=... is not allowed; use --arch (repeatable)")
-    if s.startup_trials < 0:
-        raise UserError(f"--startup-trials must be 0 or more, got {s.startup_trials}")
+    if settings.startup_trials < 0:
+        raise UserError(f"--startup-trials must be 0 or more, got {settings.startup_trials}")
 
 
 def make_out(out: Path | str) -> Path:

@@ -35,7 +35,7 @@ from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, 
 from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import open_storage
 from lightrecipe.search.store.study import close_extra_running, slug
-from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune import trainable
 from lightrecipe.search.tune.progress import Progress
 from lightrecipe.search.tune.sampler import make_sampler
 from lightrecipe.search.tune.scheduler import Rungs, StudyASHA
@@ -46,23 +46,23 @@ from lightrecipe.search.tune.scheduler import Rungs, StudyASHA
 TRIAL_DRIVER_MEMORY = 512 * 2**20
 
 
-def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutcome]:
+def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[StudyOutcome]:
     stream = stream if stream is not None else sys.stdout
-    check_settings(s)
+    check_settings(settings)
     from lightrecipe.spaces import Space, load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress table says what happens
 
-    space = s.space if isinstance(s.space, Space) else load_space(s.space)  # Python users pass a Space
-    out = make_out(s.out)
-    url = s.storage or records.default_storage_url(str(out))
+    space = settings.space if isinstance(settings.space, Space) else load_space(settings.space)  # Python users pass a Space
+    out = make_out(settings.out)
+    url = settings.storage or records.default_storage_url(str(out))
     storage = open_storage(url)
-    with one_driver(storage, space, s):
-        plans = plan_studies(space, s, storage)
-        with ray_session(s.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
-            fit = trials_that_fit(s.cpus_per_trial * s.workers_per_trial, s.gpus_per_trial * s.workers_per_trial)
-            concurrency = s.concurrency or fit
-            deadline = time.monotonic() + s.time_budget if s.time_budget else None
+    with one_driver(storage, space, settings):
+        plans = plan_studies(space, settings, storage)
+        with ray_session(settings.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
+            fit = trials_that_fit(settings.cpus_per_trial * settings.workers_per_trial, settings.gpus_per_trial * settings.workers_per_trial)
+            concurrency = settings.concurrency or fit
+            deadline = time.monotonic() + settings.time_budget if settings.time_budget else None
             outcomes = []
             for plan in plans:
                 budget = None if deadline is None else deadline - time.monotonic()
@@ -73,8 +73,8 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
                 else:  # the random-init floor once per study, in the driver: no training, seconds
                     study = optuna.load_study(study_name=plan.name, storage=storage)
                     floor.ensure(study, space.baseline(plan.overrides))
-                    run_study(plan, space, s, storage, out, concurrency, budget, stream)
-                outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), s.trials))
+                    run_study(plan, space, settings, storage, out, concurrency, budget, stream)
+                outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), settings.trials))
         if received() is not None:
             raise Interrupted(received())
     return outcomes
@@ -83,7 +83,7 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
 def run_study(
     plan: StudyPlan,
     space: Any,
-    s: SweepSettings,
+    settings: SweepSettings,
     storage: optuna.storages.BaseStorage,
     out: Path,
     concurrency: int,
@@ -94,16 +94,16 @@ def run_study(
     from lightrecipe.search.tune.searcher import StudySearcher
 
     progress = Progress(
-        plan.name, key_params=list(space.params), max_epochs=plan.max_epochs, objective=tr.OBJECTIVE,
+        plan.name, key_params=list(space.params), max_epochs=plan.max_epochs, objective=trainable.OBJECTIVE,
         stream=stream,
     )
-    study = optuna.load_study(study_name=plan.name, storage=storage, sampler=make_sampler(plan.seed, s.startup_trials))
+    study = optuna.load_study(study_name=plan.name, storage=storage, sampler=make_sampler(plan.seed, settings.startup_trials))
     _show_finished(progress, study)
-    remaining = plan.census.remaining(s.trials)
+    remaining = plan.census.remaining(settings.trials)
     orphans = plan.census.running[:remaining]
     close_extra_running(study, storage, plan.census.running[remaining:])
     if remaining == 0:
-        stream.write(f"[{plan.name}] already has {plan.census.finished} finished trials (--trials {s.trials})\n")
+        stream.write(f"[{plan.name}] already has {plan.census.finished} finished trials (--trials {settings.trials})\n")
         return
     concurrency = min(concurrency, remaining)  # more would only hold resources for trials never asked for
     note = f", re-running {len(orphans)} interrupted" if orphans else ""
@@ -115,10 +115,10 @@ def run_study(
     scheduler = StudyASHA(Rungs.from_study(study, plan.grace, plan.max_epochs), max_epochs=plan.max_epochs)
     ledger = TrialLedger(study, storage, space=space, overrides=plan.overrides, out=out,
                          params_count=plan.params_count, orphans=orphans)
-    searcher = StudySearcher(ledger, cpus_per_trial=s.cpus_per_trial, gpus_per_trial=s.gpus_per_trial,
+    searcher = StudySearcher(ledger, cpus_per_trial=settings.cpus_per_trial, gpus_per_trial=settings.gpus_per_trial,
                              stopped_by_scheduler=scheduler.was_stopped, on_update=progress.update,
-                             workers_per_trial=s.workers_per_trial, worker_failures=s.max_failures)
-    _tuner(plan, s, out, searcher, scheduler, remaining, concurrency, budget, progress).fit()
+                             workers_per_trial=settings.workers_per_trial, worker_failures=settings.max_failures)
+    _tuner(plan, settings, out, searcher, scheduler, remaining, concurrency, budget, progress).fit()
     progress.close()
     left = searcher.open_trials()
     if left:
@@ -131,7 +131,7 @@ def run_study(
 
 def _tuner(
     plan: StudyPlan,
-    s: SweepSettings,
+    settings: SweepSettings,
     out: Path,
     searcher: Any,
     scheduler: Any,
@@ -144,11 +144,11 @@ def _tuner(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables stay silent (verbose=0); ours prints
     # Tune's result grid looks for the per-trial result files the line above turns off: not an error here.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    resources = {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial}
-    if s.workers_per_trial > 1:  # the trial only drives its Ray Train workers, which hold CPUs and GPUs
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    if settings.workers_per_trial > 1:  # the trial only drives its Ray Train workers, which hold CPUs and GPUs
         resources = {"cpu": 0, "gpu": 0, "memory": TRIAL_DRIVER_MEMORY}
     return tune.Tuner(
-        tune.with_resources(tr.run_trial, resources),
+        tune.with_resources(trainable.run_trial, resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
@@ -160,9 +160,9 @@ def _tuner(
         ),
         run_config=tune.RunConfig(
             name=f"{slug(plan.name)}--{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=s.ray_storage or str(out / "ray"),
+            storage_path=settings.ray_storage or str(out / "ray"),
             stop=SignalStopper(),  # SIGINT/SIGTERM stop every trial; they stay resumable
-            failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             verbose=0,
             callbacks=[_ProgressTick(progress)],
         ),

@@ -5,7 +5,7 @@
     study.enqueue_trial(space.baseline_params(overrides))       # the ResNet-50 settings as a trial
 """
 
-from lightrecipe.spaces.loader import builtin_space_names, load_space
+from lightrecipe.spaces.loader import list_spaces, load_space
 from lightrecipe.spaces.params import Choice, Float, Int, ParamSpec
 from lightrecipe.spaces.space import BASELINE_PRESET, Space, validate_space
 
@@ -16,7 +16,7 @@ __all__ = [
     "Int",
     "ParamSpec",
     "Space",
-    "builtin_space_names",
+    "list_spaces",
     "load_space",
     "validate_space",
 ]

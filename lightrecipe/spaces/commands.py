@@ -26,9 +26,9 @@ def register(subparsers) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from lightrecipe.spaces import builtin_space_names, load_space
+    from lightrecipe.spaces import list_spaces, load_space
 
-    spaces = [load_space(name) for name in builtin_space_names()]
+    spaces = [load_space(name) for name in list_spaces()]
     width = max(len(s.name) for s in spaces)
     print(f"{'name':<{width}}  params  description")
     for space in spaces:

@@ -19,14 +19,14 @@ def _builtin_root():
     return resources.files(BUILTIN_PACKAGE) / BUILTIN_DIR
 
 
-def builtin_space_names() -> list[str]:
+def list_spaces() -> list[str]:
     """Names of the spaces shipped with lightrecipe, sorted."""
     return sorted(p.name[: -len(".yaml")] for p in _builtin_root().iterdir() if p.name.endswith(".yaml"))
 
 
 def space_text(name_or_path: str) -> tuple[str, str]:
     """(YAML text, source label) of a built-in name or a file path; UserError when neither exists."""
-    if name_or_path in builtin_space_names():
+    if name_or_path in list_spaces():
         return (_builtin_root() / f"{name_or_path}.yaml").read_text(), f"built-in space '{name_or_path}'"
     path = Path(name_or_path)
     if path.is_file():
@@ -36,7 +36,7 @@ def space_text(name_or_path: str) -> tuple[str, str]:
             raise UserError(f"{path}: cannot read the file: {exc}") from None
     if path.suffix in (".yaml", ".yml", ".json") or "/" in name_or_path:
         raise UserError(f"space file '{name_or_path}' does not exist")
-    names = builtin_space_names()
+    names = list_spaces()
     raise UserError(
         f"unknown space '{name_or_path}'{nearest(name_or_path, names)}; valid built-ins: {', '.join(names)}, "
         "or the path of a YAML file"
@@ -49,4 +49,4 @@ def load_space(name_or_path: str) -> Space:
     return Space.from_dict(parse_yaml(text, source), source=source)
 
 
-__all__ = ["builtin_space_names", "load_space", "space_text"]
+__all__ = ["list_spaces", "load_space", "space_text"]

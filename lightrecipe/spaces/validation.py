@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import Choice, Float, Int, ParamSpec, describe_range, same_value, yaml_value
-from lightrecipe.trainers.presets import preset_names
+from lightrecipe.trainers.presets import list_presets
 from lightrecipe.trainers.recipe import (
     CHOICES,
     FIELD_NAMES,
@@ -31,10 +31,10 @@ def validate(space: Any, source: str) -> None:
         raise UserError(f"{source}: 'name' must be a non-empty string, e.g. name: my-space")
     if not isinstance(space.description, str):
         raise UserError(f"{source}: 'description' must be a string")
-    if space.base not in preset_names():
+    if space.base not in list_presets():
         raise UserError(
-            f"{source}: unknown base preset '{space.base}'{nearest(str(space.base), preset_names())}; "
-            f"valid: {', '.join(preset_names())}"
+            f"{source}: unknown base preset '{space.base}'{nearest(str(space.base), list_presets())}; "
+            f"valid: {', '.join(list_presets())}"
         )
     check_field_names(space.fixed, f"{source}: fixed")
     if not space.params:

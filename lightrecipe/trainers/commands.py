@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.presets import preset_description, preset_names
+from lightrecipe.trainers.presets import list_presets, preset_description
 from lightrecipe.trainers.recipe import Recipe, preset
 from lightrecipe.trainers.run.outcome import DIVERGED
 
@@ -17,7 +17,7 @@ METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one recipe and print its metrics")
-    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(preset_names())} (default: the MoCo v2 ResNet-50 settings)")
+    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(list_presets())} (default: the MoCo v2 ResNet-50 settings)")
     p.add_argument("--recipe", default=None, metavar="FILE.yaml",
                    help="recipe file: a full recipe, or `preset: NAME` plus fields (default: none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -108,8 +108,8 @@ def run_presets(args) -> int:
     if args.show:
         print(preset(args.show).to_yaml(), end="")
         return 0
-    width = max(len(n) for n in preset_names())
-    for name in preset_names():
+    width = max(len(n) for n in list_presets())
+    for name in list_presets():
         print(f"{name:<{width}}  {preset_description(name)}")
     return 0
 

@@ -81,7 +81,8 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def preset_names() -> list[str]:
+def list_presets() -> list[str]:
+    """The preset names, as `lightrecipe presets` lists them (timm's `list_models` for recipes)."""
     return list(_PRESETS)
 
 

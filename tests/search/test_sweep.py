@@ -24,7 +24,7 @@ from lightrecipe import cli
 from lightrecipe.reports.tables import load_trials
 from lightrecipe.search.planning import resumed_seed
 from lightrecipe.search.store import records
-from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune import trainable
 from lightrecipe.search.tune.sampler import make_sampler
 from lightrecipe.spaces import load_space
 
@@ -50,7 +50,7 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, op
 
 def attempts(trial: optuna.trial.FrozenTrial) -> int:
     """How many runs of this trial started (trainable.WallClock counts them in the run folder)."""
-    return json.loads((Path(trial.user_attrs[records.RUN_DIR]) / tr.CLOCK_FILE).read_text())["attempts"]
+    return json.loads((Path(trial.user_attrs[records.RUN_DIR]) / trainable.CLOCK_FILE).read_text())["attempts"]
 
 
 def assert_the_floor_is_the_untrained_backbone(study: optuna.Study, baseline, monkeypatch) -> None:

@@ -11,7 +11,7 @@ import yaml
 from optuna.trial import FixedTrial
 
 from lightrecipe.errors import UserError
-from lightrecipe.spaces import Choice, Float, Int, Space, builtin_space_names, load_space, validate_space
+from lightrecipe.spaces import Choice, Float, Int, Space, list_spaces, load_space, validate_space
 from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe, preset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -34,7 +34,7 @@ def _corner(space: Space, end: int, **values) -> dict:
 
 
 def test_builtin_names_are_the_shipped_files():
-    assert builtin_space_names() == BUILTINS
+    assert list_spaces() == BUILTINS
 
 
 @pytest.mark.parametrize("name", BUILTINS)

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.presets import preset_names
+from lightrecipe.trainers.presets import list_presets
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, parse_assignments, preset
 
 CONTRACT_FIELDS = """arch dataset data_root image_size epochs batch_size base_lr lr_scaling optimizer momentum weight_decay
@@ -33,7 +33,7 @@ def test_lr_scaling_is_a_property():
     assert Recipe(batch_size=512, base_lr=0.03, lr_scaling="none").lr == pytest.approx(0.03)
 
 
-@pytest.mark.parametrize("name", preset_names())
+@pytest.mark.parametrize("name", list_presets())
 def test_presets_are_valid_and_round_trip(name, tmp_path):
     r = preset(name)
     assert Recipe.from_dict(json.loads(r.to_json())) == r

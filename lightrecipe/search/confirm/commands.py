@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from lightrecipe.search.argparse_private import actions_of, share_action
 from lightrecipe.search.confirm.settings import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR
 
 # The sweep's flags that say what to search; every other sweep flag (where and how trials run) is shared.
@@ -49,9 +50,9 @@ def register(subparsers, *, sweep_parser: argparse.ArgumentParser, summary: Call
                    help=f"epochs of each run (default: {EPOCHS_FACTOR}x the sweep's)")
     p.add_argument("--arch", action="append", default=[], metavar="ARCH",
                    help="confirm only this arch's study; repeat for several (default: every arch)")
-    for action in sweep_parser._actions:
+    for action in actions_of(sweep_parser):
         if action.dest not in SWEEP_ONLY:
-            p._add_action(action)
+            share_action(p, action)
     p.set_defaults(func=cmd_confirm, parser_of_sweep=p, summary=summary)
 
 

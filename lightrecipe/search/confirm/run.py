@@ -67,44 +67,44 @@ class ConfirmSpace:
         return Recipe.from_dict(data, source=f"confirm trial #{trial.number}")
 
 
-def run_confirm(c: ConfirmSettings, stream: TextIO | None = None) -> list[StudyOutcome]:
+def run_confirm(settings: ConfirmSettings, stream: TextIO | None = None) -> list[StudyOutcome]:
     stream = stream if stream is not None else sys.stdout
-    _check(c)
+    _check(settings)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out = Path(c.sweep_dir).resolve()
-    storage = open_storage(c.run.storage or _default_url(out))
-    sources = source_studies(storage, c.archs)
+    out = Path(settings.sweep_dir).resolve()
+    storage = open_storage(settings.run.storage or _default_url(out))
+    sources = source_studies(storage, settings.archs)
     names = [records.confirm_study_name(s.study_name) for s in sources]
     existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    with hold_studies(storage, names, takeover=lambda name: c.run.resume or name not in existing):
-        plans = [_plan(source, c, storage, stream) for source in sources]
-        with ray_session(c.run.address), catch_signals():
-            concurrency = c.run.concurrency or trials_that_fit(c.run.cpus_per_trial, c.run.gpus_per_trial)
-            deadline = time.monotonic() + c.run.time_budget if c.run.time_budget else None
+    with hold_studies(storage, names, takeover=lambda name: settings.run.resume or name not in existing):
+        plans = [_plan(source, settings, storage, stream) for source in sources]
+        with ray_session(settings.run.address), catch_signals():
+            concurrency = settings.run.concurrency or trials_that_fit(settings.run.cpus_per_trial, settings.run.gpus_per_trial)
+            deadline = time.monotonic() + settings.run.time_budget if settings.run.time_budget else None
             outcomes = []
             for plan, trials, space in plans:
                 budget = None if deadline is None else deadline - time.monotonic()
-                settings = dataclasses.replace(c.run, trials=trials)
+                study_settings = dataclasses.replace(settings.run, trials=trials)
                 if received() is not None or (budget is not None and budget <= 0):
                     stream.write(f"[{plan.name}] not started: interrupted or out of time; --resume runs it\n")
                 else:
-                    run_study(plan, space, settings, storage, out, concurrency, budget, stream)
+                    run_study(plan, space, study_settings, storage, out, concurrency, budget, stream)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), trials))
         if received() is not None:
             raise Interrupted(received())
     return outcomes
 
 
-def _check(c: ConfirmSettings) -> None:
-    if not Path(c.sweep_dir).is_dir():
-        raise UserError(f"SWEEP_DIR '{c.sweep_dir}' is not a folder; give the --out folder of a sweep")
-    if c.top < 1:
-        raise UserError(f"--top must be at least 1, got {c.top}")
-    if c.seeds < 2:
-        raise UserError(f"--seeds must be at least 2 (an interval over one seed has no width), got {c.seeds}")
-    if c.epochs is not None and c.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {c.epochs}")
-    check_settings(dataclasses.replace(c.run, archs=c.archs or ("any",)))  # the sweep's rules for its flags
+def _check(settings: ConfirmSettings) -> None:
+    if not Path(settings.sweep_dir).is_dir():
+        raise UserError(f"SWEEP_DIR '{settings.sweep_dir}' is not a folder; give the --out folder of a sweep")
+    if settings.top < 1:
+        raise UserError(f"--top must be at least 1, got {settings.top}")
+    if settings.seeds < 2:
+        raise UserError(f"--seeds must be at least 2 (an interval over one seed has no width), got {settings.seeds}")
+    if settings.epochs is not None and settings.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {settings.epochs}")
+    check_settings(dataclasses.replace(settings.run, archs=settings.archs or ("any",)))  # the sweep's rules for its flags
 
 
 def _default_url(out: Path) -> str:
@@ -147,29 +147,29 @@ def picks(source: optuna.Study, top: int) -> list[Pick]:
     return out
 
 
-def _plan(source: optuna.Study, c: ConfirmSettings, storage: Any, stream: TextIO) -> tuple[StudyPlan, int, ConfirmSpace]:
+def _plan(source: optuna.Study, settings: ConfirmSettings, storage: Any, stream: TextIO) -> tuple[StudyPlan, int, ConfirmSpace]:
     """The confirm study of `source` (created and filled, or checked for `--resume`), its plan and size."""
     arch = str(source.user_attrs.get(records.ARCH, ""))
     space = str(source.user_attrs.get(records.SPACE, ""))
-    epochs = c.epochs or EPOCHS_FACTOR * int(source.user_attrs.get(records.MAX_EPOCHS) or 1)
-    settings = {"top": c.top, "seeds": c.seeds, "epochs": epochs}
+    epochs = settings.epochs or EPOCHS_FACTOR * int(source.user_attrs.get(records.MAX_EPOCHS) or 1)
+    wanted = {"top": settings.top, "seeds": settings.seeds, "epochs": epochs}  # records.CONFIRM
     name = records.confirm_study_name(source.study_name)
     study = find_study(storage, name)
-    if study is not None and not c.run.resume:
+    if study is not None and not settings.run.resume:
         raise UserError(f"the trial database already holds confirm study '{name}' ({len(study.trials)} trials); "
                         "pass --resume to continue it")
     if study is None:
-        chosen = picks(source, c.top)
+        chosen = picks(source, settings.top)
         if not any(p.role == records.ROLE_SEARCHED for p in chosen):
             raise UserError(f"study '{source.study_name}' has no complete searched trial to confirm yet")
-        study = _create(storage, name, source, space, arch, settings, chosen, c.seeds)
-    elif study.user_attrs.get(records.CONFIRM) != settings:
+        study = _create(storage, name, source, space, arch, wanted, chosen, settings.seeds)
+    elif study.user_attrs.get(records.CONFIRM) != wanted:
         raise UserError(f"--resume: confirm study '{name}' was run with {study.user_attrs.get(records.CONFIRM)}, "
-                        f"this command gives {settings}; pass the same --top/--seeds/--epochs")
+                        f"this command gives {wanted}; pass the same --top/--seeds/--epochs")
     trials = sum(1 for t in study.get_trials(deepcopy=False))
     floor_recipe = _floor_recipe(study)
-    stream.write(f"[{name}] random-init floor: {c.seeds} seeds\n")
-    floor.ensure(study, floor_recipe, range(c.seeds))
+    stream.write(f"[{name}] random-init floor: {settings.seeds} seeds\n")
+    floor.ensure(study, floor_recipe, range(settings.seeds))
     plan = StudyPlan(arch=arch, name=name, overrides={"arch": arch}, max_epochs=epochs, grace=epochs,
                      census=census(study), seed=0, params_count=_params_count(source))
     return plan, trials, ConfirmSpace(space)

@@ -192,14 +192,14 @@ class _SqlRows:
         return self._update(mine.study_name, mine.token, {"heartbeat": mine.heartbeat})
 
     def delete(self, mine: Holder) -> None:
-        c = self.table.c
+        columns = self.table.c
         with self.engine.begin() as con:
-            con.execute(sa.delete(self.table).where(c.study_name == mine.study_name, c.token == mine.token))
+            con.execute(sa.delete(self.table).where(columns.study_name == mine.study_name, columns.token == mine.token))
 
     def _update(self, name: str, token: str, values: dict) -> bool:
-        c = self.table.c
+        columns = self.table.c
         with self.engine.begin() as con:
-            done = con.execute(sa.update(self.table).where(c.study_name == name, c.token == token).values(**values))
+            done = con.execute(sa.update(self.table).where(columns.study_name == name, columns.token == token).values(**values))
         return done.rowcount == 1
 
 

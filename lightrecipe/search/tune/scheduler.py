@@ -25,7 +25,7 @@ import numpy as np
 import optuna
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune import trainable
 
 REDUCTION_FACTOR = 3  # ASHA keeps the best third at each rung (Li et al. 2020 use 3 or 4)
 
@@ -85,7 +85,7 @@ class StudyASHA(FIFOScheduler):
     searcher), stops trials at `max_epochs`, and remembers which trials it stopped (the searcher records
     those as pruned; a trial Tune stops for any other reason stays resumable)."""
 
-    def __init__(self, rungs: Rungs, *, max_epochs: int, time_attr: str = "epoch", metric: str = tr.OBJECTIVE):
+    def __init__(self, rungs: Rungs, *, max_epochs: int, time_attr: str = "epoch", metric: str = trainable.OBJECTIVE):
         super().__init__()
         self.rungs = rungs
         self.max_epochs = int(max_epochs)
@@ -101,7 +101,7 @@ class StudyASHA(FIFOScheduler):
             return TrialScheduler.STOP  # finished (its final evaluation rides on this result)
         number = int(trial.config["number"])
         stop = self.rungs.judge(number, int(epoch), float(value))
-        if stop and not trial.config.get(tr.CFG_BASELINE):
+        if stop and not trial.config.get(trainable.CFG_BASELINE):
             self.stopped.add(number)
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE

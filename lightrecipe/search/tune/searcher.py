@@ -30,7 +30,7 @@ from ray.tune.search import Searcher
 from lightrecipe.search.store import records
 from lightrecipe.search.store.ledger import TrialLedger
 from lightrecipe.search.store.study import jsonable
-from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune import trainable
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +57,19 @@ class TrialRecord:
         self.node = str(result.get("node") or self.node)
         self.wall_seconds = float(result.get("wall_seconds") or self.wall_seconds)
         rows = []
-        if result.get(tr.KIND) == tr.FINAL:
+        if result.get(trainable.KIND) == trainable.FINAL:
             self.final = dict(result)
-            rows += [r for r in result.get(tr.FULL_HISTORY) or [] if isinstance(r, dict)]
-        epoch = result.get("epoch", result.get(tr.LAST_EPOCH))
-        if epoch is not None and all(result.get(k) is not None for k in tr.HISTORY_KEYS if k != "epoch"):
-            rows.append({**{k: result.get(k) for k in tr.HISTORY_KEYS}, "epoch": epoch})
+            rows += [r for r in result.get(trainable.FULL_HISTORY) or [] if isinstance(r, dict)]
+        epoch = result.get("epoch", result.get(trainable.LAST_EPOCH))
+        if epoch is not None and all(result.get(k) is not None for k in trainable.HISTORY_KEYS if k != "epoch"):
+            rows.append({**{k: result.get(k) for k in trainable.HISTORY_KEYS}, "epoch": epoch})
         seen = {int(h["epoch"]) for h in self.history}
         added = []
         for row in rows:
             epoch = int(row.get("epoch") or 0)
             if epoch < 1 or epoch in seen:
                 continue
-            added.append(jsonable({**{k: row.get(k) for k in tr.HISTORY_KEYS}, "epoch": epoch}))
+            added.append(jsonable({**{k: row.get(k) for k in trainable.HISTORY_KEYS}, "epoch": epoch}))
             seen.add(epoch)
         self.history = sorted(self.history + added, key=lambda h: h["epoch"])
         return sorted(added, key=lambda h: h["epoch"])
@@ -89,11 +89,11 @@ class StudySearcher(Searcher):
         workers_per_trial: int = 1,
         worker_failures: int = 0,
     ):
-        super().__init__(metric=tr.OBJECTIVE, mode="max")
+        super().__init__(metric=trainable.OBJECTIVE, mode="max")
         self._ledger: TrialLedger | None = ledger
         self._cpus = float(cpus_per_trial)
         self._gpus = float(gpus_per_trial)
-        self._workers = {tr.CFG_WORKERS: int(workers_per_trial), tr.CFG_WORKER_FAILURES: int(worker_failures)}
+        self._workers = {trainable.CFG_WORKERS: int(workers_per_trial), trainable.CFG_WORKER_FAILURES: int(worker_failures)}
         self._stopped_by_scheduler = stopped_by_scheduler
         self._on_update = on_update or (lambda number, row: None)
         self._records: dict[str, TrialRecord] = {}
@@ -119,13 +119,13 @@ class StudySearcher(Searcher):
         self._records[trial_id] = rec
         self._on_update(rec.number, self._row(rec, records.RUNNING))
         return {
-            tr.CFG_RECIPE: started.recipe,
-            tr.CFG_RECIPE_ERROR: started.recipe_error,
-            tr.CFG_RUN_DIR: str(started.run_dir),
-            tr.CFG_CPUS: self._cpus,
-            tr.CFG_GPUS: self._gpus,
+            trainable.CFG_RECIPE: started.recipe,
+            trainable.CFG_RECIPE_ERROR: started.recipe_error,
+            trainable.CFG_RUN_DIR: str(started.run_dir),
+            trainable.CFG_CPUS: self._cpus,
+            trainable.CFG_GPUS: self._gpus,
             **self._workers,
-            tr.CFG_BASELINE: started.baseline,
+            trainable.CFG_BASELINE: started.baseline,
             "params": jsonable(rec.params),
             "number": rec.number,
         }
@@ -168,15 +168,15 @@ class StudySearcher(Searcher):
 
     def _finish(self, trial_id: str, rec: TrialRecord, state: str, message: str) -> None:
         final = rec.final or {}
-        value = final.get(tr.OBJECTIVE)
+        value = final.get(trainable.OBJECTIVE)
         if state == records.COMPLETE and not (isinstance(value, (int, float)) and math.isfinite(value)):
-            state, message = records.DIVERGED, message or f"final {tr.OBJECTIVE} is {value}"
-        if final.get(tr.TRACEBACK):
-            log.error("trial %d failed on %s: %s\n%s", rec.number, rec.node or "?", message, final[tr.TRACEBACK])
+            state, message = records.DIVERGED, message or f"final {trainable.OBJECTIVE} is {value}"
+        if final.get(trainable.TRACEBACK):
+            log.error("trial %d failed on %s: %s\n%s", rec.number, rec.node or "?", message, final[trainable.TRACEBACK])
         if final and state != records.PRUNED:
-            metrics = {k: final.get(k) for k in final.get(tr.METRIC_KEYS) or ()}
-            if tr.LAST_EPOCH in final:
-                metrics["epoch"] = final[tr.LAST_EPOCH]
+            metrics = {k: final.get(k) for k in final.get(trainable.METRIC_KEYS) or ()}
+            if trainable.LAST_EPOCH in final:
+                metrics["epoch"] = final[trainable.LAST_EPOCH]
             metrics["state"], metrics["error"] = state, message
         else:
             metrics = dict(rec.history[-1]) if rec.history else {}
@@ -200,7 +200,7 @@ class StudySearcher(Searcher):
         self.ledger.record_cost(rec.number, rec.wall_seconds, devices, rec.node)
 
     def _row(self, rec: TrialRecord, state: str) -> dict[str, Any]:
-        value = rec.history[-1].get(tr.OBJECTIVE) if rec.history else None
+        value = rec.history[-1].get(trainable.OBJECTIVE) if rec.history else None
         return {
             "state": state,
             "epoch": rec.last_epoch,

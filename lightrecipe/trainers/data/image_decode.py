@@ -90,10 +90,10 @@ def decode_eval(path: str, size: int) -> np.ndarray:
         img = img.convert("RGB")
         w, h = img.size
         scale = short / min(w, h)
-        nw, nh = max(short, round(w * scale)), max(short, round(h * scale))
-        if (nw, nh) != (w, h):
-            img = img.resize((nw, nh), Image.BILINEAR)
-        left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))  # torchvision's CenterCrop rounding
+        new_w, new_h = max(short, round(w * scale)), max(short, round(h * scale))
+        if (new_w, new_h) != (w, h):
+            img = img.resize((new_w, new_h), Image.BILINEAR)
+        left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))  # torchvision's CenterCrop rounding
         return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8).copy()
 
 
@@ -103,16 +103,17 @@ def decode_pair(path: str, size: int, scale: tuple[float, float], generator: tor
 
     with Image.open(path) as img:
         width, height = img.size  # from the header; nothing decoded yet
-        top, left, h, w = (t.tolist() for t in crop_boxes(
+        tops, lefts, heights, widths = (t.tolist() for t in crop_boxes(
             torch.tensor([height, height]), torch.tensor([width, width]), scale, generator=generator))
         # JPEG: the largest reduction that leaves both boxes >= size a side (draft never goes below the request).
-        need = min(1.0, max(size / min(bw, bh) for bw, bh in zip(w, h)))
+        need = min(1.0, max(size / min(box_w, box_h) for box_w, box_h in zip(widths, heights)))
         drafted = img.draft("RGB", (math.ceil(width * need), math.ceil(height * need)))
         factor = drafted[1][2] / width if drafted else 1.0  # exactly 1/reduction (the decoded size is rounded up)
         img = img.convert("RGB")
         views = [
             np.asarray(img.resize((size, size), Image.BILINEAR,
-                                  box=(lf * factor, tp * factor, (lf + bw) * factor, (tp + bh) * factor)), dtype=np.uint8)
-            for tp, lf, bh, bw in zip(top, left, h, w)
+                                  box=(left * factor, top * factor, (left + box_w) * factor, (top + box_h) * factor)),
+                       dtype=np.uint8)
+            for top, left, box_h, box_w in zip(tops, lefts, heights, widths)
         ]
     return np.stack(views)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from lightrecipe.trainers.method.losses import smoothed_info_nce
 from lightrecipe.trainers.method.split_bn import convert_to_split_bn, convert_to_sync_bn, key_order
+from lightrecipe.trainers.method.torch_private import ema_
 from lightrecipe.trainers.parallel.world import World, check_parallel, local_bn_splits
 from lightrecipe.trainers.recipe import Recipe
 
@@ -151,9 +152,7 @@ class MoCo(nn.Module):
     @torch.no_grad()
     def update_key_encoder(self, momentum: float) -> None:
         """key = m * key + (1 - m) * query, parameter by parameter (one fused call per list)."""
-        keys, queries = self.key_parameters(), self.query_parameters()
-        torch._foreach_mul_(keys, momentum)
-        torch._foreach_add_(keys, queries, alpha=1.0 - momentum)
+        ema_(self.key_parameters(), self.query_parameters(), momentum)
 
     def encode_query(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised float32 query embeddings (B, D); under autocast the network runs in low precision."""

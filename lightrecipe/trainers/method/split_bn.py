@@ -24,9 +24,10 @@ import torch.nn as nn
 from timm.layers import BatchNormAct2d
 
 from lightrecipe.errors import UserError
+from lightrecipe.trainers.method.torch_private import BatchNormBase, batch_norm_backward, batch_norm_train
 
 
-def split_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, splits: int) -> torch.Tensor:
+def split_batch_norm(bn: BatchNormBase, x: torch.Tensor, splits: int) -> torch.Tensor:
     """Training-mode BatchNorm of `x` (N, C, ...) with statistics per group {p : p % splits == j}.
 
     Running mean/var (when tracked) become the mean of the `splits` groups' momentum updates, as the demo's
@@ -45,13 +46,13 @@ def split_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, split
         weight = _tile(bn.weight, splits) if bn.weight is not None else None
         bias = _tile(bn.bias, splits) if bn.bias is not None else None
         grouped = _grouped(x, splits)
-        out = torch.native_batch_norm(grouped, weight, bias, mean, var, True, factor, bn.eps)[0].view(x.shape)
+        out = batch_norm_train(grouped, weight, bias, mean, var, factor, bn.eps)[0].view(x.shape)
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         out = out.contiguous(memory_format=torch.channels_last)
     return out
 
 
-def sync_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+def sync_batch_norm(bn: BatchNormBase, x: torch.Tensor) -> torch.Tensor:
     """Training-mode BatchNorm of `x` (N, C, ...) with statistics over the inputs of every rank of the
     process group, as torch's SyncBatchNorm computes them (the running variance unbiased over all images)."""
     from lightrecipe.trainers.parallel.world import World
@@ -121,7 +122,7 @@ class _GroupedBatchNorm(torch.autograd.Function):
     A custom Function only so that its output is a fresh (N, C, ...) tensor rather than a reshaped view of the
     grouped result: the in-place activations that follow norms in timm models would otherwise make autograd
     route every gradient through CopySlices (a zero-fill and a full copy per layer, measured at ~6% of a step).
-    Forward and backward are ATen's own native_batch_norm and native_batch_norm_backward.
+    Forward and backward are ATen's own batch norm kernels (torch_private.py).
     """
 
     @staticmethod
@@ -129,8 +130,8 @@ class _GroupedBatchNorm(torch.autograd.Function):
         grouped = _grouped(x, splits)
         weights = _tile(weight, splits) if weight is not None else None
         biases = _tile(bias, splits) if bias is not None else None
-        out, save_mean, save_invstd = torch.native_batch_norm(
-            grouped, weights, biases, running_mean, running_var, True, momentum, eps)
+        out, save_mean, save_invstd = batch_norm_train(grouped, weights, biases, running_mean, running_var, momentum,
+                                                       eps)
         ctx.save_for_backward(grouped, weights, save_mean, save_invstd)
         ctx.splits, ctx.eps, ctx.has_bias = splits, eps, bias is not None
         return out.resize_(x.shape)  # same storage, same element order: only the shape changes
@@ -141,9 +142,8 @@ class _GroupedBatchNorm(torch.autograd.Function):
         splits = ctx.splits
         wants = [ctx.needs_input_grad[0], weights is not None and ctx.needs_input_grad[1],
                  ctx.has_bias and ctx.needs_input_grad[2]]
-        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
-            grad_out.reshape(grouped.shape), grouped, weights, None, None, save_mean, save_invstd, True, ctx.eps,
-            wants)
+        grad_x, grad_w, grad_b = batch_norm_backward(grad_out.reshape(grouped.shape), grouped, weights, save_mean,
+                                                     save_invstd, ctx.eps, wants)
         c = grouped.shape[1] // splits
         return (
             grad_x.reshape(grad_out.shape) if wants[0] else None,
@@ -187,7 +187,7 @@ def _tile(t: torch.Tensor, splits: int) -> torch.Tensor:
     return t.expand(splits, *t.shape).reshape(-1)
 
 
-def _average_factor(bn: nn.modules.batchnorm._BatchNorm) -> float:
+def _average_factor(bn: BatchNormBase) -> float:
     """The running-average factor of one training call, as torch's `_BatchNorm.forward` computes it."""
     if bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
@@ -275,7 +275,7 @@ def convert_to_sync_bn(module: nn.Module, *, owner: str) -> int:
 def _convert(module: nn.Module, owner: str, kind: str, remedy: str, configure) -> int:
     converted = 0
     for name, layer in module.named_modules():
-        if not isinstance(layer, nn.modules.batchnorm._BatchNorm):
+        if not isinstance(layer, BatchNormBase):
             continue
         split_class = SPLIT_CLASSES.get(type(layer))
         if split_class is None and type(layer) in SPLIT_CLASSES.values():
@@ -321,7 +321,7 @@ def average_batch_norm_stats(model: torch.nn.Module, world) -> None:
         return
     buffers = []
     for layer in model.modules():
-        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) and layer.running_mean is not None:
+        if isinstance(layer, BatchNormBase) and layer.running_mean is not None:
             sync_running_stats(layer)
             buffers += [layer.running_mean, layer.running_var]
     if not buffers:

@@ -234,25 +234,9 @@ def train(
     start_epoch, history = _resume(trainer, files, data)
 
     for epoch in range(start_epoch, recipe.epochs + 1):
-        started, skipped_before = time.perf_counter(), trainer.skipped_steps
-        loss, images_per_s = _train_epoch(trainer, data, epoch)
-        if not math.isfinite(loss):
-            return _diverged(files if lead else None, history, epoch, f"loss became {loss}", trainer)
-        average_batch_norm_stats(trainer.model, world)
-        monitor = val_monitor(trainer.model.backbone, data, recipe, dev)  # knn_top1, feature_rank
-        if not math.isfinite(monitor["knn_top1"]):
-            return _diverged(files if lead else None, history, epoch,
-                             "the features became non-finite (the weights overflowed after the last finite loss)", trainer)
-        row = {
-            "epoch": epoch,
-            "loss": loss,
-            "lr": trainer.optimizer.param_groups[0]["lr"],
-            **monitor,
-            "images_per_s": images_per_s,
-            "epoch_seconds": time.perf_counter() - started,
-            "skipped_steps": trainer.skipped_steps - skipped_before,
-            "skipped_files": len(data.skipped_files()),
-        }
+        row, non_finite = _epoch(trainer, data, epoch)
+        if non_finite:
+            return _diverged(files if lead else None, history, epoch, non_finite, trainer)
         history.append(world.from_rank0(row))  # one set of numbers for the run, whichever rank reports it
         state = trainer.state_dict()
         if lead:
@@ -261,13 +245,40 @@ def train(
                                    "trainer": state, "skipped_files": data.skipped_files()})
         if report is not None:
             report(dict(history[-1]))
+    return _finish(trainer, files if lead else None, history, data)
 
+
+def _epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[dict[str, Any], str]:
+    """Train and monitor one epoch: its history row, or what became non-finite ('' when nothing did)."""
+    started, skipped_before = time.perf_counter(), trainer.skipped_steps
+    loss, images_per_s = _train_epoch(trainer, data, epoch)
+    if not math.isfinite(loss):
+        return {}, f"loss became {loss}"
+    average_batch_norm_stats(trainer.model, trainer.world)
+    monitor = val_monitor(trainer.model.backbone, data, trainer.recipe, trainer.device)  # knn_top1, feature_rank
+    if not math.isfinite(monitor["knn_top1"]):
+        return {}, "the features became non-finite (the weights overflowed after the last finite loss)"
+    return {
+        "epoch": epoch,
+        "loss": loss,
+        "lr": trainer.optimizer.param_groups[0]["lr"],
+        **monitor,
+        "images_per_s": images_per_s,
+        "epoch_seconds": time.perf_counter() - started,
+        "skipped_steps": trainer.skipped_steps - skipped_before,
+        "skipped_files": len(data.skipped_files()),
+    }, ""
+
+
+def _finish(trainer: Trainer, files: RunFiles | None, history: list[dict[str, Any]], data: Dataset) -> dict[str, Any]:
+    """The final metrics: the last epoch's row, the final scores (kNN, probe, test) and how the run went."""
     metrics = dict(history[-1]) if history else {}
-    metrics.update(world.from_rank0(final_scores(trainer.model.backbone, data, recipe, dev)))
+    scores = final_scores(trainer.model.backbone, data, trainer.recipe, trainer.device)
+    metrics.update(trainer.world.from_rank0(scores))
     metrics.update(params=backbone_params(trainer), skipped_files=len(data.skipped_files()),
                    skipped_steps=trainer.skipped_steps, state=COMPLETE, diverged_epoch=None, error="",
                    epochs_run=len(history))
-    if lead:
+    if files is not None:
         files.write_metrics(metrics)
     return metrics
 

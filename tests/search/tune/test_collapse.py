@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightrecipe.search.tune import collapse
-from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune import collapse, trainable
 from lightrecipe.trainers.run.scoring import effective_rank
 
 
@@ -48,9 +47,9 @@ def test_a_collapsed_trial_ends_after_that_epoch_as_pruned_with_the_reason(tmp_p
     monkeypatch.setattr(collapse.verdict, "__defaults__", (1e9,))  # every rank is "collapsed": stop at epoch 1
     sent, held = [], {}
     with pytest.raises(collapse.Collapsed) as stop:
-        tr._train({tr.CFG_RECIPE: recipe.to_dict()}, tmp_path, sent.append, held)
+        trainable._train({trainable.CFG_RECIPE: recipe.to_dict()}, tmp_path, sent.append, held)
     assert sent == [] and held["epoch"] == 1 and held["feature_rank"] > 1  # never reported as a normal epoch
-    result = tr.failed_result(str(stop.value), held, state="pruned")
+    result = trainable.failed_result(str(stop.value), held, state="pruned")
     assert result["state"] == "pruned" and result["error"].startswith("collapsed: ")
-    assert "epoch" not in result and result[tr.LAST_EPOCH] == 1  # ASHA never ranks it
-    assert [row["epoch"] for row in tr.read_history(tmp_path)] == [1]  # train() stopped there
+    assert "epoch" not in result and result[trainable.LAST_EPOCH] == 1  # ASHA never ranks it
+    assert [row["epoch"] for row in trainable.read_history(tmp_path)] == [1]  # train() stopped there

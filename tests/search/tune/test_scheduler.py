@@ -12,14 +12,14 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune import trainable
 from lightrecipe.search.tune.scheduler import REDUCTION_FACTOR, Rungs, StudyASHA, milestones
 
 MAX_EPOCHS, GRACE = 9, 1
 
 
 def stub(number: int, baseline: bool = False) -> Trial:
-    return Trial("fn", config={"number": number, tr.CFG_BASELINE: baseline}, stub=True)
+    return Trial("fn", config={"number": number, trainable.CFG_BASELINE: baseline}, stub=True)
 
 
 def stream(seed: int, trials: int = 14, concurrency: int = 3) -> list[tuple[int, int, float]]:
@@ -50,7 +50,7 @@ def play(scheduler, events, trials: dict[int, Trial], stopped: set[int], study=N
         if number not in trials:
             trials[number] = stub(number)
             scheduler.on_trial_add(None, trials[number])
-        decision = scheduler.on_trial_result(None, trials[number], {"epoch": epoch, tr.OBJECTIVE: value})
+        decision = scheduler.on_trial_result(None, trials[number], {"epoch": epoch, trainable.OBJECTIVE: value})
         decisions.append((number, epoch, decision))
         if study is not None:
             study.trials_by_number[number].report(value, step=epoch)
@@ -84,7 +84,7 @@ def test_milestones_are_grace_times_powers_of_three_below_the_full_schedule(grac
 
 @pytest.mark.parametrize("seed", range(5))
 def test_decisions_equal_ray_asha_on_the_same_results(seed):
-    ray_asha = ASHAScheduler(time_attr="epoch", metric=tr.OBJECTIVE, mode="max", max_t=MAX_EPOCHS,
+    ray_asha = ASHAScheduler(time_attr="epoch", metric=trainable.OBJECTIVE, mode="max", max_t=MAX_EPOCHS,
                              grace_period=GRACE, reduction_factor=REDUCTION_FACTOR)
     ours = StudyASHA(Rungs(GRACE, MAX_EPOCHS), max_epochs=MAX_EPOCHS)
     events = stream(seed)
@@ -130,20 +130,20 @@ def test_a_resume_that_forgot_the_rungs_would_prune_differently():
 def test_the_baseline_runs_on_but_counts_at_the_rung():
     scheduler = StudyASHA(Rungs(1, 9), max_epochs=9)
     for number, value in enumerate([0.9, 0.91, 0.92]):
-        assert scheduler.on_trial_result(None, stub(number), {"epoch": 1, tr.OBJECTIVE: value}) == TrialScheduler.CONTINUE
+        assert scheduler.on_trial_result(None, stub(number), {"epoch": 1, trainable.OBJECTIVE: value}) == TrialScheduler.CONTINUE
     baseline, weak = stub(3, baseline=True), stub(4)
-    assert scheduler.on_trial_result(None, baseline, {"epoch": 1, tr.OBJECTIVE: 0.1}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, baseline, {"epoch": 1, trainable.OBJECTIVE: 0.1}) == TrialScheduler.CONTINUE
     assert not scheduler.was_stopped(3) and 3 in scheduler.rungs.recorded[1]
-    assert scheduler.on_trial_result(None, weak, {"epoch": 1, tr.OBJECTIVE: 0.1}) == TrialScheduler.STOP
+    assert scheduler.on_trial_result(None, weak, {"epoch": 1, trainable.OBJECTIVE: 0.1}) == TrialScheduler.STOP
     assert scheduler.was_stopped(4)
 
 
 def test_results_without_an_epoch_and_nan_values_never_stop_a_trial():
     scheduler = StudyASHA(Rungs(1, 9), max_epochs=9)
     for number in range(3):
-        scheduler.on_trial_result(None, stub(number), {"epoch": 1, tr.OBJECTIVE: 0.9})
-    failed = {tr.LAST_EPOCH: 1, tr.OBJECTIVE: float("nan")}  # a failed trial's final result names no epoch
+        scheduler.on_trial_result(None, stub(number), {"epoch": 1, trainable.OBJECTIVE: 0.9})
+    failed = {trainable.LAST_EPOCH: 1, trainable.OBJECTIVE: float("nan")}  # a failed trial's final result names no epoch
     assert scheduler.on_trial_result(None, stub(5), failed) == TrialScheduler.CONTINUE
-    assert scheduler.on_trial_result(None, stub(6), {"epoch": 1, tr.OBJECTIVE: float("nan")}) == TrialScheduler.CONTINUE
-    assert scheduler.on_trial_result(None, stub(7), {"epoch": 9, tr.OBJECTIVE: 0.0}) == TrialScheduler.STOP
+    assert scheduler.on_trial_result(None, stub(6), {"epoch": 1, trainable.OBJECTIVE: float("nan")}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, stub(7), {"epoch": 9, trainable.OBJECTIVE: 0.0}) == TrialScheduler.STOP
     assert not scheduler.was_stopped(7)  # finished, not pruned

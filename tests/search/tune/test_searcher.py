@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from lightrecipe.search.store import records
 from lightrecipe.search.store.ledger import TrialLedger
 from lightrecipe.search.store.study import create_study, enqueue_baseline, run_dir
-from lightrecipe.search.tune import trainable as tr
+from lightrecipe.search.tune import trainable
 from lightrecipe.search.tune.searcher import StudySearcher
 from lightrecipe.spaces import load_space
 from tests.search.helpers import ARCH, TINY_SPACE, all_attrs_present, sqlite_storage
@@ -30,18 +30,18 @@ NODE = "host/10.0.0.7/abcd1234"
 
 
 def epoch_result(epoch: int, knn: float) -> dict:
-    return {tr.KIND: tr.EPOCH, "epoch": epoch, "loss": 6.0 - epoch, "lr": 0.03, "knn_top1": knn,
+    return {trainable.KIND: trainable.EPOCH, "epoch": epoch, "loss": 6.0 - epoch, "lr": 0.03, "knn_top1": knn,
             "images_per_s": 500.0, "epoch_seconds": 2.0, "node": NODE, "wall_seconds": 3.0 * epoch}
 
 
 def history_row(epoch: int, knn: float) -> dict:
-    return {k: v for k, v in epoch_result(epoch, knn).items() if k in tr.HISTORY_KEYS}
+    return {k: v for k, v in epoch_result(epoch, knn).items() if k in trainable.HISTORY_KEYS}
 
 
 def complete_result(knn: float, history: list[dict]) -> dict:
     final = {**history_row(3, knn), "linear_top1": 0.8, "test_knn_top1": 0.7, "test_linear_top1": 0.75,
              "params": 123_456, "state": "complete", "diverged_epoch": None, "error": "", "epochs_run": 3}
-    return {**tr.final_result(final), tr.FULL_HISTORY: history, "node": NODE, "wall_seconds": 10.0}
+    return {**trainable.final_result(final), trainable.FULL_HISTORY: history, "node": NODE, "wall_seconds": 10.0}
 
 
 def merge_row(rows: dict, number: int, row: dict) -> None:  # the progress table's update, reduced to its data
@@ -78,8 +78,8 @@ class Driver:
 def test_a_complete_trial_carries_every_record(tmp_path):
     d = Driver(tmp_path / "sw", baseline=True)
     config = d.searcher.suggest("t0")
-    assert config[tr.CFG_BASELINE] is True and config["number"] == 0
-    assert config[tr.CFG_RECIPE] == SPACE.baseline(OVERRIDES).to_dict()  # the ResNet-50 settings exactly
+    assert config[trainable.CFG_BASELINE] is True and config["number"] == 0
+    assert config[trainable.CFG_RECIPE] == SPACE.baseline(OVERRIDES).to_dict()  # the ResNet-50 settings exactly
     history = [history_row(1, 0.5), history_row(2, 0.6), history_row(3, 0.7)]
     d.searcher.on_trial_result("t0", epoch_result(1, 0.5))
     d.searcher.on_trial_result("t0", epoch_result(2, 0.6))
@@ -93,12 +93,12 @@ def test_a_complete_trial_carries_every_record(tmp_path):
     assert t.user_attrs[records.HISTORY] == history
     metrics = t.user_attrs[records.METRICS]
     assert metrics["linear_top1"] == 0.8 and metrics["epoch"] == 3 and metrics["state"] == "complete"
-    assert "node" not in metrics and tr.FULL_HISTORY not in metrics  # only train()'s own keys
+    assert "node" not in metrics and trainable.FULL_HISTORY not in metrics  # only train()'s own keys
     assert t.user_attrs[records.PARAMS_COUNT] == 123_456  # train()'s count replaces the driver's estimate
     assert t.user_attrs[records.WALL_SECONDS] == 10.0 and t.user_attrs[records.DEVICE_SECONDS] == 20.0
     assert t.user_attrs[records.NODE] == NODE
     key = d.study.user_attrs[records.STUDY_KEY]
-    assert t.user_attrs[records.RUN_DIR] == config[tr.CFG_RUN_DIR] == str(
+    assert t.user_attrs[records.RUN_DIR] == config[trainable.CFG_RUN_DIR] == str(
         run_dir(tmp_path / "sw", SPACE.name, ARCH, key, 0))
     assert d.rows[0]["state"] == "complete" and d.rows[0]["value"] == 0.7
     assert d.searcher.open_trials() == []
@@ -133,7 +133,7 @@ def test_a_diverged_trial_is_pruned_in_optuna_so_tpe_learns_from_it(tmp_path, wi
     d.searcher.suggest("t0")
     if with_epoch:
         d.searcher.on_trial_result("t0", epoch_result(1, 0.5))
-    final = tr.final_result({"epoch": 1 if with_epoch else 0, "params": 99, "state": "diverged",
+    final = trainable.final_result({"epoch": 1 if with_epoch else 0, "params": 99, "state": "diverged",
                              "diverged_epoch": 2 if with_epoch else 1, "error": "loss became nan at epoch 2"})
     d.searcher.on_trial_complete("t0", {**final, "node": NODE, "wall_seconds": 4.0})
     t = d.trial(0)
@@ -148,7 +148,7 @@ def test_a_complete_result_without_a_finite_objective_is_diverged(tmp_path):
     d = Driver(tmp_path / "sw")
     d.searcher.suggest("t0")
     result = complete_result(0.7, [])
-    result[tr.OBJECTIVE] = float("nan")
+    result[trainable.OBJECTIVE] = float("nan")
     d.searcher.on_trial_complete("t0", result)
     t = d.trial(0)
     assert t.state == TrialState.PRUNED and t.user_attrs[records.STATE] == "diverged"
@@ -159,8 +159,8 @@ def test_a_setup_failure_on_the_worker_is_failed_with_its_reason_and_traceback(t
     d = Driver(tmp_path / "sw")
     d.searcher.suggest("t0")
     reason = "PermissionError: [Errno 13] Permission denied: '/shared/runs' (at trainable.py:71)"
-    final = {**tr.failed_result(reason, None), tr.TRACEBACK: "Traceback (most recent call last):\n  mkdir\n",
-             tr.FULL_HISTORY: [], "node": NODE, "wall_seconds": 0.5}
+    final = {**trainable.failed_result(reason, None), trainable.TRACEBACK: "Traceback (most recent call last):\n  mkdir\n",
+             trainable.FULL_HISTORY: [], "node": NODE, "wall_seconds": 0.5}
     with caplog.at_level(logging.ERROR, logger="lightrecipe.search.tune.searcher"):
         d.searcher.on_trial_complete("t0", final)
     t = d.trial(0)
@@ -193,8 +193,8 @@ def test_an_interrupted_trial_without_a_run_folder_reruns_from_scratch_with_its_
     again = Driver(out, orphans=[trial.number])
     config = again.searcher.suggest("new-id")
     assert config["number"] == trial.number and config["params"] == {"temperature": temperature}
-    assert config[tr.CFG_RECIPE]["temperature"] == temperature
-    folder = Path(config[tr.CFG_RUN_DIR])
+    assert config[trainable.CFG_RECIPE]["temperature"] == temperature
+    folder = Path(config[trainable.CFG_RUN_DIR])
     assert folder == run_dir(out, SPACE.name, ARCH, first.study.user_attrs[records.STUDY_KEY], trial.number)
     assert not folder.exists()  # from scratch: nothing of another run is there
     assert again.trial(trial.number).user_attrs[records.HISTORY] == []
@@ -208,7 +208,7 @@ def test_an_interrupted_trial_continues_in_its_folder_with_the_epochs_it_had(tmp
 
     again = Driver(out, orphans=[0])
     resumed = again.searcher.suggest("t1")
-    assert resumed[tr.CFG_RUN_DIR] == config[tr.CFG_RUN_DIR] and resumed["params"] == config["params"]
+    assert resumed[trainable.CFG_RUN_DIR] == config[trainable.CFG_RUN_DIR] and resumed["params"] == config["params"]
     # The resumed run's final result brings epoch 2, which finished while no driver was listening.
     history = [history_row(1, 0.5), history_row(2, 0.6), history_row(3, 0.7)]
     again.searcher.on_trial_complete("t1", complete_result(0.7, history))
@@ -223,7 +223,7 @@ def test_a_sampled_recipe_the_recipe_rules_reject_fails_that_trial_only(tmp_path
     d = Driver(out)
     d.searcher._ledger.overrides = {**OVERRIDES, "queue_size": 8}  # below the batch: every recipe is invalid
     config = d.searcher.suggest("t0")
-    assert config[tr.CFG_RECIPE] is None and config[tr.CFG_RECIPE_ERROR].startswith("sampled recipe is invalid")
+    assert config[trainable.CFG_RECIPE] is None and config[trainable.CFG_RECIPE_ERROR].startswith("sampled recipe is invalid")
     assert "temperature" in d.trial(0).params  # sampled before the recipe was built
 
 

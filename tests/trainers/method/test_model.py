@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from lightrecipe.trainers.method.model import KeyQueue, MoCo, mlp
 from lightrecipe.trainers.method.optim import build_optimizer
-from lightrecipe.trainers.presets import preset_names
+from lightrecipe.trainers.presets import list_presets
 from lightrecipe.trainers.recipe import Recipe, preset
 
 # ResNet (BatchNorm2d), MobileNet-V3 / EfficientNet / RegNet (timm's BatchNormAct2d), ConvNeXt (LayerNorm).
@@ -52,7 +52,7 @@ def test_arch_builds_and_steps(arch):
     assert int(model.queue.ptr) == 8  # one batch of keys enqueued
 
 
-@pytest.mark.parametrize("name", preset_names())
+@pytest.mark.parametrize("name", list_presets())
 def test_every_preset_steps(name):
     base = preset(name)
     small = dict(SMALL, arch="mobilenetv3_small_050", predictor_hidden_dim=base.predictor_hidden_dim and 64,

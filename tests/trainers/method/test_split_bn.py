@@ -15,6 +15,7 @@ from timm.layers import BatchNormAct2d
 from lightrecipe.errors import UserError
 from lightrecipe.trainers.method.model import MoCo
 from lightrecipe.trainers.method.split_bn import SPLIT_CLASSES, convert_to_split_bn, key_order, sync_running_stats
+from lightrecipe.trainers.method.torch_private import BatchNormBase
 from lightrecipe.trainers.recipe import Recipe
 
 # The contract archs of test_model.py: BatchNorm2d (ResNet), timm's BatchNormAct2d (MobileNet-V3,
@@ -176,10 +177,10 @@ def test_every_batchnorm_of_a_timm_model_is_split(arch):
                proj_bn=True, predictor_hidden_dim=16)
     model = MoCo.from_recipe(r)
     plain = timm.create_model(arch, pretrained=False, num_classes=0)
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, BatchNormBase)]
     assert norms and all(type(m) in SPLIT_CLASSES.values() and m.bn_splits == 2 for m in norms)
-    backbone_norms = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    plain_norms = [m for m in plain.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    backbone_norms = [m for m in model.backbone.modules() if isinstance(m, BatchNormBase)]
+    plain_norms = [m for m in plain.modules() if isinstance(m, BatchNormBase)]
     assert len(backbone_norms) == len(plain_norms)  # every one, none missed (ConvNeXt: 0 == 0)
     assert list(model.backbone.state_dict()) == list(plain.state_dict())  # checkpoints and export unchanged
 
