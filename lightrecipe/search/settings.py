@@ -95,6 +95,10 @@ def check_settings(settings: SweepSettings) -> None:
         )
     if settings.workers_per_trial < 1:
         raise UserError(f"--workers-per-trial must be at least 1, got {settings.workers_per_trial}")
+    if settings.workers_per_trial > 1 and 0 < settings.gpus_per_trial < 1:
+        raise UserError(f"--gpus-per-trial {settings.gpus_per_trial:g} with --workers-per-trial "
+                        f"{settings.workers_per_trial}: data-parallel workers need a GPU each (two on one GPU break "
+                        "NCCL); valid: --gpus-per-trial 1, or 0 on CPUs")
     if settings.time_budget is not None and not settings.time_budget > 0:
         raise UserError(f"--time-budget must be a positive number of seconds, got {settings.time_budget:g}")
     if "arch" in settings.overrides:

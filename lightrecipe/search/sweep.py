@@ -60,8 +60,7 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
     with one_driver(storage, space, settings):
         plans = plan_studies(space, settings, storage)
         with ray_session(settings.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
-            fit = trials_that_fit(settings.cpus_per_trial * settings.workers_per_trial, settings.gpus_per_trial * settings.workers_per_trial)
-            concurrency = settings.concurrency or fit
+            concurrency = concurrency_for(settings)
             deadline = time.monotonic() + settings.time_budget if settings.time_budget else None
             outcomes = []
             for plan in plans:
@@ -78,6 +77,13 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
         if received() is not None:
             raise Interrupted(received())
     return outcomes
+
+
+def concurrency_for(settings: SweepSettings) -> int:
+    """Trials at once: --concurrency, else as many as the cluster holds with each trial's workers placed.
+    Either way refused (UserError) when the whole cluster cannot hold one trial."""
+    fit = trials_that_fit(settings.cpus_per_trial, settings.gpus_per_trial, settings.workers_per_trial)
+    return settings.concurrency or fit
 
 
 def run_study(

@@ -42,6 +42,8 @@ def sweep(tmp_path, *extra):
         (["--resume"], "--resume: the trial database holds no study"),
         (["--max-failures", "-1"], "--max-failures must be 0 or more"),
         (["--gpus-per-trial", "2"], "--gpus-per-trial 2: a trial trains on one GPU; valid: 0 to 1"),
+        (["--workers-per-trial", "2", "--gpus-per-trial", "0.5"],
+         "--gpus-per-trial 0.5 with --workers-per-trial 2: data-parallel workers need a GPU each"),
         (["--address", "headnode"], "--address 'headnode' is not HOST:PORT of a Ray head"),
         (["--address", "10.0.0.1:http"], "is not HOST:PORT of a Ray head"),
         (["--storage", "journal://trials.log"], "a journal URL names an absolute file"),

@@ -144,31 +144,32 @@ def _captured_stderr() -> Iterator[_Captured]:
 
 
 
-def trials_that_fit(cpus_per_trial: float, gpus_per_trial: float) -> int:
-    """How many trials the cluster can run at once; UserError when not even one fits on any node."""
+def trials_that_fit(cpus_per_worker: float, gpus_per_worker: float, workers: int = 1) -> int:
+    """How many trials of `workers` workers each the live cluster can run at once; UserError when the whole
+    cluster cannot hold one trial. A trial's workers may sit on different nodes (Ray Train places them)."""
     import ray
 
-    best_node, total = 0.0, 0
-    for node in ray.nodes():
-        if not node.get("Alive"):
-            continue
-        res = node.get("Resources", {})
-        fits = _fits(res.get("CPU", 0.0), cpus_per_trial)
-        if gpus_per_trial > 0:
-            fits = min(fits, _fits(res.get("GPU", 0.0), gpus_per_trial))
-        total += fits
-        best_node = max(best_node, fits)
-    if best_node < 1:
-        need = f"{cpus_per_trial:g} CPU" + (f" and {gpus_per_trial:g} GPU" if gpus_per_trial > 0 else "")
-        have = ", ".join(
-            f"{n.get('Resources', {}).get('CPU', 0):g} CPU/{n.get('Resources', {}).get('GPU', 0):g} GPU"
-            for n in ray.nodes()
-            if n.get("Alive")
-        )
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    bundles = worker_bundles(nodes, cpus_per_worker, gpus_per_worker)
+    if bundles < workers:
+        need = f"{cpus_per_worker:g} CPU" + (f" and {gpus_per_worker:g} GPU" if gpus_per_worker > 0 else "")
+        have = ", ".join(f"{res.get('CPU', 0):g} CPU/{res.get('GPU', 0):g} GPU" for res in nodes)
         raise UserError(
-            f"a trial needs {need} (--cpus-per-trial/--gpus-per-trial) but no Ray node has that much "
-            f"(nodes: {have or 'none'}); lower the request or add nodes"
+            f"a trial needs {workers} worker(s) of {need} (--workers-per-trial, --cpus-per-trial, --gpus-per-trial) "
+            f"but the cluster holds {bundles} (nodes: {have or 'none'}); lower the request or add nodes"
         )
+    return bundles // workers
+
+
+def worker_bundles(nodes: list[dict[str, float]], cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """Workers of `cpus_per_worker` CPUs and `gpus_per_worker` GPUs that fit on `nodes` (each a dict of its
+    resources, as `ray.nodes()` gives them): the sum over nodes of min(free CPUs / c, free GPUs / g)."""
+    total = 0
+    for res in nodes:
+        fits = _fits(res.get("CPU", 0.0), cpus_per_worker)
+        if gpus_per_worker > 0:
+            fits = min(fits, _fits(res.get("GPU", 0.0), gpus_per_worker))
+        total += fits
     return total
 
 

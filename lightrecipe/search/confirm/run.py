@@ -29,14 +29,14 @@ from optuna.trial import TrialState
 from lightrecipe.errors import UserError
 from lightrecipe.search import floor
 from lightrecipe.search.cluster.interrupts import Interrupted, catch_signals, received
-from lightrecipe.search.cluster.session import ray_session, trials_that_fit
+from lightrecipe.search.cluster.session import ray_session
 from lightrecipe.search.confirm.settings import EPOCHS_FACTOR, ConfirmSettings
 from lightrecipe.search.settings import StudyOutcome, StudyPlan, check_settings
 from lightrecipe.search.store import records
 from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.store.storage import open_storage
 from lightrecipe.search.store.study import census, find_study, jsonable, new_study_key
-from lightrecipe.search.sweep import outcome, run_study
+from lightrecipe.search.sweep import concurrency_for, outcome, run_study
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def run_confirm(settings: ConfirmSettings, stream: TextIO | None = None) -> list
     with hold_studies(storage, names, takeover=lambda name: settings.run.resume or name not in existing):
         plans = [_plan(source, settings, storage, stream) for source in sources]
         with ray_session(settings.run.address), catch_signals():
-            concurrency = settings.run.concurrency or trials_that_fit(settings.run.cpus_per_trial, settings.run.gpus_per_trial)
+            concurrency = concurrency_for(settings.run)  # one trial at a time when each holds the whole cluster
             deadline = time.monotonic() + settings.run.time_budget if settings.run.time_budget else None
             outcomes = []
             for plan, trials, space in plans:

@@ -25,7 +25,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lightrecipe.trainers.method.losses import smoothed_info_nce
-from lightrecipe.trainers.method.split_bn import convert_to_split_bn, convert_to_sync_bn, key_order
+from lightrecipe.trainers.method.split_bn import (
+    convert_to_split_bn,
+    convert_to_sync_bn,
+    key_order,
+    refuse_norms_that_mix_images,
+)
 from lightrecipe.trainers.method.torch_private import ema_
 from lightrecipe.trainers.parallel.world import World, check_parallel, local_bn_splits
 from lightrecipe.trainers.recipe import Recipe
@@ -118,6 +123,9 @@ class MoCo(nn.Module):
             else nn.Identity()
         )
         splits_here = local_bn_splits(bn_splits, self.world)
+        if splits_here > 1:
+            input_size = timm.data.resolve_model_data_config(self.backbone)["input_size"]
+            refuse_norms_that_mix_images(self.backbone, input_size, owner=arch)
         for part in (self.backbone, self.projector, self.predictor):
             if splits_here > 1:
                 convert_to_split_bn(part, splits_here, owner=arch)

@@ -265,6 +265,41 @@ def convert_to_split_bn(module: nn.Module, splits: int, *, owner: str) -> int:
     return _convert(module, owner, "split", "set bn_splits: 1", split)
 
 
+def refuse_norms_that_mix_images(backbone: nn.Module, input_size: tuple[int, ...], *, owner: str) -> None:
+    """UserError when a BatchNorm1d of `backbone` normalises rows that are not one per image.
+
+    Split BatchNorm groups the rows of a layer's input by position; that keeps images apart only when row n is
+    image n. timm's LeViT normalises the flattened tokens of the whole batch (N * T rows), so there the groups
+    would mix images and leak statistics between keys and queries. Found by one forward of two blank images
+    (only for backbones that have a BatchNorm1d at all).
+    """
+    layers = [(name, layer) for name, layer in backbone.named_modules() if isinstance(layer, nn.BatchNorm1d)]
+    if not layers:
+        return
+    rows: dict[str, int] = {}
+
+    def count_rows(name: str):
+        def hook(_, args) -> None:  # a pre-hook that returned a value would replace the layer's input
+            rows.setdefault(name, args[0].shape[0])
+        return hook
+
+    hooks = [layer.register_forward_pre_hook(count_rows(name)) for name, layer in layers]
+    was_training = backbone.training
+    try:
+        backbone.eval()
+        with torch.no_grad():
+            backbone(torch.zeros(2, *input_size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        backbone.train(was_training)
+    mixing = [name for name, count in rows.items() if count != 2]
+    if mixing:
+        raise UserError(f"'{owner}' normalises {rows[mixing[0]] // 2} rows per image with BatchNorm1d (at "
+                        f"'{mixing[0]}' and {len(mixing) - 1} more), so split BatchNorm would mix images between "
+                        "groups; set bn_splits: 1")
+
+
 def convert_to_sync_bn(module: nn.Module, *, owner: str) -> int:
     """Make every BatchNorm in `module` normalise over the whole batch of all ranks of the process group
     (SyncBatchNorm; torch's own runs on GPUs only, this one on any backend). In place; returns the count."""

@@ -52,9 +52,11 @@ def run_parallel(fn: Callable[..., Any], nproc: int, *, args: tuple = (), rank0_
     store = dist.TCPStore(LOOPBACK, 0, nproc, is_master=True, timeout=datetime.timedelta(seconds=timeout_s),
                           wait_for_workers=False)
     context = multiprocessing.get_context("spawn")
+    # Not daemons: a rank's DataLoader starts worker processes of its own (image folders), which a daemonic
+    # process may not have. A rank that outlives rank 0 is terminated by _join below, so none is left behind.
     threads = _threads_per_rank(nproc)
     children = [context.Process(target=_child, args=(fn, args, rank, nproc, store.port, backend, device,
-                                                     timeout_s, threads), daemon=True)
+                                                     timeout_s, threads))
                 for rank in range(1, nproc)]
     for child in children:
         child.start()

@@ -173,8 +173,8 @@ def test_a_gpu_trial_on_a_worker_without_cuda_fails_with_the_reason_and_too_big_
     address, env = gpu_head
     too_big = sweep_on(address, env, tmp_path / "big", "--cpus-per-trial", "2")
     assert too_big.returncode == 2, too_big.stderr[-2000:]
-    assert "a trial needs 2 CPU (--cpus-per-trial/--gpus-per-trial) but no Ray node has that much " \
-           "(nodes: 1 CPU/1 GPU)" in too_big.stderr
+    assert "a trial needs 1 worker(s) of 2 CPU (--workers-per-trial, --cpus-per-trial, --gpus-per-trial) but the " \
+           "cluster holds 0 (nodes: 1 CPU/1 GPU)" in too_big.stderr
 
     result = sweep_on(address, env, tmp_path / "gpu", "--gpus-per-trial", "1")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]  # the study has its 1 trial

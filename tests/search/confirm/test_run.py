@@ -98,3 +98,13 @@ def test_confirm_flags_are_the_sweeps_own_and_bad_input_is_one_line(tmp_path, ca
     assert "--cpus-per-trial must be above 0" in capsys.readouterr().err
     assert cli.main(["confirm", str(tmp_path)]) == 2
     assert "holds no trial database" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_confirm_with_two_workers_a_trial_on_two_cpus_runs_one_trial_at_a_time(ray_local, tmp_path):
+    from lightrecipe.search.sweep import concurrency_for
+
+    args = cli.build_parser().parse_args(["confirm", str(tmp_path), "--workers-per-trial", "2"])
+    assert concurrency_for(confirm_commands.settings_from(args).run) == 1  # not 2 trials, one waiting forever
+    args = cli.build_parser().parse_args(["confirm", str(tmp_path)])
+    assert concurrency_for(confirm_commands.settings_from(args).run) == 2

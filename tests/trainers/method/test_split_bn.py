@@ -14,7 +14,13 @@ from timm.layers import BatchNormAct2d
 
 from lightrecipe.errors import UserError
 from lightrecipe.trainers.method.model import MoCo
-from lightrecipe.trainers.method.split_bn import SPLIT_CLASSES, convert_to_split_bn, key_order, sync_running_stats
+from lightrecipe.trainers.method.split_bn import (
+    SPLIT_CLASSES,
+    convert_to_split_bn,
+    key_order,
+    refuse_norms_that_mix_images,
+    sync_running_stats,
+)
 from lightrecipe.trainers.method.torch_private import BatchNormBase
 from lightrecipe.trainers.recipe import Recipe
 
@@ -245,3 +251,16 @@ def test_query_and_key_groups_differ_for_every_image(batch, splits):
             assert query_group != key_group, f"image {image}: key and query BatchNorm groups are the same images"
     for h in hooks:
         h.remove()
+
+
+def test_an_arch_whose_batch_norm_mixes_the_tokens_of_the_batch_is_refused_with_split_bn():
+    # timm's LeViT runs BatchNorm1d over the flattened tokens of the whole batch: split groups would mix images
+    with pytest.raises(UserError, match=r"'levit_128s' normalises 196 rows per image with BatchNorm1d .*"
+                                        r"set bn_splits: 1"):
+        MoCo("levit_128s", bn_splits=2)
+    MoCo("levit_128s", bn_splits=1)  # BatchNorm over the whole batch is what the arch means
+
+
+def test_a_conv_net_with_batch_norm_1d_heads_passes_the_mixing_check():
+    refuse_norms_that_mix_images(nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.BatchNorm1d(4)), (3, 2, 2),
+                                 owner="mlp")
