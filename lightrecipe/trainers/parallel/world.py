@@ -69,14 +69,19 @@ class World:
         dist.all_gather(parts, x.contiguous())
         return torch.stack(parts, dim=1).flatten(0, 1)
 
-    def gather_rows(self, x: torch.Tensor, total: int) -> torch.Tensor:
-        """`gather` for shares of unequal length: the strided shares of `total` rows, padded to equal length."""
+    @torch.no_grad()
+    def rows_on_rank0(self, x: torch.Tensor, total: int) -> torch.Tensor | None:
+        """Every rank's strided share of `total` rows (shares of unequal length), in global order, on rank 0
+        alone (None on the others): what is scored once needs the whole matrix once, not on every rank
+        (ImageNet's val features are gigabytes). Shares are padded to equal length for the collective."""
         if not self.parallel:
             return x
         longest = -(-total // self.size)
         padded = torch.zeros(longest, *x.shape[1:], dtype=x.dtype, device=x.device)
         padded[: x.shape[0]] = x
-        return self.gather(padded)[:total]  # padding rows sit at positions >= total
+        parts = [torch.empty_like(padded) for _ in range(self.size)] if self.rank == 0 else None
+        dist.gather(padded, parts, dst=0)
+        return torch.stack(parts, dim=1).flatten(0, 1)[:total] if self.rank == 0 else None
 
     def broadcast(self, x: torch.Tensor) -> torch.Tensor:
         """Rank 0's `x` on every rank (in place)."""

@@ -21,11 +21,12 @@ EVAL_BATCH = 256  # feature extraction batch: no gradients, so larger than train
 def features(backbone: torch.nn.Module, split: Split, recipe: Recipe, device: torch.device):
     """(features (N, D) float32, labels (N,)) of every image of `split`, in the recipe's precision.
 
-    Data-parallel, each rank extracts its share and every rank gets all of them (distributed.py)."""
+    Data-parallel, each rank extracts its share (parallel/world.py) and rank 0 gets all of them; the other ranks
+    get (None, None): scores are computed once, on rank 0, and sent to every rank."""
     world = World.current()
     feats, labels = extract_features(backbone, shard_split(split, world), device=device, batch_size=EVAL_BATCH,
                                      precision=recipe.precision, channels_last=recipe.channels_last)
-    return world.gather_rows(feats, len(split)), world.gather_rows(labels, len(split))
+    return world.rows_on_rank0(feats, len(split)), world.rows_on_rank0(labels, len(split))
 
 
 def val_knn(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> float:
@@ -35,12 +36,18 @@ def val_knn(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: to
 
 def val_monitor(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, float]:
     """The per-epoch monitor: val kNN top-1 (as `val_knn`) and `feature_rank`, the effective rank of the
-    backbone's features on the kNN memory bank (one feature pass serves both), which shows collapse."""
+    backbone's features on the kNN memory bank (one feature pass serves both), which shows collapse.
+    Data-parallel, rank 0 scores and every rank gets its numbers."""
+    world = World.current()
     memory = features(backbone, data.memory, recipe, device)
+    query = features(backbone, data.val, recipe, device)
+    return world.from_rank0(_monitor(memory, query, recipe, data.num_classes) if world.rank == 0 else None)
+
+
+def _monitor(memory, query, recipe: Recipe, num_classes: int) -> dict[str, float]:
     if not torch.isfinite(memory[0]).all():  # weights that overflowed in the epoch's last steps: nothing to score
         return {"knn_top1": float("nan"), "feature_rank": float("nan")}
-    query = features(backbone, data.val, recipe, device)
-    knn = knn_top1(*memory, *query, k=recipe.knn_k, temperature=recipe.knn_temperature, num_classes=data.num_classes)
+    knn = knn_top1(*memory, *query, k=recipe.knn_k, temperature=recipe.knn_temperature, num_classes=num_classes)
     return {"knn_top1": knn, "feature_rank": effective_rank(memory[0])}
 
 
@@ -58,14 +65,20 @@ def effective_rank(feats: torch.Tensor) -> float:
 
 
 def final_scores(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, Any]:
-    """knn_top1 and linear_top1 on val, test_knn_top1 and test_linear_top1 on test."""
-    memory = features(backbone, data.memory, recipe, device)
-    val, test = features(backbone, data.val, recipe, device), features(backbone, data.test, recipe, device)
+    """knn_top1 and linear_top1 on val, test_knn_top1 and test_linear_top1 on test. Data-parallel, rank 0 scores
+    (the probe once, not once per rank) and every rank gets its numbers."""
+    world = World.current()
+    memory, val, test = (features(backbone, split, recipe, device)
+                         for split in (data.memory, data.val, data.test))
+    return world.from_rank0(_final(memory, val, test, recipe, data.num_classes) if world.rank == 0 else None)
+
+
+def _final(memory, val, test, recipe: Recipe, num_classes: int) -> dict[str, Any]:
     probe = linear_probe(
-        *memory, {"val": val, "test": test}, num_classes=data.num_classes, method=recipe.probe_method,
+        *memory, {"val": val, "test": test}, num_classes=num_classes, method=recipe.probe_method,
         epochs=recipe.probe_epochs, lr=recipe.probe_lr, weight_decay=recipe.probe_weight_decay, seed=recipe.seed,
     )
     knn = {name: knn_top1(*memory, *feats, k=recipe.knn_k, temperature=recipe.knn_temperature,
-                          num_classes=data.num_classes) for name, feats in (("val", val), ("test", test))}
+                          num_classes=num_classes) for name, feats in (("val", val), ("test", test))}
     return {"knn_top1": knn["val"], "linear_top1": probe["val"], "test_knn_top1": knn["test"],
             "test_linear_top1": probe["test"]}

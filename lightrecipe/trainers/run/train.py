@@ -222,7 +222,7 @@ def train(
     lead = world.rank == 0  # the one rank that writes the run folder
     files = RunFiles(workdir)
     files.check_recipe(recipe)
-    finished = files.finished_metrics()
+    finished = world.from_rank0(files.finished_metrics() if lead else None)  # one decision for every rank
     if finished is not None:
         return finished
     dev = resolve_device(device)
@@ -273,8 +273,7 @@ def _epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[dict[str, Any],
 def _finish(trainer: Trainer, files: RunFiles | None, history: list[dict[str, Any]], data: Dataset) -> dict[str, Any]:
     """The final metrics: the last epoch's row, the final scores (kNN, probe, test) and how the run went."""
     metrics = dict(history[-1]) if history else {}
-    scores = final_scores(trainer.model.backbone, data, trainer.recipe, trainer.device)
-    metrics.update(trainer.world.from_rank0(scores))
+    metrics.update(final_scores(trainer.model.backbone, data, trainer.recipe, trainer.device))  # rank 0's
     metrics.update(params=backbone_params(trainer), skipped_files=len(data.skipped_files()),
                    skipped_steps=trainer.skipped_steps, state=COMPLETE, diverged_epoch=None, error="",
                    epochs_run=len(history))
@@ -284,8 +283,12 @@ def _finish(trainer: Trainer, files: RunFiles | None, history: list[dict[str, An
 
 
 def _resume(trainer: Trainer, files: RunFiles, data: Dataset) -> tuple[int, list[dict[str, Any]]]:
-    """The first epoch to run and the history so far: from the run folder's checkpoint, if it has one."""
-    checkpoint = files.load_checkpoint()
+    """The first epoch to run and the history so far: from the run folder's checkpoint, if it has one.
+
+    Rank 0 reads it and sends it to the others: on a shared file system a rank that saw a stale file would
+    start at another epoch, and the collectives would hang."""
+    world = trainer.world
+    checkpoint = world.from_rank0(files.load_checkpoint() if world.rank == 0 else None)
     if checkpoint is None:
         return 1, []
     start_epoch = checkpoint["epoch"] + 1

@@ -159,3 +159,19 @@ def test_strided_gather_layout_without_a_group():
     assert torch.equal(world.gather(x), x) and torch.equal(world.shard(x), x)
     assert torch.equal(World(1, 2).shard(x), torch.tensor([1, 3, 5, 7, 9]))
     assert World(1, 2).own_positions(2, 4, torch.device("cpu")).nonzero().tolist() == [[0, 1], [1, 3]]
+
+
+def collect_rows(total: int):
+    """Each rank's strided share of rows 0..total-1 (a row holds its own index), collected on rank 0."""
+    world = World.current()
+    mine = torch.arange(total, dtype=torch.float64)[world.rank::world.size].view(-1, 1).repeat(1, 3)
+    return {"rank0": world.rows_on_rank0(mine, total),
+            "elsewhere": world.gather_objects(world.rows_on_rank0(mine, total) is None)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("total", [6, 7])  # equal shares, and one rank a row short
+def test_rows_reach_rank_0_in_global_order_none_dropped_or_repeated(total):
+    out = run_parallel(collect_rows, 2, args=(total,), device="cpu", timeout_s=TIMEOUT_S)
+    assert out["rank0"][:, 0].tolist() == list(range(total))
+    assert out["elsewhere"] == [False, True]  # rank 1 holds nothing: scoring happens once
