@@ -2,7 +2,8 @@
 
 Per arch, each confirmed recipe (the sweep's top-K and the ResNet-50 settings) and the random-init floor, with
 mean and 95% confidence interval over seeds (Student's t: few seeds, unknown variance) of val and test kNN and
-linear-probe top-1; the short-schedule rank against the confirmed rank with Kendall's tau and its p-value; and a
+linear-probe top-1; the short-schedule rank against the confirmed rank with Kendall's tau-b and its p-value (exact, by enumerating
+every ordering with the ties held, up to 10 recipes: scipy switches to a normal approximation when there are ties); and a
 plain flag when the winner is within noise of the runner-up or of the ResNet-50 settings (Welch's t-test at
 5%: seeds of two recipes are independent runs with possibly different spread).
 """
@@ -22,6 +23,8 @@ from lightrecipe.search.store import records
 CONFIDENCE = 0.95  # the interval the issue asks for
 NOISE_ALPHA = 0.05  # a difference with Welch p >= 5% is "within noise"
 TEST_OF = {"knn_top1": "test_knn_top1", "linear_top1": "test_linear_top1"}  # the test twin of a val metric
+TAU_VARIANT = "tau-b"  # Kendall's tau-b: ties in either order shrink the denominator (Kendall 1945)
+EXACT_MAX_N = 10  # 10! = 3.6M orders: enumerated in a few seconds; above it, scipy's normal approximation
 ROLE_LABELS = {records.ROLE_SEARCHED: "searched", records.ROLE_RESNET50: "ResNet-50 settings", "floor": "random init"}
 
 
@@ -108,7 +111,7 @@ def holdup_summary(data: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame
     rows = []
     for (arch, study), part in data.groupby(["arch", "study"], sort=True):
         recipes = best_first(part[part["role"] != "floor"], metric)
-        tau, p = _kendall(recipes["short"], recipes[metric])
+        tau, p = kendall_tau(recipes["short"], recipes[metric])
         winner = recipes.iloc[0] if len(recipes) else None
         rows.append(dict(arch=arch, study=study, kendall_tau=tau, tau_p=p, n=len(recipes),
                          winner=winner.label if winner is not None else "",
@@ -119,14 +122,52 @@ def holdup_summary(data: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def _kendall(short: pd.Series, confirmed: pd.Series) -> tuple[float, float]:
-    from scipy import stats
-
-    ok = np.isfinite(short.to_numpy(dtype=float)) & np.isfinite(confirmed.to_numpy(dtype=float))
-    if ok.sum() < 2:
+def kendall_tau(sweep_values: Sequence[float], confirmed_values: Sequence[float]) -> tuple[float, float]:
+    """Kendall's tau-b of two orders and its two-sided p-value against "no association". For n <= EXACT_MAX_N the
+    p-value is exact: the share of all n! orderings of `confirmed_values` against `sweep_values`, ties held as
+    they are, whose |tau-b| is at least the observed one (the denominator is the same for every ordering, so
+    |S|, the concordant minus discordant pairs, is compared). Above, scipy's normal approximation. Pairs with
+    a missing value are left out; (NaN, NaN) below 2 pairs or when either order is all ties."""
+    x, y = np.asarray(sweep_values, dtype=float), np.asarray(confirmed_values, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = len(x)
+    i, j = np.triu_indices(n, 1)
+    sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    denominator = math.sqrt(np.count_nonzero(sx) * np.count_nonzero(sy))
+    if n < 2 or denominator == 0:
         return math.nan, math.nan
-    result = stats.kendalltau(short.to_numpy(dtype=float)[ok], confirmed.to_numpy(dtype=float)[ok])
-    return float(result.statistic), float(result.pvalue)
+    s = float(sx @ sy)
+    if n > EXACT_MAX_N:
+        from scipy import stats
+
+        return s / denominator, float(stats.kendalltau(x, y, variant="b").pvalue)
+    return s / denominator, _exact_p(sx, y, i, j, abs(s))
+
+
+def _exact_p(sx: np.ndarray, y: np.ndarray, i: np.ndarray, j: np.ndarray, observed: float) -> float:
+    """Share of the n! orderings of y with |S| >= observed (S is an integer: 0.5 absorbs float noise)."""
+    ranks = np.unique(y, return_inverse=True)[1].astype(np.int8)  # ties stay ties; small ints are fast
+    orders = ranks[all_orders(len(y))]
+    s = np.zeros(len(orders), dtype=np.int16)
+    for a, b, sign in zip(i, j, sx.astype(np.int16)):
+        if sign:
+            s += sign * np.sign(orders[:, a] - orders[:, b]).astype(np.int16)
+    return float(np.count_nonzero(np.abs(s) >= observed - 0.5)) / len(orders)
+
+
+def all_orders(n: int) -> np.ndarray:
+    """Every permutation of range(n), one per row (n! x n, int8): built by inserting k into each of the k + 1
+    places of every permutation of range(k), so no Python loop runs per permutation."""
+    orders = np.zeros((1, 0), dtype=np.int8)
+    for k in range(n):
+        m = len(orders)
+        grown = np.empty((m * (k + 1), k + 1), dtype=np.int8)
+        for place in range(k + 1):
+            rows = grown[place * m:(place + 1) * m]
+            rows[:, :place], rows[:, place], rows[:, place + 1:] = orders[:, :place], k, orders[:, place:]
+        orders = grown
+    return orders
 
 
 def within_noise(a: Sequence[float], b: Sequence[float], alpha: float = NOISE_ALPHA) -> tuple[bool, float]:
@@ -198,14 +239,15 @@ def terminal_text(frames: tables.Frames, metric: str = "knn_top1") -> dict[str, 
             cells = "".join(f"{plus_minus(100 * getattr(r, m), 100 * getattr(r, m + '_ci')):>16}" for m in tables.METRICS)
             lines.append(f"{r.label:<26}{r.n:>3}{percent(r.short):>11}{cells}")
         s = summary.loc[study]
-        lines.append(f"Kendall's tau, sweep vs confirmed order ({s.n} recipes): {_tau(s.kendall_tau, s.tau_p)}")
+        lines.append(f"Kendall's tau, sweep vs confirmed order ({s.n} recipes): {tau_text(s.kendall_tau, s.tau_p, s.n)}")
         lines += [f"note: {flag}" for flag in s.warnings]
         out[str(arch)] = "\n".join(lines)
     return out
 
 
-def _tau(tau: float, p: float) -> str:
-    return "n/a (fewer than 2 recipes)" if not np.isfinite(tau) else f"{tau:+.2f} (p = {p_value_text(p)})"
-
-
-tau_text = _tau  # the renderers and the terminal write tau alike
+def tau_text(tau: float, p: float, n: int) -> str:
+    """Kendall's tau as the report, the terminal and the README write it: the variant and how p was found."""
+    if not np.isfinite(tau):
+        return f"{TAU_VARIANT} n/a (fewer than 2 recipes, or one order all ties)"
+    how = "exact permutation p" if n <= EXACT_MAX_N else "normal-approximation p"
+    return f"{TAU_VARIANT} {tau:+.2f} ({how} = {p_value_text(p)})"

@@ -111,7 +111,7 @@ def _holdup_html(report: Report) -> str:
             "<th>sweep val (%)</th><th>sweep rank</th><th>confirmed rank</th><th>val kNN</th><th>val linear</th>"
             "<th>test kNN</th><th>test linear</th><th>run folders</th></tr></thead>"
             f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
-            f"<b>{escape_text(holdup.tau_text(s.kendall_tau, s.tau_p))}</b></p>"
+            f"<b>{escape_text(holdup.tau_text(s.kendall_tau, s.tau_p, s.n))}</b></p>"
             + (f"<div class=notes><ul>{flags}</ul></div>" if flags else ""))
     return "".join(parts)
 

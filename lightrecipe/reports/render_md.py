@@ -60,6 +60,6 @@ def _holdup_markdown(report: Report) -> list[str]:
                          f"{number(r.confirmed_rank, '{:.0f}')} | {cells} | "
                          f"{'<br>'.join(_md(d) for d in r.run_dirs) or '–'} |")
         lines += ["", f"Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
-                      f"**{holdup.tau_text(s.kendall_tau, s.tau_p)}**"]
+                      f"**{holdup.tau_text(s.kendall_tau, s.tau_p, s.n)}**"]
         lines += [f"- {_md(flag)}" for flag in s.warnings]
     return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -61,6 +62,33 @@ def test_holdup_rows_give_mean_and_interval_per_recipe_and_the_floor(frames):
     assert list(data.loc[["#1", "#2", "#3", "#0 ResNet-50 settings"], "short_rank"]) == [1, 2, 3, 4]
 
 
+def literal_exact_p(x, y):
+    """The exact p written out: every ordering of y, its tau-b by the definition, the share at least as extreme."""
+    def tau_b(a, b):
+        pairs = list(itertools.combinations(range(len(a)), 2))
+        s = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
+        return s / math.sqrt(sum(a[i] != a[j] for i, j in pairs) * sum(b[i] != b[j] for i, j in pairs))
+    observed = abs(tau_b(x, y))
+    orders = list(itertools.permutations(y))
+    return sum(abs(tau_b(x, o)) >= observed - 1e-12 for o in orders) / len(orders)
+
+
+def test_kendall_tau_is_tau_b_with_the_exact_p_of_the_orders_with_ties_held():
+    # x ties its last two: S = 2 of 3 pairs, tau-b = 2 / sqrt(2 * 3); of the 6 orders of y, 4 reach |S| = 2
+    assert holdup.kendall_tau([1, 2, 2], [1, 2, 3]) == pytest.approx((2 / math.sqrt(6), 2 / 3))
+    # the README's ResNet-10-T line: sweep 143, 142, 142, 137 of 145 val images, confirmed 97.7, 97.7, 97.5, 96.1;
+    # scipy's normal approximation gave p = 0.13, the exact p with both ties held is 1/3
+    tau, p = holdup.kendall_tau([143, 142, 142, 137], [97.7, 97.7, 97.5, 96.1])
+    assert tau == pytest.approx(0.8) and p == pytest.approx(1 / 3)
+    for x, y in [((1, 1, 2, 3, 3), (2, 1, 3, 3, 5)), ((4, 3, 2, 1, 0, 0), (1, 1, 2, 0, 3, 3))]:
+        assert holdup.kendall_tau(x, y)[1] == pytest.approx(literal_exact_p(np.array(x), np.array(y)))
+    assert math.isnan(holdup.kendall_tau([1, 1, 1], [1, 2, 3])[0])  # one order all ties: no tau-b
+
+
+def test_the_orders_enumerated_are_every_permutation_once():
+    assert sorted(map(tuple, holdup.all_orders(5).tolist())) == sorted(itertools.permutations(range(5)))
+
+
 def test_kendall_tau_counts_the_one_swap_and_the_flags_say_within_noise(frames):
     summary = holdup.holdup_summary(holdup.holdup_data(frames)).iloc[0]
     assert summary.kendall_tau == pytest.approx(2 / 3)
@@ -100,7 +128,7 @@ def test_sweep_floor_is_in_the_comparison_data(frames):
 
 def test_report_pages_show_the_section_and_the_best_file_comes_from_the_confirmed_winner(built):
     md = built.markdown.read_text()
-    assert "## Does it hold up?" in md and "+0.67 (p = " in md and "within noise of the runner-up" in md
+    assert "## Does it hold up?" in md and "tau-b +0.67 (exact permutation p = 0.33)" in md and "within noise of the runner-up" in md
     assert "| #1 | 3 | 70.0 | 1 | 2 | 79.0 ± 2.5 |" in md  # #1: sweep 70%, rank 1 -> 2, val kNN 79 +- 2.5
     html = built.html.read_text()
     assert "Does it hold up?" in html and "/runs/confirm/2/seed1" in html
