@@ -32,7 +32,8 @@ Intermediate values hold the objective per epoch (step = epoch). Trial user attr
     recipe           the full resolved recipe (dict, Recipe.to_dict())
     history          per-epoch metrics: list of dicts with epoch, loss, lr, knn_top1, images_per_s,
                      epoch_seconds (what train() reports each epoch)
-    metrics          the final metrics dict (train()'s return value; for a pruned trial, its last epoch)
+    metrics          the final metrics dict (train()'s return value; for a pruned trial, its last epoch); with
+                     val_images and test_images, the split sizes, so reports rank on image counts
     params_count     backbone parameter count (int)
     wall_seconds     trial wall time (float)
     device_seconds   wall time x devices held (GPUs if any, else CPUs) (float)

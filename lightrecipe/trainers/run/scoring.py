@@ -58,7 +58,9 @@ def effective_rank(feats: torch.Tensor) -> float:
 
 
 def final_scores(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, Any]:
-    """knn_top1 and linear_top1 on val, test_knn_top1 and test_linear_top1 on test."""
+    """knn_top1 and linear_top1 on val, test_knn_top1 and test_linear_top1 on test, and the split sizes
+    (val_images, test_images) that turn a top-1 back into the count of images it stands for: reports rank
+    recipes on counts so that a tie is a tie."""
     memory = features(backbone, data.memory, recipe, device)
     val, test = features(backbone, data.val, recipe, device), features(backbone, data.test, recipe, device)
     probe = linear_probe(
@@ -68,4 +70,4 @@ def final_scores(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, devic
     knn = {name: knn_top1(*memory, *feats, k=recipe.knn_k, temperature=recipe.knn_temperature,
                           num_classes=data.num_classes) for name, feats in (("val", val), ("test", test))}
     return {"knn_top1": knn["val"], "linear_top1": probe["val"], "test_knn_top1": knn["test"],
-            "test_linear_top1": probe["test"]}
+            "test_linear_top1": probe["test"], "val_images": len(val[1]), "test_images": len(test[1])}
