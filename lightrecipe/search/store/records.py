@@ -20,6 +20,8 @@ Study user attributes
     kind             "sweep" (absent on older studies) or "confirm" (str)
     source_study     a confirm study: the name of the sweep study whose recipes it re-trains (str)
     confirm          a confirm study's settings: top, seeds, epochs (dict)
+    confirm_seeds    a confirm study's seeds, for its runs and its floor: the smallest none of the sweep's
+                     trials trained with (list of int; absent on older confirm studies, which used 0..seeds-1)
 
 Trial: Optuna's own fields hold the state (COMPLETE / PRUNED / FAIL / RUNNING), `params` (the sampled
 values, Optuna distributions included) and `value` (the objective; a pruned trial keeps its last value).
@@ -63,6 +65,7 @@ FLOOR = "floor"
 KIND = "kind"
 SOURCE_STUDY = "source_study"
 CONFIRM = "confirm"
+CONFIRM_SEEDS = "confirm_seeds"
 KIND_SWEEP, KIND_CONFIRM = "sweep", "confirm"
 
 # Trial attributes
