@@ -17,7 +17,7 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # cosine lr once per epoch; the trainer evaluates the same cosine at every step. Init: torchvision's
     # models.resnet50() (main_moco.py builds it without zero_init_residual), so residual_init "torchvision".
     "resnet50-mocov2": (
-        "MoCo v2 ResNet-50 settings (the field defaults), 200 epochs at 224 px, torchvision's init; the baseline "
+        "MoCo v2 ResNet-50 settings (the field defaults, torchvision's init), 200 epochs at 224 px; the baseline "
         "of every comparison",
         dict(arch="resnet50", epochs=200, image_size=224, batch_size=256, residual_init="torchvision"),
     ),
