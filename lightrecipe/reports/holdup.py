@@ -296,12 +296,14 @@ def _flags(recipes: pd.DataFrame, floor: pd.DataFrame, metric: str) -> list[str]
         same, p, _, pairs = paired_test(winner, other)
         if same:
             out.append(f"winner {winner.label} is within noise of {name} (paired t-test over {pairs} seeds, "
-                       f"p = {p_value_text(p)}): the data cannot tell them apart; more seeds would narrow the intervals")
+                       f"p = {p_value_text(p)}): the data cannot tell them apart; more seeds would narrow the "
+                       "intervals")
     if len(floor):
         same, p, diff, pairs = paired_test(winner, floor.iloc[0])
         test = f"paired t-test over {pairs} seeds, p = {p_value_text(p)}"
         if not same and diff < 0:
-            out.append(f"winner {winner.label} scores below the random-init floor ({test}): training did harm on this data")
+            out.append(f"winner {winner.label} scores below the random-init floor ({test}): training did harm on "
+                       "this data")
         elif same:
             out.append(f"winner {winner.label} is not above the random-init floor ({test}): the untrained network "
                        "scores as well on this data")
