@@ -66,3 +66,27 @@ def test_export_of_a_folder_without_a_checkpoint_is_one_line(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "holds no checkpoint.pt" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("dataset, crop", [("digits", 1.0), ("cifar10", 1.0), ("imagefolder", 0.875)])
+def test_plain_timm_loads_the_folder_with_the_recipes_input_size_interpolation_mean_std_and_crop(
+        tmp_path, dataset, crop):
+    import timm
+    from timm.data import resolve_data_config
+
+    from lightrecipe.trainers.export import write_timm_files
+    from lightrecipe.trainers.method.model import build_backbone
+
+    recipe = preset("digits-small", **dict(TINY, dataset=dataset, data_root="unused"))
+    torch.manual_seed(0)
+    backbone = build_backbone(ARCH).eval()
+    write_timm_files(backbone, recipe, tmp_path, epoch=1)
+    # strict (timm's default): a missing or unexpected key raises; num_classes 0 comes from config.json
+    model = timm.create_model(f"local-dir:{tmp_path}", pretrained=True).eval()
+    data = resolve_data_config({}, model=model)
+    assert tuple(data["input_size"]) == (3, 32, 32) and data["interpolation"] == "bilinear"  # timm's: 224, bicubic
+    assert tuple(data["mean"]) == (0.485, 0.456, 0.406) and tuple(data["std"]) == (0.229, 0.224, 0.225)
+    assert data["crop_pct"] == crop and data["crop_mode"] == "center"  # digits/CIFAR: the whole image resized
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), backbone(x))

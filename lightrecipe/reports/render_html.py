@@ -100,7 +100,7 @@ def _holdup_html(report: Report) -> str:
     for (arch, study), part in data.groupby(["arch", "study"], sort=True):
         s = summary.loc[study]
         rows = "".join(
-            f"<tr><td>{_cell(r.label)}</td><td class=num>{r.n}</td><td class=num>{percent(r.short)}</td>"
+            f"<tr><td>{_cell(r.label)}</td><td class=num>{holdup.seeds_done(r)}</td><td class=num>{percent(r.short)}</td>"
             f"<td class=num>{number(r.short_rank, '{:.0f}')}</td><td class=num>{number(r.confirmed_rank, '{:.0f}')}</td>"
             + "".join(f"<td class=num>{escape_text(plus_minus(100 * getattr(r, m), 100 * getattr(r, m + '_ci')))}</td>" for m in tables.METRICS)
             + f"<td class=sub>{'<br>'.join(_cell(d) for d in r.run_dirs) or '–'}</td></tr>"
@@ -110,8 +110,8 @@ def _holdup_html(report: Report) -> str:
             f"<h3>{escape_text(arch)} <span class=sub>{escape_text(study)}</span></h3><table><thead><tr><th>recipe</th><th>seeds</th>"
             "<th>sweep val (%)</th><th>sweep rank</th><th>confirmed rank</th><th>val kNN</th><th>val linear</th>"
             "<th>test kNN</th><th>test linear</th><th>run folders</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
-            f"<b>{escape_text(holdup.tau_text(s.kendall_tau, s.tau_p))}</b></p>"
+            f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of the {s.n} searched recipes: "
+            f"<b>{escape_text(holdup.tau_text(s))}</b></p><p>{escape_text(holdup.seeds_text(s))}</p>"
             + (f"<div class=notes><ul>{flags}</ul></div>" if flags else ""))
     return "".join(parts)
 

@@ -56,10 +56,10 @@ def _holdup_markdown(report: Report) -> list[str]:
                   "test linear | run folders |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in part.itertuples():
             cells = " | ".join(plus_minus(100 * getattr(r, m), 100 * getattr(r, m + "_ci")) for m in tables.METRICS)
-            lines.append(f"| {_md(r.label)} | {r.n} | {percent(r.short)} | {number(r.short_rank, '{:.0f}')} | "
+            lines.append(f"| {_md(r.label)} | {holdup.seeds_done(r)} | {percent(r.short)} | {number(r.short_rank, '{:.0f}')} | "
                          f"{number(r.confirmed_rank, '{:.0f}')} | {cells} | "
                          f"{'<br>'.join(_md(d) for d in r.run_dirs) or '–'} |")
-        lines += ["", f"Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
-                      f"**{holdup.tau_text(s.kendall_tau, s.tau_p)}**"]
+        lines += ["", f"Kendall's tau, sweep order vs confirmed order of the {s.n} searched recipes: "
+                      f"**{holdup.tau_text(s)}**", "", _md(holdup.seeds_text(s)), ""]
         lines += [f"- {_md(flag)}" for flag in s.warnings]
     return lines

@@ -4,14 +4,16 @@ Writes, from the run folder's last checkpoint:
     model.safetensors   the query backbone's state dict with timm's own key names (the momentum encoder,
                         projector and queue stay behind): what `timm.create_model(arch, num_classes=0)` holds
     config.json         architecture, num_classes 0, num_features and `pretrained_cfg` (input size, mean/std,
-                        crop_pct, interpolation), the layout of timm's Hugging Face Hub configs
+                        crop_pct, interpolation as the trainer evaluated), the layout of timm's Hub configs
     recipe.yaml         the resolved recipe that trained it (`lightrecipe train --recipe` takes it as is)
     metrics.json        the run's final metrics (or its last epoch's, for a run that did not finish)
     README.md           a short card: what it is, how it scored against the random-init floor, how to load it
 
-Load it without lightrecipe:
-    timm.create_model(arch, pretrained=True, num_classes=0,
-                      pretrained_cfg_overlay=dict(file="DIR/model.safetensors"))
+Load it without lightrecipe, config and all (timm >= 1.0.31 reads DIR/config.json and DIR/model.safetensors):
+    model = timm.create_model("local-dir:DIR", pretrained=True)
+    transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
+(`pretrained_cfg_overlay=dict(file=...)` loads the weights but keeps timm's defaults for the arch: 224 px,
+bicubic, crop 0.875, whatever the recipe trained at.)
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from typing import Any
 import torch
 
 from lightrecipe.errors import UserError
+from lightrecipe.trainers.data.image_decode import EVAL_CROP_FRACTION
 from lightrecipe.trainers.data.pixels import IMAGENET_MEAN, IMAGENET_STD
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run.run_files import CHECKPOINT_FILE, HISTORY_FILE, METRICS_FILE, RunFiles
 
-EVAL_CROP_PCT = 0.875  # evaluation views: resize to S / 0.875, centre crop S (data.py, as timm's default)
+# crop_pct per dataset, as the trainer evaluates: digits and CIFAR resize the whole image to S (datasets.py,
+# pixels.resize_uint8), so nothing is cropped; an image folder resizes to S / 0.875 and takes the centre S.
+CROP_PCT = {"digits": 1.0, "cifar10": 1.0, "cifar100": 1.0, "imagefolder": EVAL_CROP_FRACTION}
+INTERPOLATION = "bilinear"  # pixels.resize_uint8 and image_decode's PIL resize are both bilinear
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
@@ -60,8 +66,8 @@ def timm_config(recipe: Recipe, backbone: torch.nn.Module) -> dict[str, Any]:
         "pretrained_cfg": {
             "input_size": [3, size, size],
             "fixed_input_size": False,
-            "interpolation": "bilinear",
-            "crop_pct": EVAL_CROP_PCT,
+            "interpolation": INTERPOLATION,
+            "crop_pct": CROP_PCT[recipe.dataset],
             "crop_mode": "center",
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),
@@ -73,18 +79,13 @@ def timm_config(recipe: Recipe, backbone: torch.nn.Module) -> dict[str, Any]:
 
 def export(run_dir: str | Path, out: str | Path) -> dict[str, Path]:
     """Write the files of the module docstring to `out`; returns name -> path."""
-    from safetensors.torch import save_file
-
     backbone, recipe, checkpoint = trained_backbone(run_dir)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out '{out}' is a file; give a folder for the exported model")
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in backbone.state_dict().items()}
     paths = {name: out / name for name in (WEIGHTS_FILE, CONFIG_FILE, "recipe.yaml", METRICS_FILE, "README.md")}
-    save_file(state, str(paths[WEIGHTS_FILE]), metadata={"format": "pt", "arch": recipe.arch,
-                                                          "epoch": str(checkpoint["epoch"])})
-    paths[CONFIG_FILE].write_text(json.dumps(timm_config(recipe, backbone), indent=2) + "\n")
+    write_timm_files(backbone, recipe, out, epoch=checkpoint["epoch"])
     paths["recipe.yaml"].write_text(recipe.to_yaml())
     metrics = _metrics(Path(run_dir), checkpoint)
     paths[METRICS_FILE].write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -92,6 +93,15 @@ def export(run_dir: str | Path, out: str | Path) -> dict[str, Path]:
         shutil.copyfile(Path(run_dir) / HISTORY_FILE, out / HISTORY_FILE)
     paths["README.md"].write_text(_card(recipe, metrics, Path(run_dir).resolve(), checkpoint["epoch"]))
     return paths
+
+
+def write_timm_files(backbone: torch.nn.Module, recipe: Recipe, out: Path, epoch: int) -> None:
+    """model.safetensors and config.json in `out`: what `timm.create_model("local-dir:OUT", pretrained=True)` reads."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().clone() for k, v in backbone.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt", "arch": recipe.arch, "epoch": str(epoch)})
+    (out / CONFIG_FILE).write_text(json.dumps(timm_config(recipe, backbone), indent=2) + "\n")
 
 
 def _metrics(run_dir: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +126,7 @@ def _card(recipe: Recipe, metrics: dict[str, Any], run_dir: Path, epoch: int) ->
         "Compare with the random-init floor of the same backbone (the sweep report shows it): on small data an "
         "untrained network scores high, and only a recipe above it has learned something.\n\n"
         "```python\nimport timm\n"
-        f"model = timm.create_model(\"{recipe.arch}\", pretrained=True, num_classes=0,\n"
-        "                          pretrained_cfg_overlay=dict(file=\"model.safetensors\"))\n```\n\n"
+        "model = timm.create_model(\"local-dir:THIS_FOLDER\", pretrained=True)  # weights and config.json\n"
+        "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))\n```\n\n"
         "The recipe that trained it: `recipe.yaml` (`lightrecipe train --recipe recipe.yaml`).\n"
     )

@@ -9,8 +9,8 @@ def register(subparsers) -> None:
         "export",
         help="write a run's trained backbone as timm loads it (model.safetensors, config.json, recipe, metrics)",
         description="Export the query backbone of a run folder (its last checkpoint) with timm's own key names; "
-        "load it with timm.create_model(arch, pretrained=True, num_classes=0, "
-        "pretrained_cfg_overlay=dict(file='DIR/model.safetensors')).",
+        "load it, with the recipe's input size, interpolation, mean/std and crop, by "
+        "timm.create_model('local-dir:DIR', pretrained=True).",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (lightrecipe train --out, or a sweep's trial folder)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the exported files (created if missing)")

@@ -14,17 +14,21 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # facebookresearch/moco main_moco.py with --mlp --moco-t 0.2 --aug-plus --cos: every other value is a Recipe
     # field default (SGD 0.03 at batch 256, momentum 0.9, wd 1e-4 on every parameter, K 65536, m 0.999, dim 128,
     # aug+). 8 GPUs x 32 images with shuffle BN = bn_splits 8 at batch 256 (the default). main_moco.py sets the
-    # cosine lr once per epoch; the trainer evaluates the same cosine at every step.
+    # cosine lr once per epoch; the trainer evaluates the same cosine at every step. Init: torchvision's
+    # models.resnet50() (main_moco.py builds it without zero_init_residual), so residual_init "torchvision".
     "resnet50-mocov2": (
-        "MoCo v2 ResNet-50 settings (the field defaults), 200 epochs at 224 px; the baseline of every comparison",
-        dict(arch="resnet50", epochs=200, image_size=224, batch_size=256),
+        "MoCo v2 ResNet-50 settings (the field defaults, torchvision's init), 200 epochs at 224 px; the baseline "
+        "of every comparison",
+        dict(arch="resnet50", epochs=200, image_size=224, batch_size=256, residual_init="torchvision"),
     ),
     # facebookresearch/moco-v3 CONFIG.md "ResNet-50, 100-epoch pre-training" (`--moco-m-cos --crop-min=.2` on
     # main_moco.py's defaults) and moco/builder.py `MoCo_ResNet`. SyncBatchNorm over the whole batch = bn_splits 1.
     "mocov3": (
-        "MoCo v3 ResNet-50 settings (100 epochs): LARS, in-batch negatives, symmetric loss, 2-layer BN projector + predictor",
+        "MoCo v3 ResNet-50 settings (100 epochs): LARS, in-batch negatives, symmetric loss, 2-layer BN projector + "
+        "predictor, timm's init (= MoCo v3's zero_init_residual)",
         dict(
-            arch="resnet50",  # main_moco.py default -a resnet50 (timm's zero_init_last = zero_init_residual=True)
+            arch="resnet50",  # main_moco.py default -a resnet50
+            residual_init="timm",  # main_moco.py: resnet50(zero_init_residual=True), which is timm's zero_init_last
             epochs=100,  # main_moco.py --epochs default; CONFIG.md's 100-epoch ResNet-50 run
             image_size=224,  # RandomResizedCrop(224)
             batch_size=4096,  # main_moco.py -b default
@@ -35,7 +39,8 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             warmup_epochs=10.0,  # --warmup-epochs default
             precision="fp16",  # torch.cuda.amp.autocast + GradScaler in main_moco.py
             temperature=1.0,  # --moco-t default
-            loss_scale=2.0,  # builder contrastive_loss: CrossEntropy * (2 * T)
+            loss_scale=2.0,  # builder contrastive_loss: CrossEntropy * (2 * T) ...
+            loss_scale_rule="temperature",  # ... with T the temperature, so a searched T keeps the 2T scale
             symmetric=True,  # builder forward: loss(q1, k2) + loss(q2, k1)
             queue_size=0,  # in-batch negatives (all keys of the batch)
             key_momentum=0.99,  # --moco-m default
@@ -54,7 +59,8 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         ),
     ),
     "digits-small": (
-        "Small-data recipe for the bundled digits: mobilenetv3_small_050 at 32 px, gentle views, symmetric loss, 40 epochs",
+        "Small-data recipe for the bundled digits: mobilenetv3_small_050 at 32 px, gentle views, symmetric loss, 40 epochs "
+        "(timm's init)",
         dict(
             arch="mobilenetv3_small_050",
             dataset="digits",

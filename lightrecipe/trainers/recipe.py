@@ -27,6 +27,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "lr_scaling": ("linear", "none"),
     "optimizer": ("sgd", "lars", "adamw"),
     "key_momentum_schedule": ("constant", "cosine"),
+    "residual_init": ("timm", "torchvision"),
+    "loss_scale_rule": ("constant", "temperature"),
     "smoothing": ("none", "topk", "uniform"),
     "smoothing_schedule": ("constant", "warmup", "cosine"),
     "probe_method": ("lbfgs", "sgd"),
@@ -101,6 +103,9 @@ class Recipe:
     batch_size: int = 256  # MoCo v2
     data_fraction: float = 1.0  # share of the train split used: a fidelity knob for short trials
     num_workers: int = 2  # DataLoader workers that decode imagefolder files (this machine has 2 cores)
+    # How residual blocks start (model.RESIDUAL_INIT): timm's ResNets zero the last BatchNorm of each block
+    # (zero_init_last), torchvision's, which MoCo v2 builds, do not. Archs without it: both are the same init.
+    residual_init: str = "timm"
 
     # --- optimisation ---------------------------------------------------------------------------
     base_lr: float = 0.03  # MoCo v2: lr 0.03 at batch 256
@@ -128,7 +133,8 @@ class Recipe:
     proj_bn: bool = False  # BatchNorm in the projector (MoCo v3)
     predictor_hidden_dim: int = 0  # MoCo v3 predictor on the query side; 0 = no predictor (MoCo v2)
     symmetric: bool = False  # sum of both directions' losses (MoCo v3); behaves like twice the epochs
-    loss_scale: float = 1.0  # MoCo v3 multiplies the loss by 2T
+    loss_scale: float = 1.0  # the loss is multiplied by this (constant) or by this x temperature (MoCo v3: 2T)
+    loss_scale_rule: str = "constant"  # temperature: the scale follows a searched temperature (model.loss_multiplier)
     # BatchNorm groups of batch_size / bn_splits images in both encoders, keys on a shuffled batch: one device
     # standing in for MoCo v2's 8 GPUs with shuffle BN (MoCo's CIFAR demo: 8). 1 = the whole batch (MoCo v3's
     # SyncBatchNorm). Must divide batch_size and leave >= 2 images per group.

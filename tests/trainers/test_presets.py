@@ -23,6 +23,7 @@ SHARED = dict(
 MOCOV2 = dict(
     SHARED,
     arch="resnet50",  # -a default
+    residual_init="torchvision",  # models.__dict__["resnet50"](): zero_init_residual False, last BNs start at 1
     image_size=224,  # RandomResizedCrop(224, scale=(0.2, 1.0))
     epochs=200,  # --epochs default
     batch_size=256,  # -b default
@@ -43,7 +44,7 @@ MOCOV2 = dict(
     proj_bn=False,
     predictor_hidden_dim=0,  # no predictor
     symmetric=False,  # loss(q, k) only
-    loss_scale=1.0,  # CrossEntropyLoss as is
+    loss_scale=1.0, loss_scale_rule="constant",  # CrossEntropyLoss as is
     bn_splits=8,  # 8 GPUs x 32 images, shuffle BN
     jitter_brightness=0.4, jitter_contrast=0.4, jitter_saturation=0.4, jitter_hue=0.1,  # ColorJitter(0.4, 0.4, 0.4, 0.1)
     color_jitter_prob=0.8,  # RandomApply(..., p=0.8)
@@ -56,7 +57,8 @@ MOCOV2 = dict(
 
 MOCOV3 = dict(
     SHARED,
-    arch="resnet50",  # -a default; torchvision's zero_init_residual=True is timm's zero_init_last default
+    arch="resnet50",  # -a default
+    residual_init="timm",  # resnet50(zero_init_residual=True) is timm's zero_init_last default
     image_size=224,  # RandomResizedCrop(224, scale=(args.crop_min, 1.))
     epochs=100,  # --epochs default, CONFIG.md 100-epoch run
     batch_size=4096,  # -b default
@@ -77,7 +79,7 @@ MOCOV3 = dict(
     proj_bn=True,  # _build_mlp: BatchNorm1d after each Linear, last one affine=False
     predictor_hidden_dim=4096,  # _build_mlp(2, dim, mlp_dim, dim, False)
     symmetric=True,  # contrastive_loss(q1, k2) + contrastive_loss(q2, k1)
-    loss_scale=2.0,  # CrossEntropyLoss * (2 * T) with T = 1
+    loss_scale=2.0, loss_scale_rule="temperature",  # CrossEntropyLoss * (2 * T), T the temperature
     bn_splits=1,  # SyncBatchNorm: statistics over the whole batch
     jitter_brightness=0.4, jitter_contrast=0.4, jitter_saturation=0.2, jitter_hue=0.1,  # ColorJitter(0.4, 0.4, 0.2, 0.1)
     color_jitter_prob=0.8,  # RandomApply(..., p=0.8), both views

@@ -2,7 +2,8 @@
 
 A sweep ranks recipes on short, single-seed trials. Per arch study of the sweep, confirm re-trains its top-K
 recipes (by the sweep's objective) and the ResNet-50 settings, each with N seeds at E epochs (default 3x the
-sweep's), through the same Ray trainable, and measures the random-init floor for the same N seeds.
+sweep's), through the same Ray trainable, and measures the random-init floor for the same N seeds. The seeds are
+the N smallest that no sweep trial trained with (`confirm_seeds`), stored as `confirm_seeds`.
 
 Each confirm run is its own Optuna study, `records.confirm_study_name(source)`, in the same trial database,
 tied to its source by the study attributes `kind` = "confirm", `source_study` and `confirm` (top, seeds,
@@ -147,6 +148,20 @@ def picks(source: optuna.Study, top: int) -> list[Pick]:
     return out
 
 
+def confirm_seeds(source: optuna.Study, count: int) -> list[int]:
+    """The `count` smallest seeds no trial of the sweep trained with: a confirm run on the sweep's own seed
+    repeats the draw that got the recipe selected, so its score is biased up. The floor takes the same seeds."""
+    used = {t.user_attrs[records.RECIPE].get("seed") for t in source.get_trials(deepcopy=False)
+            if isinstance(t.user_attrs.get(records.RECIPE), dict)}
+    seeds: list[int] = []
+    candidate = 0
+    while len(seeds) < count:
+        if candidate not in used:
+            seeds.append(candidate)
+        candidate += 1
+    return seeds
+
+
 def _plan(source: optuna.Study, settings: ConfirmSettings, storage: Any, stream: TextIO) -> tuple[StudyPlan, int, ConfirmSpace]:
     """The confirm study of `source` (created and filled, or checked for `--resume`), its plan and size."""
     arch = str(source.user_attrs.get(records.ARCH, ""))
@@ -162,21 +177,22 @@ def _plan(source: optuna.Study, settings: ConfirmSettings, storage: Any, stream:
         chosen = picks(source, settings.top)
         if not any(p.role == records.ROLE_SEARCHED for p in chosen):
             raise UserError(f"study '{source.study_name}' has no complete searched trial to confirm yet")
-        study = _create(storage, name, source, space, arch, wanted, chosen, settings.seeds)
+        study = _create(storage, name, source, space, arch, wanted, chosen, confirm_seeds(source, settings.seeds))
     elif study.user_attrs.get(records.CONFIRM) != wanted:
         raise UserError(f"--resume: confirm study '{name}' was run with {study.user_attrs.get(records.CONFIRM)}, "
                         f"this command gives {wanted}; pass the same --top/--seeds/--epochs")
     trials = sum(1 for t in study.get_trials(deepcopy=False))
     floor_recipe = _floor_recipe(study)
-    stream.write(f"[{name}] random-init floor: {settings.seeds} seeds\n")
-    floor.ensure(study, floor_recipe, range(settings.seeds))
+    seeds = study.user_attrs.get(records.CONFIRM_SEEDS) or list(range(settings.seeds))  # older studies: 0..N-1
+    stream.write(f"[{name}] random-init floor: seeds {', '.join(map(str, seeds))}\n")
+    floor.ensure(study, floor_recipe, seeds)
     plan = StudyPlan(arch=arch, name=name, overrides={"arch": arch}, max_epochs=epochs, grace=epochs,
                      census=census(study), seed=0, params_count=_params_count(source))
     return plan, trials, ConfirmSpace(space)
 
 
 def _create(storage: Any, name: str, source: optuna.Study, space: str, arch: str, settings: dict[str, int],
-            chosen: list[Pick], seeds: int) -> optuna.Study:
+            chosen: list[Pick], seeds: list[int]) -> optuna.Study:
     """A new confirm study with its attributes and one enqueued trial per (recipe, seed)."""
     from lightrecipe.trainers.recipe import Recipe
 
@@ -184,12 +200,12 @@ def _create(storage: Any, name: str, source: optuna.Study, space: str, arch: str
     attrs = {records.STUDY_KEY: new_study_key(), records.SPACE: space, records.ARCH: arch,
              records.OBJECTIVE: source.user_attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE),
              records.MAX_EPOCHS: settings["epochs"], records.KIND: records.KIND_CONFIRM,
-             records.SOURCE_STUDY: source.study_name, records.CONFIRM: settings}
+             records.SOURCE_STUDY: source.study_name, records.CONFIRM: settings, records.CONFIRM_SEEDS: seeds}
     for key, value in attrs.items():
         study.set_user_attr(key, jsonable(value))
     for pick in chosen:
         base = Recipe.from_dict(pick.recipe, source=f"trial #{pick.source_trial} of '{source.study_name}'")
-        for seed in range(seeds):
+        for seed in seeds:
             recipe = base.replace(epochs=settings["epochs"], seed=seed).to_dict()
             study.enqueue_trial({}, user_attrs=jsonable({
                 records.CONFIRM_RECIPE: recipe, records.SOURCE_TRIAL: pick.source_trial, records.ROLE: pick.role,

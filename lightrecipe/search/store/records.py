@@ -20,6 +20,8 @@ Study user attributes
     kind             "sweep" (absent on older studies) or "confirm" (str)
     source_study     a confirm study: the name of the sweep study whose recipes it re-trains (str)
     confirm          a confirm study's settings: top, seeds, epochs (dict)
+    confirm_seeds    a confirm study's seeds, for its runs and its floor: the smallest none of the sweep's
+                     trials trained with (list of int; absent on older confirm studies, which used 0..seeds-1)
 
 Trial: Optuna's own fields hold the state (COMPLETE / PRUNED / FAIL / RUNNING), `params` (the sampled
 values, Optuna distributions included) and `value` (the objective; a pruned trial keeps its last value).
@@ -32,7 +34,8 @@ Intermediate values hold the objective per epoch (step = epoch). Trial user attr
     recipe           the full resolved recipe (dict, Recipe.to_dict())
     history          per-epoch metrics: list of dicts with epoch, loss, lr, knn_top1, images_per_s,
                      epoch_seconds (what train() reports each epoch)
-    metrics          the final metrics dict (train()'s return value; for a pruned trial, its last epoch)
+    metrics          the final metrics dict (train()'s return value; for a pruned trial, its last epoch); with
+                     val_images and test_images, the split sizes, so reports rank on image counts
     params_count     backbone parameter count (int)
     wall_seconds     trial wall time (float)
     device_seconds   wall time x devices held (GPUs if any, else CPUs) (float)
@@ -62,6 +65,7 @@ FLOOR = "floor"
 KIND = "kind"
 SOURCE_STUDY = "source_study"
 CONFIRM = "confirm"
+CONFIRM_SEEDS = "confirm_seeds"
 KIND_SWEEP, KIND_CONFIRM = "sweep", "confirm"
 
 # Trial attributes

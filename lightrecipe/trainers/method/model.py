@@ -86,6 +86,31 @@ class KeyQueue(nn.Module):
         self.ptr.copy_((self.ptr + keys.shape[0]) % size)
 
 
+# timm.create_model keyword arguments per Recipe.residual_init. torchvision's ResNet starts every block's last
+# BatchNorm at weight 1 (zero_init_residual=False, its default and MoCo v2's); timm's ResNet zeroes it
+# (zero_init_last=True, its default, which equals MoCo v3's zero_init_residual=True). The switch draws no random
+# numbers, so one seed gives the same convolution weights under either init.
+RESIDUAL_INIT = {"timm": {}, "torchvision": {"zero_init_last": False}}
+
+
+def build_backbone(arch: str, residual_init: str = "timm") -> nn.Module:
+    """timm's `arch` without a classifier, its residual blocks started as `residual_init` says. An arch whose
+    constructor has no zero_init_last (MobileNet, ...) zeroes nothing: timm's and torchvision's init are one."""
+    kwargs = RESIDUAL_INIT[residual_init]
+    try:
+        return timm.create_model(arch, pretrained=False, num_classes=0, **kwargs)
+    except TypeError:
+        if not kwargs:
+            raise
+        return timm.create_model(arch, pretrained=False, num_classes=0)  # refused before any weight was drawn
+
+
+def loss_multiplier(loss_scale: float, rule: str, temperature: float) -> float:
+    """What the loss is multiplied by: `loss_scale` ("constant"), or `loss_scale` x `temperature`
+    ("temperature": MoCo v3's contrastive_loss returns CrossEntropy * 2T, so loss_scale 2 follows T)."""
+    return loss_scale * temperature if rule == "temperature" else loss_scale
+
+
 class MoCo(nn.Module):
     """Query and key encoders (timm backbone + projector, a predictor on the query side for MoCo v3), the
     key queue, and the loss. Built from plain settings; `MoCo.from_recipe` reads them off a Recipe, and
@@ -105,7 +130,8 @@ class MoCo(nn.Module):
         temperature: float = 0.2,
         smoothing_mode: str = "topk",  # how smoothed InfoNCE picks its neighbours; the mass is forward's alpha
         smoothing_k: int = 0,
-        loss_scale: float = 1.0,
+        loss_scale: float = 1.0,  # the loss multiplier itself (loss_multiplier turns a recipe's rule into it)
+        residual_init: str = "timm",
         bn_splits: int = 1,  # BatchNorm groups in the global batch (ShuffleBN); 1: BatchNorm over the whole batch
         world: World | None = None,
     ):
@@ -113,7 +139,7 @@ class MoCo(nn.Module):
         self.world = world or World()
         self.symmetric, self.temperature, self.loss_scale = symmetric, temperature, loss_scale
         self.smoothing_mode, self.smoothing_k, self.bn_splits = smoothing_mode, smoothing_k, bn_splits
-        self.backbone = timm.create_model(arch, pretrained=False, num_classes=0)
+        self.backbone = build_backbone(arch, residual_init)
         feat_dim = backbone_dim(self.backbone)
         hidden = proj_hidden_dim or feat_dim
         self.projector = mlp(feat_dim, hidden, proj_out_dim, proj_layers, proj_bn, proj_bn)
@@ -148,7 +174,8 @@ class MoCo(nn.Module):
             proj_layers=recipe.proj_layers, proj_bn=recipe.proj_bn, predictor_hidden_dim=recipe.predictor_hidden_dim,
             queue_size=recipe.queue_size, symmetric=recipe.symmetric, temperature=recipe.temperature,
             smoothing_mode=recipe.smoothing if recipe.smoothing != "none" else "topk",
-            smoothing_k=recipe.smoothing_k, loss_scale=recipe.loss_scale, bn_splits=recipe.bn_splits, world=world,
+            smoothing_k=recipe.smoothing_k, residual_init=recipe.residual_init, bn_splits=recipe.bn_splits,
+            loss_scale=loss_multiplier(recipe.loss_scale, recipe.loss_scale_rule, recipe.temperature), world=world,
         )
 
     def query_parameters(self) -> list[nn.Parameter]:

@@ -65,8 +65,10 @@ def effective_rank(feats: torch.Tensor) -> float:
 
 
 def final_scores(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, Any]:
-    """knn_top1 and linear_top1 on val, test_knn_top1 and test_linear_top1 on test. Data-parallel, rank 0 scores
-    (the probe once, not once per rank) and every rank gets its numbers."""
+    """knn_top1 and linear_top1 on val, test_knn_top1 and test_linear_top1 on test, and the split sizes
+    (val_images, test_images) that turn a top-1 back into the count of images it stands for: reports rank
+    recipes on counts so that a tie is a tie. Data-parallel, rank 0 scores (the probe once, not once per rank)
+    and every rank gets its numbers."""
     world = World.current()
     memory, val, test = (features(backbone, split, recipe, device)
                          for split in (data.memory, data.val, data.test))
@@ -81,4 +83,4 @@ def _final(memory, val, test, recipe: Recipe, num_classes: int) -> dict[str, Any
     knn = {name: knn_top1(*memory, *feats, k=recipe.knn_k, temperature=recipe.knn_temperature,
                           num_classes=num_classes) for name, feats in (("val", val), ("test", test))}
     return {"knn_top1": knn["val"], "linear_top1": probe["val"], "test_knn_top1": knn["test"],
-            "test_linear_top1": probe["test"]}
+            "test_linear_top1": probe["test"], "val_images": len(val[1]), "test_images": len(test[1])}

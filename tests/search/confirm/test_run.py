@@ -58,7 +58,9 @@ def test_confirm_retrains_top_k_and_the_resnet50_settings_per_seed_and_resumes_e
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     runs = sorted((t.user_attrs[records.SOURCE_TRIAL], t.user_attrs[records.SEED], t.user_attrs[records.ROLE])
                   for t in trials)
-    assert runs == [(0, 0, "resnet50"), (0, 1, "resnet50"), (1, 0, "searched"), (1, 1, "searched")]
+    # seeds 1 and 2: the sweep trained with seed 0, and a confirm run on it would repeat its draw
+    assert runs == [(0, 1, "resnet50"), (0, 2, "resnet50"), (1, 1, "searched"), (1, 2, "searched")]
+    assert study.user_attrs[records.CONFIRM_SEEDS] == [1, 2]
     for t in trials:
         recipe = t.user_attrs[records.RECIPE]
         assert recipe["seed"] == t.user_attrs[records.SEED] and recipe["epochs"] == 1
@@ -67,7 +69,7 @@ def test_confirm_retrains_top_k_and_the_resnet50_settings_per_seed_and_resumes_e
         assert (Path(t.user_attrs[records.RUN_DIR]) / "metrics.json").is_file()
     assert len({t.user_attrs[records.RUN_DIR] for t in trials}) == 4  # one run folder per seed
     floor = study.user_attrs[records.FLOOR]
-    assert [row["seed"] for row in floor] == [0, 1]
+    assert [row["seed"] for row in floor] == [1, 2]  # the floor on the confirm runs' own seeds
     assert all(0 < row["knn_top1"] <= 1 for row in floor)
 
     assert cli.main(argv) == 2  # a second run must say --resume, never train the same recipes again
@@ -77,6 +79,17 @@ def test_confirm_retrains_top_k_and_the_resnet50_settings_per_seed_and_resumes_e
     assert len(load(out, records.confirm_study_name(SOURCE)).trials) == 4
     assert cli.main([*argv[:-2], "--seeds", "3", "--resume"]) == 2  # resuming with other settings is refused
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_confirm_seeds_are_disjoint_from_every_seed_the_sweep_trained_with(tmp_path):
+    from lightrecipe.search.confirm.run import confirm_seeds
+
+    plant_sweep(tmp_path / "sweep")
+    source = load(tmp_path / "sweep", SOURCE)
+    assert confirm_seeds(source, 3) == [1, 2, 3]  # every planted trial trained with seed 0
+    recipe = dict(source.trials[1].user_attrs[records.RECIPE], seed=2)
+    source.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.4, user_attrs={records.RECIPE: recipe}))
+    assert confirm_seeds(source, 3) == [1, 3, 4]
 
 
 def test_confirm_flags_are_the_sweeps_own_and_bad_input_is_one_line(tmp_path, capsys):

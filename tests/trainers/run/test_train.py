@@ -19,7 +19,7 @@ from lightrecipe.trainers.run.train import divergence_advice, restore_generator,
 
 EPOCH_KEYS = {"epoch", "loss", "lr", "knn_top1", "images_per_s", "epoch_seconds", "skipped_steps", "skipped_files"}
 FINAL_KEYS = EPOCH_KEYS | {"linear_top1", "test_knn_top1", "test_linear_top1", "params", "state", "error",
-                           "epochs_run"}
+                           "epochs_run", "val_images", "test_images"}
 CPU = torch.device("cpu")
 
 
@@ -60,6 +60,8 @@ def test_two_epoch_run_writes_every_file_and_key(reference_run):
     checkpoint = torch.load(workdir / "checkpoint.pt", weights_only=True)
     assert checkpoint["recipe"] == tiny().to_dict() and checkpoint["epoch"] == 2
     assert 0 < metrics["knn_top1"] <= 1 and 0 < metrics["test_linear_top1"] <= 1
+    data = load_dataset(tiny())  # the split sizes a report turns top-1 back into image counts with
+    assert (metrics["val_images"], metrics["test_images"]) == (len(data.val), len(data.test))
     assert metrics["knn_top1"] == reports[-1]["knn_top1"]  # the last monitor and the final score agree
     backbone = timm.create_model("mobilenetv3_small_050", pretrained=False, num_classes=0)
     assert metrics["params"] == sum(p.numel() for p in backbone.parameters())
