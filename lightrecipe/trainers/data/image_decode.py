@@ -87,14 +87,40 @@ def decode_eval(path: str, size: int) -> np.ndarray:
     short = eval_resize(size)
     with Image.open(path) as img:
         img.draft("RGB", (short, short))  # JPEG: decode at a reduced scale that keeps both sides >= short
-        img = img.convert("RGB")
-        w, h = img.size
-        scale = short / min(w, h)
-        nw, nh = max(short, round(w * scale)), max(short, round(h * scale))
-        if (nw, nh) != (w, h):
-            img = img.resize((nw, nh), Image.BILINEAR)
-        left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))  # torchvision's CenterCrop rounding
-        return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8).copy()
+        return eval_view(img.convert("RGB"), size)
+
+
+def eval_view(img, size: int) -> np.ndarray:
+    """uint8 (S, S, 3) of a decoded RGB PIL image: shorter side to `eval_resize(S)`, then the centre S x S."""
+    from PIL import Image
+
+    short = eval_resize(size)
+    w, h = img.size
+    scale = short / min(w, h)
+    nw, nh = max(short, round(w * scale)), max(short, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))  # torchvision's CenterCrop rounding
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8).copy()
+
+
+def pair_boxes(width: int, height: int, scale: tuple[float, float], generator: torch.Generator):
+    """The two RandomResizedCrop boxes of an image as lists (top, left, h, w), drawn from `generator`."""
+    return tuple(t.tolist() for t in crop_boxes(
+        torch.tensor([height, height]), torch.tensor([width, width]), scale, generator=generator))
+
+
+def resize_views(img, boxes, factor: float, size: int) -> np.ndarray:
+    """uint8 (2, S, S, 3): each box of `boxes` (in the file's pixels, `factor` = decoded / file) resized to S."""
+    from PIL import Image
+
+    top, left, h, w = boxes
+    views = [
+        np.asarray(img.resize((size, size), Image.BILINEAR,
+                              box=(lf * factor, tp * factor, (lf + bw) * factor, (tp + bh) * factor)), dtype=np.uint8)
+        for tp, lf, bh, bw in zip(top, left, h, w)
+    ]
+    return np.stack(views)
 
 
 def decode_pair(path: str, size: int, scale: tuple[float, float], generator: torch.Generator) -> np.ndarray:
@@ -103,16 +129,10 @@ def decode_pair(path: str, size: int, scale: tuple[float, float], generator: tor
 
     with Image.open(path) as img:
         width, height = img.size  # from the header; nothing decoded yet
-        top, left, h, w = (t.tolist() for t in crop_boxes(
-            torch.tensor([height, height]), torch.tensor([width, width]), scale, generator=generator))
+        boxes = pair_boxes(width, height, scale, generator)
+        _, _, h, w = boxes
         # JPEG: the largest reduction that leaves both boxes >= size a side (draft never goes below the request).
         need = min(1.0, max(size / min(bw, bh) for bw, bh in zip(w, h)))
         drafted = img.draft("RGB", (math.ceil(width * need), math.ceil(height * need)))
         factor = drafted[1][2] / width if drafted else 1.0  # exactly 1/reduction (the decoded size is rounded up)
-        img = img.convert("RGB")
-        views = [
-            np.asarray(img.resize((size, size), Image.BILINEAR,
-                                  box=(lf * factor, tp * factor, (lf + bw) * factor, (tp + bh) * factor)), dtype=np.uint8)
-            for tp, lf, bh, bw in zip(top, left, h, w)
-        ]
-    return np.stack(views)
+        return resize_views(img.convert("RGB"), boxes, factor, size)
