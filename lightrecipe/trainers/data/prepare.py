@@ -11,6 +11,7 @@ does, and more than 1% of them is an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -122,11 +123,9 @@ def decode_all(paths: list[str], size: int, pixels: Path, workers: int):
     from tqdm import tqdm
 
     stored, skipped, offset = {}, [], 0
-    jobs = [(i, p, size) for i, p in enumerate(paths)]
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with open(pixels, "wb") as fh, context.Pool(max(1, workers)) as pool, \
+    with open(pixels, "wb") as fh, decoded(paths, size, workers) as results, \
             tqdm(total=len(paths), unit="img", file=sys.stderr, dynamic_ncols=True, desc="prepare") as bar:
-        for i, array, error in pool.imap(decode_short, jobs, chunksize=DECODE_CHUNK):
+        for i, array, error in results:
             bar.update(1)
             if array is None:
                 skipped.append((paths[i], error))
@@ -136,6 +135,18 @@ def decode_all(paths: list[str], size: int, pixels: Path, workers: int):
             stored[i] = (offset, array.shape[0], array.shape[1])
             offset += array.size
     return stored, skipped
+
+
+@contextlib.contextmanager
+def decoded(paths: list[str], size: int, workers: int):
+    """(position, array or None, error) of each path in order: in this process for one worker, else a pool."""
+    jobs = [(i, p, size) for i, p in enumerate(paths)]
+    if workers <= 1:
+        yield map(decode_short, jobs)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with context.Pool(workers) as pool:
+        yield pool.imap(decode_short, jobs, chunksize=DECODE_CHUNK)
 
 
 def decode_short(job):
