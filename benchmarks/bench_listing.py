@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import shutil
 import statistics
 import tempfile
@@ -24,11 +23,13 @@ import numpy as np
 from PIL import Image
 
 from lightrecipe.trainers.data.prepare import list_source
+from lightrecipe.trainers.data.tree import relative
 
 PER_FOLDER = 100  # files per leaf folder
 
 
 def make_tree(root: Path, files: int) -> None:
+    """`files` one-pixel PNGs, PER_FOLDER a folder, 100 folders a group, and a note beside each folder's images."""
     buf = io.BytesIO()
     Image.new("RGB", (1, 1)).save(buf, format="PNG")
     png = buf.getvalue()
@@ -41,9 +42,10 @@ def make_tree(root: Path, files: int) -> None:
 
 
 def list_and_index(root: Path, out: Path) -> tuple[float, int]:
+    """Seconds to list, stat, fingerprint and write the index of `root`, and how many images it found."""
     started = time.perf_counter()
     listing = list_source(root, "unlabeled")
-    rel = [os.path.relpath(p, root) for p in listing["paths"]]
+    rel = relative(root, listing["paths"])
     np.savez(out, files=np.array(rel, dtype=str),
              file_sizes=np.array([s for s, _ in listing["stats"]], dtype=np.int64),
              file_mtimes=np.array([m for _, m in listing["stats"]], dtype=np.int64))

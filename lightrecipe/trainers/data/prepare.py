@@ -179,7 +179,7 @@ def check_unreadable(skipped: list, total: int) -> None:
 
 def write_index(src: Path, folder: Path, size: int, kind: str, listing: dict, stored: dict, skipped: list) -> dict:
     keep = sorted(stored)
-    rel = [os.path.relpath(p, src) for p in listing["paths"]]
+    rel = tree.relative(src, listing["paths"])
     np.savez(folder / fmt.INDEX_FILE,
              offsets=np.array([stored[i][0] for i in keep], dtype=np.int64),
              heights=np.array([stored[i][1] for i in keep], dtype=np.int32),

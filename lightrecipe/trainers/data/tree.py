@@ -53,18 +53,25 @@ def stats(paths: list[str]) -> list[tuple[int, int]]:
     return out
 
 
+def relative(root: Path, paths: list[str]) -> list[str]:
+    """`paths` (listed under `root`, so they start with it) relative to `root`: a slice, not os.path.relpath,
+    which costs ~10 us a path (a second per 100,000)."""
+    cut = len(os.path.join(str(root), ""))
+    return [p[cut:] for p in paths]
+
+
 def fingerprint(root: Path, paths: list[str], file_stats: list[tuple[int, int]]) -> str:
     """One hash of the file list (relative to `root`), sizes and modification times."""
     digest = hashlib.sha256()
-    for path, (size, mtime) in zip(paths, file_stats):
-        digest.update(f"{os.path.relpath(path, root)}\0{size}\0{mtime}\n".encode())
+    for rel, (size, mtime) in zip(relative(root, paths), file_stats):
+        digest.update(f"{rel}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()
 
 
 def describe_change(root: Path, old: dict[str, tuple[int, int]], paths: list[str],
                     file_stats: list[tuple[int, int]]) -> str:
     """What changed between two listings, e.g. '2 added (e.g. a/b.jpg), 1 modified (e.g. c.png)'."""
-    new = {os.path.relpath(p, root): tuple(s) for p, s in zip(paths, file_stats)}
+    new = {rel: tuple(s) for rel, s in zip(relative(root, paths), file_stats)}
     parts = []
     for word, names in (("added", sorted(set(new) - set(old))), ("removed", sorted(set(old) - set(new))),
                         ("modified", sorted(n for n in set(new) & set(old) if tuple(old[n]) != new[n]))):
