@@ -7,9 +7,9 @@ A cache folder holds three files:
   1 = val/), its path in the source; and the source's listing (paths, sizes, mtimes) that prepare compares with;
 - `pixels.u8`: every image as uint8 H x W x 3, its shorter side `size`, one after another, read memory-mapped.
 
-Why raw uint8 and not small JPEGs: at 64 to 128 px, slicing an image out of the page cache and resizing two
-crops is several times faster than decoding even a small JPEG (README, "Unlabeled images and a prepared cache",
-has the figures), and at a 73 px shorter side an image is ~20 KB: 1.28 M ImageNet images at 146 px are ~100 GB.
+Why raw uint8 and not small JPEGs: cutting two crops from a raw image was 1.3x to 1.4x faster than from the same
+image as a quality-90 JPEG (benchmarks/bench_loader.py; README, "Unlabeled images and a prepared cache"), at
+about 10x the bytes (85 KB an image at 146 px).
 """
 
 from __future__ import annotations
