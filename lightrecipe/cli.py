@@ -27,7 +27,7 @@ def build_parser() -> Parser:
     from lightrecipe.search.confirm import commands as confirm_commands
     from lightrecipe.spaces import commands as space_commands
     from lightrecipe.trainers import commands as train_commands
-    from lightrecipe.trainers import export_commands
+    from lightrecipe.trainers import export_commands, prepare_commands
 
     parser = Parser(
         prog="lightrecipe",
@@ -44,6 +44,7 @@ def build_parser() -> Parser:
     confirm_commands.register(sub, sweep_parser=sweep_parser, summary=report_commands.print_holdup)
     report_commands.register(sub)
     export_commands.register(sub)
+    prepare_commands.register(sub)
     demo.register(sub)
     return parser
 

@@ -23,7 +23,7 @@ from lightrecipe.trainers.presets import preset_fields
 from lightrecipe.trainers.yaml_files import parse_yaml
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": ("digits", "cifar10", "cifar100", "imagefolder"),
+    "dataset": ("digits", "cifar10", "cifar100", "imagefolder", "unlabeled"),
     "lr_scaling": ("linear", "none"),
     "optimizer": ("sgd", "lars", "adamw"),
     "key_momentum_schedule": ("constant", "cosine"),
@@ -86,7 +86,7 @@ VIEW2_AS_VIEW1 = -1.0  # value of a *_view2 probability field that means "as the
 # resolution, the evaluation protocol and the hardware settings. Two recipes being compared (a searched one and
 # the ResNet-50 baseline) keep these equal, so a difference in score is the recipe's.
 SHARED_FIELDS = (
-    "dataset", "data_root", "image_size", "data_fraction", "num_workers",
+    "dataset", "data_root", "eval_root", "image_size", "data_fraction", "num_workers",
     "precision", "channels_last", "compile",
     "knn_k", "knn_temperature", "probe_method", "probe_epochs", "probe_lr", "probe_weight_decay",
 )
@@ -97,7 +97,10 @@ class Recipe:
     # --- model and data -------------------------------------------------------------------------
     arch: str = "mobilenetv3_large_100"  # any timm name; the paper's main efficient net
     dataset: str = "digits"  # scikit-learn's bundled 8x8 digits: real, offline
-    data_root: str = ""  # folder for cifar10/cifar100/imagefolder; unused by digits
+    data_root: str = ""  # folder (or prepared cache) for cifar10/cifar100/imagefolder/unlabeled; unused by digits
+    # unlabeled: the labeled ImageNet-layout folder (or its cache) that scores the net: train/ = kNN bank and
+    # probe set, val held out of it, val/ = test. Self-supervised users pretrain on their own unlabeled images.
+    eval_root: str = ""
     image_size: int = 32  # digits are upsampled 8 -> 32 px (CIFAR's size); ImageNet uses 224
     epochs: int = 20  # short schedule: a search trial, not a final run
     batch_size: int = 256  # MoCo v2
@@ -268,8 +271,14 @@ class Recipe:
             value = getattr(self, name)
             if value != VIEW2_AS_VIEW1 and not 0.0 <= value <= 1.0:
                 raise UserError(f"recipe field '{name}' is {value!r}; valid: -1 (as view 1) or a probability in [0, 1]")
-        if self.dataset in ("cifar10", "cifar100", "imagefolder") and not self.data_root:
+        if self.dataset in ("cifar10", "cifar100", "imagefolder", "unlabeled") and not self.data_root:
             raise UserError(f"recipe field 'data_root' is empty; dataset '{self.dataset}' needs the folder it lives in")
+        if self.dataset == "unlabeled" and not self.eval_root:
+            raise UserError("recipe field 'eval_root' is empty; dataset 'unlabeled' needs a labeled ImageNet-layout "
+                            "folder to score on (eval_root/train/<class>/*, eval_root/val/<class>/*)")
+        if self.eval_root and self.dataset != "unlabeled":
+            raise UserError(f"recipe field 'eval_root' is set but dataset is '{self.dataset}'; only dataset "
+                            "'unlabeled' reads it (its own data is scored)")
 
     # --- serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Datasets: the bundled digits (default), CIFAR-10/100 and an ImageNet-layout folder, as uint8 splits.
+"""Datasets: the bundled digits (default), CIFAR-10/100, an ImageNet-layout folder and an unlabeled tree scored on
+a labeled folder (unlabeled.py), as uint8 splits; the two folder kinds may be prepared caches (cache.py).
 
 Every split is stratified and deterministic (splits.py). A split hands out uint8 batches (B, 3, S, S) on the
 training device; augmentation and normalisation happen there, batched.
@@ -55,7 +56,12 @@ def load_dataset(recipe) -> Dataset:
         from lightrecipe.trainers.data.image_folder import load_imagefolder
 
         return load_imagefolder(recipe)
-    raise UserError(f"recipe field 'dataset' is {recipe.dataset!r}; valid: digits, cifar10, cifar100, imagefolder")
+    if recipe.dataset == "unlabeled":
+        from lightrecipe.trainers.data.unlabeled import load_unlabeled
+
+        return load_unlabeled(recipe)
+    raise UserError(f"recipe field 'dataset' is {recipe.dataset!r}; valid: digits, cifar10, cifar100, imagefolder, "
+                    "unlabeled")
 
 
 # --- digits ------------------------------------------------------------------------------------

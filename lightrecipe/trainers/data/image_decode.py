@@ -87,14 +87,41 @@ def decode_eval(path: str, size: int) -> np.ndarray:
     short = eval_resize(size)
     with Image.open(path) as img:
         img.draft("RGB", (short, short))  # JPEG: decode at a reduced scale that keeps both sides >= short
-        img = img.convert("RGB")
-        w, h = img.size
-        scale = short / min(w, h)
-        new_w, new_h = max(short, round(w * scale)), max(short, round(h * scale))
-        if (new_w, new_h) != (w, h):
-            img = img.resize((new_w, new_h), Image.BILINEAR)
-        left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))  # torchvision's CenterCrop rounding
-        return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8).copy()
+        return eval_view(img.convert("RGB"), size)
+
+
+def eval_view(img, size: int) -> np.ndarray:
+    """uint8 (S, S, 3) of a decoded RGB PIL image: shorter side to `eval_resize(S)`, then the centre S x S."""
+    from PIL import Image
+
+    short = eval_resize(size)
+    w, h = img.size
+    scale = short / min(w, h)
+    new_w, new_h = max(short, round(w * scale)), max(short, round(h * scale))
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), Image.BILINEAR)
+    left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))  # torchvision's CenterCrop rounding
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8).copy()
+
+
+def pair_boxes(width: int, height: int, scale: tuple[float, float], generator: torch.Generator):
+    """The two RandomResizedCrop boxes of an image as lists (top, left, h, w), drawn from `generator`."""
+    return tuple(t.tolist() for t in crop_boxes(
+        torch.tensor([height, height]), torch.tensor([width, width]), scale, generator=generator))
+
+
+def resize_views(img, boxes, factor: float, size: int) -> np.ndarray:
+    """uint8 (2, S, S, 3): each box of `boxes` (in the file's pixels, `factor` = decoded / file) resized to S."""
+    from PIL import Image
+
+    tops, lefts, heights, widths = boxes
+    views = [
+        np.asarray(img.resize((size, size), Image.BILINEAR,
+                              box=(left * factor, top * factor, (left + box_w) * factor, (top + box_h) * factor)),
+                   dtype=np.uint8)
+        for top, left, box_h, box_w in zip(tops, lefts, heights, widths)
+    ]
+    return np.stack(views)
 
 
 def decode_pair(path: str, size: int, scale: tuple[float, float], generator: torch.Generator) -> np.ndarray:
@@ -103,17 +130,10 @@ def decode_pair(path: str, size: int, scale: tuple[float, float], generator: tor
 
     with Image.open(path) as img:
         width, height = img.size  # from the header; nothing decoded yet
-        tops, lefts, heights, widths = (t.tolist() for t in crop_boxes(
-            torch.tensor([height, height]), torch.tensor([width, width]), scale, generator=generator))
+        boxes = pair_boxes(width, height, scale, generator)
+        _, _, heights, widths = boxes
         # JPEG: the largest reduction that leaves both boxes >= size a side (draft never goes below the request).
         need = min(1.0, max(size / min(box_w, box_h) for box_w, box_h in zip(widths, heights)))
         drafted = img.draft("RGB", (math.ceil(width * need), math.ceil(height * need)))
         factor = drafted[1][2] / width if drafted else 1.0  # exactly 1/reduction (the decoded size is rounded up)
-        img = img.convert("RGB")
-        views = [
-            np.asarray(img.resize((size, size), Image.BILINEAR,
-                                  box=(left * factor, top * factor, (left + box_w) * factor, (top + box_h) * factor)),
-                       dtype=np.uint8)
-            for top, left, box_h, box_w in zip(tops, lefts, heights, widths)
-        ]
-    return np.stack(views)
+        return resize_views(img.convert("RGB"), boxes, factor, size)

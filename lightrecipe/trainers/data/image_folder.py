@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,46 +23,84 @@ from lightrecipe.trainers.data.splits import Dataset, Split, per_class_holdout, 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 VAL_PER_CLASS = (0.1, 50)  # held out of train/ per class: 10%, at most 50 (ImageNet: 50 000 images, like its val)
-FOLDER_LAYOUT = "expected data_root/train/<class>/*.jpg and data_root/val/<class>/*.jpg (ImageNet layout)"
 MAX_UNREADABLE_SHARE = 0.01  # more unreadable files than this share of a split: a broken folder, not a stray file
 
 
 def load_imagefolder(recipe) -> Dataset:
     """train/ (minus a held-out val split) for training, val/ as the test set; decoded lazily by workers."""
-    root = Path(recipe.data_root).expanduser()
-    if not root.is_dir():
-        raise UserError(f"data_root '{root}' {'is not a folder' if root.exists() else 'does not exist'}; "
-                        f"{FOLDER_LAYOUT}")
-    classes, train_paths, train_labels = scan_classes(root / "train")
-    _, test_paths, test_labels = scan_classes(root / "val", classes)
-    train_labels = np.asarray(train_labels, dtype=np.int64)
+    train, test, classes = labeled_parts(recipe.data_root, "data_root", recipe)
+    holdout, train_idx = held_out_val(train.labels)
+    fraction_idx = subsample(train.labels[train_idx], recipe.data_fraction, train_idx)
+    memory = train.split(train_idx)
+    trained = memory if len(fraction_idx) == len(train_idx) else train.split(fraction_idx)
+    return Dataset("imagefolder", trained, train.split(holdout), test.split(), len(classes), memory)
+
+
+def held_out_val(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(val positions held out of train/, the rest): 10% per class, at most 50, fixed by SPLIT_SEED."""
     share, cap = VAL_PER_CLASS
-    holdout = per_class_holdout(train_labels, lambda n: min(cap, max(int(n >= 2), math.floor(share * n + 0.5))))
-    train_idx = np.setdiff1d(np.arange(len(train_labels)), holdout)
-    fraction_idx = subsample(train_labels[train_idx], recipe.data_fraction, train_idx)
-
-    def split(paths, labels, idx=None) -> FileSplit:
-        labels = np.asarray(labels, dtype=np.int64)
-        if idx is not None:
-            paths, labels = [paths[i] for i in idx], labels[idx]
-        return FileSplit(paths, torch.from_numpy(labels), len(classes), recipe.image_size, recipe.num_workers)
-
-    memory = split(train_paths, train_labels, train_idx)
-    train = memory if len(fraction_idx) == len(train_idx) else split(train_paths, train_labels, fraction_idx)
-    val = split(train_paths, train_labels, holdout)
-    return Dataset("imagefolder", train, val, split(test_paths, test_labels), len(classes), memory)
+    holdout = per_class_holdout(labels, lambda n: min(cap, max(int(n >= 2), math.floor(share * n + 0.5))))
+    return holdout, np.setdiff1d(np.arange(len(labels)), holdout)
 
 
-def scan_classes(folder: Path, classes: list[str] | None = None):
+@dataclass
+class Part:
+    """train/ or val/ of a labeled source (a folder, or a prepared cache of one): files and labels in order."""
+
+    paths: list[str]
+    labels: np.ndarray
+    num_classes: int
+    recipe: object
+    cache: object = None  # cache.Cache when read from a prepared cache
+    positions: np.ndarray | None = None  # the part's images in the cache
+
+    def split(self, idx: np.ndarray | None = None) -> "FileSplit":
+        idx = np.arange(len(self.paths)) if idx is None else idx
+        paths, labels = [self.paths[i] for i in idx], torch.from_numpy(self.labels[idx])
+        size, workers = self.recipe.image_size, self.recipe.num_workers
+        if self.cache is not None:
+            return CachedSplit(paths, labels, self.num_classes, size, workers, self.cache, self.positions[idx])
+        return FileSplit(paths, labels, self.num_classes, size, workers)
+
+
+def labeled_parts(root_text: str, field: str, recipe) -> tuple[Part, Part, list[str]]:
+    """(train/, val/, class names) of the ImageNet-layout folder or cache named by recipe field `field`."""
+    from lightrecipe.trainers.data.cache import TRAIN_PART, VAL_PART, is_cache, open_cache
+
+    root = Path(root_text).expanduser()
+    if is_cache(root):
+        cache = open_cache(root, field, "imagefolder", recipe.image_size)
+        classes = list(cache.manifest["classes"])
+        parts = []
+        for part in (TRAIN_PART, VAL_PART):
+            positions = cache.part(part)
+            labels = cache.index["labels"][positions].astype(np.int64)
+            parts.append(Part(cache.source_paths(positions), labels, len(classes), recipe, cache, positions))
+        return parts[0], parts[1], classes
+    if not root.is_dir():
+        raise UserError(f"{field} '{root}' {'is not a folder' if root.exists() else 'does not exist'}; "
+                        f"{folder_layout(field)}")
+    classes, train_paths, train_labels = scan_classes(root / "train", field=field)
+    _, test_paths, test_labels = scan_classes(root / "val", classes, field=field)
+    return (Part(train_paths, np.asarray(train_labels, dtype=np.int64), len(classes), recipe),
+            Part(test_paths, np.asarray(test_labels, dtype=np.int64), len(classes), recipe), classes)
+
+
+def folder_layout(field: str) -> str:
+    return f"expected {field}/train/<class>/*.jpg and {field}/val/<class>/*.jpg (ImageNet layout)"
+
+
+def scan_classes(folder: Path, classes: list[str] | None = None, field: str = "data_root"):
     """(class names, image paths, labels) of `folder/<class>/*`; `classes` fixes the index (train/'s order)."""
     if not folder.is_dir():
-        raise UserError(f"'{folder}' {'is not a folder' if folder.exists() else 'does not exist'}; {FOLDER_LAYOUT}")
+        raise UserError(f"'{folder}' {'is not a folder' if folder.exists() else 'does not exist'}; "
+                        f"{folder_layout(field)}")
     try:
         found = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
     except OSError as exc:
         raise UserError(f"cannot list '{folder}': {exc.strerror or exc}") from None
     if not found:
-        raise UserError(f"'{folder}' has no class folders; {FOLDER_LAYOUT}")
+        raise UserError(f"'{folder}' has no class folders; {folder_layout(field)}")
     classes = found if classes is None else classes
     index = {name: i for i, name in enumerate(classes)}
     paths: list[str] = []
@@ -90,8 +129,14 @@ class FileSplit(Split):
         self.num_workers = num_workers
         self._skipped: set[str] = set()
 
+    def items(self, scale: tuple[float, float] | None = None, seed: int = 0) -> torch.utils.data.Dataset:
+        """What the workers load: centre views (`scale` None) or two training crops drawn from `seed`."""
+        if scale is None:
+            return EvalImages(self.paths, self.image_size)
+        return CropPairs(self.paths, self.image_size, scale, seed)
+
     def _batches(self, order, batch_size, device):
-        yield from self._load(EvalImages(self.paths, self.image_size), order, batch_size, device)
+        yield from self._load(self.items(), order, batch_size, device)
 
     def training_batches(self, batch_size, *, device, generator, crop_scale, seed):
         """Two crops per image, cut by the workers at the file's resolution: uint8 (B, 2, 3, S, S).
@@ -99,8 +144,7 @@ class FileSplit(Split):
         A batch can come out shorter than `batch_size` when it held unreadable files.
         """
         order = self.epoch_order(batch_size, shuffle=True, drop_last=True, generator=generator)
-        pairs = CropPairs(self.paths, self.image_size, crop_scale, seed)
-        for views, _ in self._load(pairs, order, batch_size, torch.device(device)):
+        for views, _ in self._load(self.items(crop_scale, seed), order, batch_size, torch.device(device)):
             yield views
 
     def skipped_files(self) -> list[str]:
@@ -135,3 +179,17 @@ class FileSplit(Split):
                 f"{MAX_UNREADABLE_SHARE:.0%}), e.g. {error}; every file under train/ and val/ must be an image"
             )
         warnings.warn(f"skipping unreadable image {error}", stacklevel=2)
+
+
+class CachedSplit(FileSplit):
+    """A split of a prepared cache: the same views and crops, cut from stored uint8 images instead of files."""
+
+    def __init__(self, paths, labels, num_classes, image_size, num_workers, cache, positions: np.ndarray):
+        super().__init__(paths, labels, num_classes, image_size, num_workers)
+        self.cache = cache
+        self.positions = positions
+
+    def items(self, scale=None, seed=0):
+        from lightrecipe.trainers.data.cache import CacheItems
+
+        return CacheItems(self.cache, self.positions, self.image_size, scale, seed)
