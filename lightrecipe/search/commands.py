@@ -11,13 +11,15 @@ from lightrecipe.errors import UserError
 from lightrecipe.search import dashboard
 from lightrecipe.search.store import records
 from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
-from lightrecipe.search.settings import MAX_FAILURES
+from lightrecipe.search.settings import DEFAULT_WARM_TOP, MAX_FAILURES
 from lightrecipe.search.store.storage import masked
 
 EPILOG = """examples:
   lightrecipe sweep --space paper-efficient --arch mobilenetv3_large_100 --arch efficientnet_b0 \\
       --trials 40 --epochs 20 --out sweeps/paper
   lightrecipe sweep ... --out sweeps/paper --resume           # after a crash: continue, same flags
+  lightrecipe sweep --space paper-efficient --arch efficientnet_b0 --trials 40 --out sweeps/effnet \
+      --warm-start sweeps/paper:mobilenetv3_large_100           # start from the MobileNet study's top 3
   lightrecipe sweep ... --address 10.0.0.1:6379 --gpus-per-trial 0.5 \\
       --storage postgresql://user@db/lightrecipe                # on a Ray cluster (see README, "Running a sweep on a Ray cluster")
 
@@ -79,6 +81,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--startup-trials", type=int, default=DEFAULT_STARTUP_TRIALS, metavar="N",
                    help="random trials before TPE models the space (Optuna's n_startup_trials, "
                    f"default {DEFAULT_STARTUP_TRIALS})")
+    p.add_argument("--warm-start", metavar="SOURCE[:ARCH]",
+                   help="start each new study from the top recipes of another study: SOURCE a sweep folder or "
+                        "database URL, ARCH its study's arch (default: the same arch, or its only study); mapped "
+                        "into this space and run right after the baseline")
+    p.add_argument("--warm-top", type=int, default=DEFAULT_WARM_TOP, metavar="K",
+                   help=f"how many of the source's recipes: confirmed winners first, then by val value "
+                        f"(default {DEFAULT_WARM_TOP})")
     p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
     dashboard.register(subparsers)
     return p

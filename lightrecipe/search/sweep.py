@@ -59,7 +59,7 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
     url = s.storage or records.default_storage_url(str(out))
     storage = open_storage(url)
     with one_driver(storage, space, s):
-        plans = plan_studies(space, s, storage)
+        plans = plan_studies(space, s, storage, stream)
         with ray_session(s.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             fit = trials_that_fit(s.cpus_per_trial * s.workers_per_trial, s.gpus_per_trial * s.workers_per_trial)
             concurrency = s.concurrency or fit

@@ -20,6 +20,9 @@ Study user attributes
     kind             "sweep" (absent on older studies) or "confirm" (str)
     source_study     a confirm study: the name of the sweep study whose recipes it re-trains (str)
     confirm          a confirm study's settings: top, seeds, epochs (dict)
+    warm_start       a warm-started study (`--warm-start`): where its first recipes came from: source (the
+                     database, password masked), study (the source study's name), top (K) and trials (the
+                     source trial numbers enqueued, in order) (dict)
 
 Trial: Optuna's own fields hold the state (COMPLETE / PRUNED / FAIL / RUNNING), `params` (the sampled
 values, Optuna distributions included) and `value` (the objective; a pruned trial keeps its last value).
@@ -44,6 +47,13 @@ A confirm study's trials carry, set when they are enqueued:
     role             "searched" (a top-K recipe) or "resnet50" (the ResNet-50 settings) (str)
     seed             the recipe seed of this run (int)
     short_value      the source trial's objective on the sweep's short schedule (float)
+A warm-started trial (a source study's recipe mapped into this space, enqueued after the baseline) carries,
+set when it is enqueued:
+    warm_source      the source trial database, password masked (str)
+    warm_source_study  the source study's name (str)
+    warm_source_trial  the source trial's number (int)
+    warm_changes     what mapping it into this space changed: one sentence per knob, e.g. "temperature 0.03
+                     -> 0.05 (clipped to [0.05, 0.2])"; empty when it carried over as is (list of str)
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ FLOOR = "floor"
 KIND = "kind"
 SOURCE_STUDY = "source_study"
 CONFIRM = "confirm"
+WARM_START = "warm_start"
 KIND_SWEEP, KIND_CONFIRM = "sweep", "confirm"
 
 # Trial attributes
@@ -79,6 +90,10 @@ SOURCE_TRIAL = "source_trial"
 ROLE = "role"
 SEED = "seed"
 SHORT_VALUE = "short_value"
+WARM_SOURCE = "warm_source"
+WARM_SOURCE_STUDY = "warm_source_study"
+WARM_SOURCE_TRIAL = "warm_source_trial"
+WARM_CHANGES = "warm_changes"
 ROLE_SEARCHED, ROLE_RESNET50 = "searched", "resnet50"
 FLOOR_METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # train()'s final scores
 
