@@ -21,6 +21,7 @@ from lightrecipe.reports.tables import as_percent
 FINISHED = ("complete", "pruned", "failed", "diverged")
 WARM_COLOR, COLD_COLOR = style.PALETTE[1], style.PALETTE[0]
 NO_PAIR = "no --warm-start study has a cold study of the same space, arch, epochs and number of trials"
+EMPTY_TITLE = "Warm start against cold: no pair of studies to compare"
 
 
 def warm_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
@@ -31,7 +32,7 @@ def warm_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     trials = frames.trials
     order = tables.arch_order(trials)
     if trials.empty or metric not in trials.columns or "warm_start" not in trials.columns:
-        return _empty(NO_PAIR, order=order, metric=metric)
+        return _empty(NO_PAIR, order=order, metric=metric, title=EMPTY_TITLE)
     done = trials[trials["state"].isin(FINISHED)].copy()
     done["top1"] = as_percent(done[metric]).set_axis(done.index).where(done["state"] == "complete")
     curves = [_curve(part) for _, part in done.groupby(["source", "study"], sort=True)]
@@ -41,7 +42,7 @@ def warm_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
         groups.setdefault(key, {"warm": [], "cold": []})[c["kind"].iloc[0]].append(c)
     shown = [c for g in groups.values() if g["warm"] and g["cold"] for c in g["warm"] + g["cold"]]
     if not shown:
-        return _empty(NO_PAIR, order=order, metric=metric)
+        return _empty(NO_PAIR, order=order, metric=metric, title=EMPTY_TITLE)
     frame = pd.concat(shown, ignore_index=True)
     pairs = warm_pairs([(w, c) for g in groups.values() for w in g["warm"] for c in g["cold"]])
     frame.attrs.update(order=[a for a in order if a in set(frame["arch"])], metric=metric, pairs=pairs,
