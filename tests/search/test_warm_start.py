@@ -149,3 +149,35 @@ def test_bad_sources_end_with_one_line_and_exit_2(tmp_path, capsys, case, messag
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_lr_sweep_takes_warm_start_and_checks_it_before_anything_runs(tmp_path):
+    import lightrecipe as lr
+
+    source = tmp_path / "src"
+    plant_source(source, {0.1: None})  # only a pruned trial: nothing to start from
+    with pytest.raises(lr.UserError, match="has no complete searched trial"):
+        lr.sweep(TINY_SPACE, archs=[ARCH], trials=3, out=tmp_path / "new", overrides=TINY, warm_start=str(source))
+
+
+@pytest.mark.slow
+def test_a_warm_started_sweep_runs_its_recipes_once_and_resume_adds_none(ray_local, tmp_path, capsys):
+    import lightrecipe as lr
+
+    from .helpers import SIZES, load
+
+    source = tmp_path / "src"
+    plant_source(source, {0.04: 0.9, 0.3: 0.5})
+    out = tmp_path / "new"
+    overrides = {**TINY, "data_fraction": 0.25, "probe_weight_decay": 0.01, "epochs": 1}
+    lr.sweep(TINY_SPACE, archs=[ARCH], trials=2, out=out, overrides=overrides, warm_start=f"{source}:{SOURCE_ARCH}",
+             warm_top=2, startup_trials=0)
+    assert "temperature 0.04 -> 0.05 (clipped to [0.05, 0.5])" in capsys.readouterr().out
+    argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "4", "--out", str(out), "--set", "dataset=digits",
+            *SIZES, "--set", "epochs=1", "--warm-start", f"{source}:{SOURCE_ARCH}", "--warm-top", "2", "--resume"]
+    assert cli.main(argv) == 0
+    trials = load(out, records.study_name("tiny", ARCH)).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert [t.user_attrs.get(records.WARM_SOURCE_TRIAL) for t in trials] == [None, 1, 2, None]
+    assert [t.params["temperature"] for t in trials[:3]] == [0.2, 0.05, 0.3]
+    assert trials[1].user_attrs[records.RECIPE]["temperature"] == 0.05  # trained what was enqueued
