@@ -1,4 +1,4 @@
-"""Figure 9, warm start against cold: per arch, the best-so-far curve of each `--warm-start` study beside each
+"""Figure 8, warm start against cold: per arch, the best-so-far curve of each `--warm-start` study beside each
 cold study of the same space and budget, and what the warm one needed to reach the cold one's best.
 
 Same budget: the same space, arch and epochs per trial, and the same number of finished trials. Every warm
