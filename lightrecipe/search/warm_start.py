@@ -24,6 +24,7 @@ from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import masked, open_storage
 from lightrecipe.search.warm_map import map_recipe
 
+
 @dataclass(frozen=True)
 class WarmSource:
     label: str  # what messages and records show (password masked)
@@ -49,12 +50,15 @@ def parse_source(text: str) -> WarmSource:
     return WarmSource(str(where), records.default_storage_url(where), arch)
 
 
-def source_study(source: WarmSource, target_arch: str) -> tuple[Any, optuna.Study]:
-    """The source study for a target arch, with its storage (the confirm studies are not candidates)."""
+def source_study(source: WarmSource, target_arch: str, space_name: str) -> tuple[Any, optuna.Study]:
+    """The source study for a target arch, with its storage (the confirm studies are not candidates); of
+    several studies of that arch (other spaces), the one of the target's space."""
     storage = open_storage(source.url)
-    summaries = [s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-                 if s.user_attrs.get(records.KIND) != records.KIND_CONFIRM]
-    by_arch = {str(s.user_attrs.get(records.ARCH, s.study_name.split("/")[-1])): s.study_name for s in summaries}
+    by_arch: dict[str, list[str]] = {}
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if s.user_attrs.get(records.KIND) != records.KIND_CONFIRM:
+            by_arch.setdefault(str(s.user_attrs.get(records.ARCH, s.study_name.split("/")[-1])), []).append(
+                s.study_name)
     valid = ", ".join(sorted(by_arch)) or "none (the database holds no sweep study)"
     if source.arch is not None and source.arch not in by_arch:
         raise UserError(f"--warm-start {source.label}:{source.arch}: no study of arch '{source.arch}' there; "
@@ -63,7 +67,12 @@ def source_study(source: WarmSource, target_arch: str) -> tuple[Any, optuna.Stud
     if arch is None and len(by_arch) != 1:
         raise UserError(f"--warm-start {source.label}: no study of arch '{target_arch}' there; name one as "
                         f"SOURCE:ARCH, valid: {valid}")
-    name = by_arch[arch] if arch is not None else next(iter(by_arch.values()))
+    arch = arch or next(iter(by_arch))  # the source's only arch
+    names = by_arch[arch]
+    name = records.study_name(space_name, arch) if len(names) > 1 else names[0]
+    if name not in names:
+        raise UserError(f"--warm-start {source.label}: several studies of that arch ({', '.join(sorted(names))}) "
+                        f"and none of space '{space_name}'; give a source holding one of them")
     return storage, optuna.load_study(study_name=name, storage=storage)
 
 
@@ -108,7 +117,7 @@ class WarmPicks:
 def warm_picks(source: WarmSource, top: int, space: Any, arch: str) -> WarmPicks:
     """Everything about the source checked before the new study is created: its study, its top trials, a
     knob in common with `space`."""
-    storage, study = source_study(source, arch)
+    storage, study = source_study(source, arch, space.name)
     trials = top_trials(storage, study, top, source.label)
     _check_shared(study, space)
     return WarmPicks(source, study.study_name, trials, top)

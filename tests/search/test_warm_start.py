@@ -181,3 +181,14 @@ def test_a_warm_started_sweep_runs_its_recipes_once_and_resume_adds_none(ray_loc
     assert [t.user_attrs.get(records.WARM_SOURCE_TRIAL) for t in trials] == [None, 1, 2, None]
     assert [t.params["temperature"] for t in trials[:3]] == [0.2, 0.05, 0.3]
     assert trials[1].user_attrs[records.RECIPE]["temperature"] == 0.05  # trained what was enqueued
+
+
+def test_of_two_source_studies_of_one_arch_the_one_of_the_target_space_is_taken(tmp_path):
+    source = tmp_path / "src"
+    plant_source(source, {0.1: 0.5})
+    storage = open_storage(records.default_storage_url(str(source)))
+    other = create_study(storage, space="other", arch=SOURCE_ARCH, max_epochs=2, space_spec={}, sweep={})
+    other.add_trial(optuna.trial.create_trial(params={"temperature": 0.3}, value=0.9, distributions={
+        "temperature": optuna.distributions.FloatDistribution(0.01, 1.0)}))
+    study, _ = plan(tmp_path / "new", f"{source}:{SOURCE_ARCH}")
+    assert [t.user_attrs.get(records.WARM_SOURCE_STUDY) for t in study.trials] == [None, f"tiny/{SOURCE_ARCH}"]
