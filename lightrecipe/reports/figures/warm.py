@@ -94,7 +94,8 @@ def warm_title(pairs: pd.DataFrame) -> str:
         hit = p.dropna(subset=["warm_place"])
         text = f"{arch}: warm reached the cold best in {len(hit)} of {len(p)} pairs"
         if len(hit):
-            text += (f", median {hit['warm_place'].median():g} trials / {hit['warm_device_s'].median():.0f} "
+            n = hit["warm_place"].median()
+            text += (f", median {n:g} trial{'' if n == 1 else 's'} / {hit['warm_device_s'].median():.0f} "
                      f"device-s against cold's {hit['cold_place'].median():g} / {hit['cold_device_s'].median():.0f}")
         parts.append(text)
     return "; ".join(parts)
