@@ -107,7 +107,9 @@ def sweep(space: _Any, *, archs: _Sequence[str], trials: int, out: str | _Path, 
 
     `space` is a `Space`, a built-in space name or a YAML path; `settings` are the other fields of
     `SweepSettings` (epochs, grace_epochs, overrides, concurrency, cpus_per_trial, gpus_per_trial, address,
-    storage, seed, time_budget, resume, baseline, max_failures, startup_trials), with the CLI's defaults.
+    storage, seed, time_budget, resume, baseline, max_failures, startup_trials, warm_start, warm_top), with the
+    CLI's defaults; `warm_start="runs/mnv3:mobilenetv3_small_050"` starts each study from that study's top
+    `warm_top` recipes, as `--warm-start` does.
     Returns one `StudyOutcome` per study; progress goes to `stream` (default stdout)."""
     from lightrecipe.search.settings import SweepSettings
     from lightrecipe.search.sweep import run_sweep

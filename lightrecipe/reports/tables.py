@@ -25,7 +25,7 @@ CONFIRM_COLUMNS = ("source_study", "source_trial", "role", "seed", "short_value"
 TRIAL_COLUMNS = (
     "source", "study", "space", "arch", "objective", "max_epochs", "number", "optuna_state", "state", "baseline",
     "value", *METRICS, "epochs", "params_count", "wall_seconds", "device_seconds", "node", "run_dir", "error",
-    "datetime_start", "datetime_complete",
+    "datetime_start", "datetime_complete", "warm_start", "warm_source_study", "warm_source_trial", "warm_changes",
 )  # then param_<name> (sampled values), recipe_<field> (resolved recipe) and `distributions` (JSON)
 
 
@@ -36,7 +36,9 @@ def load_trials(sources: str | Sequence[str]) -> pd.DataFrame:
     state (complete | pruned | failed | diverged | running | waiting), baseline (bool), value (the objective),
     the final metrics (knn_top1, linear_top1, test_knn_top1, test_linear_top1 and any other scalar the trial
     recorded), epochs (epochs run), params_count, wall_seconds, device_seconds, node, run_dir, error,
-    datetime_start, datetime_complete, `param_<name>` for each sampled parameter, `recipe_<field>` for every
+    datetime_start, datetime_complete, warm_start (the source study a `--warm-start` study started from, ""
+    for a cold one), warm_source_study, warm_source_trial and warm_changes ("; "-joined) on each warm-started
+    trial (None / "" on the others), `param_<name>` for each sampled parameter, `recipe_<field>` for every
     Recipe field (NaN where the trial has no recorded recipe yet) and `distributions` (the sampled parameters'
     Optuna distributions as JSON, for importance evaluation).
     """
@@ -146,6 +148,7 @@ def _study_meta(label: str, study: Any) -> dict[str, Any]:
         "objective": str(attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE)),
         "max_epochs": attrs.get(records.MAX_EPOCHS),
         "source_study": attrs.get(records.SOURCE_STUDY),
+        "warm_start": str((attrs.get(records.WARM_START) or {}).get("study", "")),
     }
 
 
@@ -169,6 +172,9 @@ def _trial_row(meta: dict[str, Any], trial: Any) -> dict[str, Any]:
         "error": str(attrs.get(records.ERROR, "") or ""),
         "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete,
+        "warm_source_study": attrs.get(records.WARM_SOURCE_STUDY),
+        "warm_source_trial": attrs.get(records.WARM_SOURCE_TRIAL),
+        "warm_changes": "; ".join(attrs.get(records.WARM_CHANGES) or []),
     }
     for key, val in (attrs.get(records.METRICS) or {}).items():
         if _is_number(val):

@@ -10,7 +10,7 @@ from pathlib import Path
 from lightrecipe.errors import UserError
 from lightrecipe.search import dashboard
 from lightrecipe.search.argparse_private import actions_of, is_switch
-from lightrecipe.search.settings import MAX_FAILURES
+from lightrecipe.search.settings import DEFAULT_WARM_TOP, MAX_FAILURES
 from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import masked
 from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
@@ -19,6 +19,8 @@ EPILOG = """examples:
   lightrecipe sweep --space paper-efficient --arch mobilenetv3_large_100 --arch efficientnet_b0 \\
       --trials 40 --epochs 20 --out sweeps/paper
   lightrecipe sweep ... --out sweeps/paper --resume           # after a crash: continue, same flags
+  lightrecipe sweep --space paper-efficient --arch efficientnet_b0 --trials 40 --out sweeps/effnet \
+      --warm-start sweeps/paper:mobilenetv3_large_100           # start from the MobileNet study's top 3
   lightrecipe sweep ... --address 10.0.0.1:6379 --gpus-per-trial 0.5 \\
       --storage postgresql://user@db/lightrecipe                # on a Ray cluster (see README, "Running a sweep on a Ray cluster")
 
@@ -62,6 +64,13 @@ def _add_study_flags(p: argparse.ArgumentParser) -> None:
                    help="epochs before ASHA may stop a trial (default: a quarter of --epochs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
                    help="fixed recipe field for every trial, e.g. --set dataset=cifar10 (repeatable)")
+    p.add_argument("--warm-start", metavar="SOURCE[:ARCH]",
+                   help="start each new study from the top recipes of another study: SOURCE a sweep folder or "
+                        "database URL, ARCH its study's arch (default: the same arch, or its only study); mapped "
+                        "into this space and run right after the baseline")
+    p.add_argument("--warm-top", type=int, default=DEFAULT_WARM_TOP, metavar="K",
+                   help=f"how many of the source's recipes: confirmed winners first, then by val value "
+                        f"(default {DEFAULT_WARM_TOP})")
 
 
 def _add_cluster_flags(p: argparse.ArgumentParser) -> None:

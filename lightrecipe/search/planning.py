@@ -5,7 +5,8 @@ database (lease.py).
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 import optuna
 
@@ -24,7 +25,8 @@ def one_driver(storage: optuna.storages.BaseStorage, space: Any, settings: Sweep
     return hold_studies(storage, names, takeover=lambda name: settings.resume or name not in existing)
 
 
-def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.BaseStorage) -> list[StudyPlan]:
+def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.BaseStorage,
+                 stream: TextIO | None = None) -> list[StudyPlan]:
     from lightrecipe.trainers.recipe import preset
 
     epochs = settings.epochs or settings.overrides.get("epochs") or space.fixed.get("epochs") or preset(space.base).epochs
@@ -36,7 +38,6 @@ def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.B
         overrides = {**settings.overrides, "arch": arch, "epochs": int(epochs)}
         space.baseline(overrides)  # validates the overrides and the arch before anything runs
         space.check(overrides)  # every corner of the space gives a valid recipe with these overrides
-        baseline_params = space.baseline_params(overrides) if settings.baseline else None
         name = records.study_name(space.name, arch)
         sweep_attrs = jsonable(
             {"trials": settings.trials, "epochs": int(epochs), "grace_epochs": grace, "overrides": overrides,
@@ -59,12 +60,7 @@ def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.B
             study.set_user_attr(records.SWEEP, {**study.user_attrs.get(records.SWEEP, {}), "trials": settings.trials})
             settle_stopped(study, storage)
         else:
-            study = create_study(
-                storage, space=space.name, arch=arch, max_epochs=int(epochs), space_spec=space.to_dict(),
-                sweep=sweep_attrs,
-            )
-            if baseline_params is not None:
-                enqueue_baseline(study, baseline_params)
+            study = _new_study(storage, space, settings, overrides, sweep_attrs, stream or sys.stdout)
         study_census = census(study)
         plans.append(
             StudyPlan(
@@ -78,6 +74,30 @@ def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.B
             f"{', '.join(settings.archs)}; check --out/--storage, or drop --resume to start the sweep"
         )
     return plans
+
+
+def _new_study(storage: optuna.storages.BaseStorage, space: Any, settings: SweepSettings, overrides: dict[str, Any],
+               sweep_attrs: dict[str, Any], stream: TextIO) -> optuna.Study:
+    """A new study: the ResNet-50 baseline enqueued first, then the --warm-start recipes (checked before the
+    study exists, so a bad source leaves nothing behind). Only here: `--resume` enqueues nothing twice."""
+    arch = str(overrides["arch"])
+    baseline_params = space.baseline_params(overrides) if settings.baseline else None
+    picks = None
+    if settings.warm_start:
+        from lightrecipe.search.warm_start import parse_source, warm_picks
+
+        picks = warm_picks(parse_source(settings.warm_start), settings.warm_top, space, arch)
+    study = create_study(storage, space=space.name, arch=arch, max_epochs=int(overrides["epochs"]),
+                         space_spec=space.to_dict(), sweep=sweep_attrs)
+    taken = []
+    if baseline_params is not None:
+        enqueue_baseline(study, baseline_params)
+        taken.append(baseline_params)
+    if picks is not None:
+        from lightrecipe.search.warm_start import enqueue_warm
+
+        enqueue_warm(study, picks, space, overrides, taken, stream)
+    return study
 
 
 def _started(study: optuna.Study) -> bool:

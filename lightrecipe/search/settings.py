@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from lightrecipe.search.store.study import Census
 
 MAX_FAILURES = 2  # Ray restarts a trial whose worker died this many times, then records it failed
+DEFAULT_WARM_TOP = 3  # issue 23: a few proven recipes from the source, leaving most of the budget to TPE
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class SweepSettings:
     baseline: bool = True
     max_failures: int = MAX_FAILURES
     startup_trials: int = DEFAULT_STARTUP_TRIALS  # random samples before TPE models the space
+    warm_start: str | None = None  # SOURCE[:ARCH]: a sweep folder or database URL whose top recipes start each study
+    warm_top: int = DEFAULT_WARM_TOP  # how many of the source's recipes (search/warm_start.py)
 
 
 @dataclass
@@ -103,6 +106,8 @@ def check_settings(settings: SweepSettings) -> None:
         raise UserError(f"--time-budget must be a positive number of seconds, got {settings.time_budget:g}")
     if "arch" in settings.overrides:
         raise UserError("--set arch=... is not allowed; use --arch (repeatable)")
+    if settings.warm_top < 1:
+        raise UserError(f"--warm-top must be at least 1, got {settings.warm_top}")
     if settings.startup_trials < 0:
         raise UserError(f"--startup-trials must be 0 or more, got {settings.startup_trials}")
 

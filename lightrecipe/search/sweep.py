@@ -58,7 +58,7 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
     url = settings.storage or records.default_storage_url(str(out))
     storage = open_storage(url)
     with one_driver(storage, space, settings):
-        plans = plan_studies(space, settings, storage)
+        plans = plan_studies(space, settings, storage, stream)
         with ray_session(settings.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             concurrency = concurrency_for(settings)
             deadline = time.monotonic() + settings.time_budget if settings.time_budget else None

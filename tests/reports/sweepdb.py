@@ -68,6 +68,7 @@ class Planted:
     error: str = ""
     node: str = "node-1"
     extra_metrics: dict[str, float] = field(default_factory=dict)
+    warm_from: int | None = None  # a `--warm-start` trial: the source trial's number (source study: build_study's)
 
 
 def curve(final: float, epochs: int, full: int = MAX_EPOCHS) -> list[float]:
@@ -85,9 +86,10 @@ def _history(values: list[float], start: int = 0) -> list[dict[str, Any]]:
 
 def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_count: int, running: int = 0,
                 space: str = SPACE, recipe_arch: str | None = None,
-                distributions: dict[str, Any] | None = None) -> optuna.Study:
+                distributions: dict[str, Any] | None = None, warm_source: str | None = None) -> optuna.Study:
     """`arch` names the study; the trials' recipes record `recipe_arch` (default: the same), so a study name
-    no timm model has can still hold valid recipes. `distributions` adds to `DISTRIBUTIONS`."""
+    no timm model has can still hold valid recipes. `distributions` adds to `DISTRIBUTIONS`. `warm_source`:
+    the study was warm-started from that source study (records.WARM_START); its `warm_from` trials carry it."""
     dist_of = {**DISTRIBUTIONS, **(distributions or {})}
     study = optuna.create_study(storage=storage_url, study_name=records.study_name(space, arch), direction="maximize")
     study.set_user_attr(records.SPACE, space)
@@ -95,6 +97,9 @@ def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_co
     study.set_user_attr(records.OBJECTIVE, records.DEFAULT_OBJECTIVE)
     study.set_user_attr(records.MAX_EPOCHS, MAX_EPOCHS)
     study.set_user_attr(records.SPACE_SPEC, {"name": space, "params": sorted(DISTRIBUTIONS)})
+    if warm_source:
+        study.set_user_attr(records.WARM_START, {"source": "planted", "study": warm_source, "top": 3,
+                                                 "trials": [p.warm_from for p in trials if p.warm_from is not None]})
     for p in trials:
         dists = {k: dist_of[k] for k in p.params}
         values = curve(p.final, p.epochs) if p.final is not None else curve(0.3, p.epochs)
@@ -126,6 +131,9 @@ def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_co
                 records.DEVICE_SECONDS: 20.0 * p.epochs,
                 records.NODE: p.node,
                 records.RUN_DIR: f"/runs/{arch}/{p.seed}",
+                **({} if p.warm_from is None else {
+                    records.WARM_SOURCE: "planted", records.WARM_SOURCE_STUDY: warm_source,
+                    records.WARM_SOURCE_TRIAL: p.warm_from, records.WARM_CHANGES: ["temperature 0.6 -> 0.5 (clipped)"]}),
             },
         ))
     for _ in range(running):  # a trial the sweep is still training: asked, two epochs reported, never told

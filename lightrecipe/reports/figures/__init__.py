@@ -30,6 +30,7 @@ from lightrecipe.reports.figures.sensitivity import plot_sensitivity, sensitivit
 from lightrecipe.reports.figures.shift import NOT_KNOBS, POINT, RESNET50_SETTINGS, plot_shift, shift_data
 from lightrecipe.reports.figures.size import plot_size, size_data
 from lightrecipe.reports.figures.smoothing import plot_smoothing, smoothing_data, smoothing_gain
+from lightrecipe.reports.figures.warm import plot_warm, warm_data, warm_pairs
 from lightrecipe.reports.tables import Frames
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
     "RESNET50_SETTINGS", "comparison_data", "curves_data", "history_data", "importance_data", "is_reference_arch",
     "metric_label", "plot_comparison", "plot_curves", "plot_history", "plot_importance", "plot_sensitivity",
     "plot_shift", "plot_size", "plot_smoothing", "sensitivity_data", "shift_data", "size_data", "smoothing_data",
-    "smoothing_gain",
+    "smoothing_gain", "plot_warm", "warm_data", "warm_pairs",
 ]
 
 class FigureSpec(NamedTuple):
@@ -59,4 +60,6 @@ FIGURES = (
     FigureSpec("curves", "Learning curves per study", curves_data, plot_curves),
     FigureSpec("smoothing", "Smoothing ablation: alpha, k, on vs off", smoothing_data, plot_smoothing),
     FigureSpec("size", "Accuracy against parameter count", size_data, plot_size),
+    FigureSpec("warm", "Warm start against cold: best so far per trial, and what warm needed to reach the cold best",
+               warm_data, plot_warm),
 )

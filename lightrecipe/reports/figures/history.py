@@ -29,8 +29,9 @@ CURVES_TITLE = "Learning curves: pruned trials (faded) stopped early, the best r
 
 
 def history_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
-    """One row per trial with a value: study, arch, number, state, baseline, top1 (pruned trials keep their
-    last value) and best_so_far (best complete top1 up to this trial number)."""
+    """One row per trial with a value: study, arch, number, state, baseline, warm_started (a `--warm-start`
+    recipe), top1 (pruned trials keep their last value) and best_so_far (best complete top1 up to this trial
+    number)."""
     trials = frames.trials
     order = tables.arch_order(trials)
     if metric not in trials.columns or trials.empty:
@@ -39,7 +40,8 @@ def history_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFram
     has = trials[np.isfinite(pct) & trials["state"].isin([records.COMPLETE, records.PRUNED])]
     if has.empty or not (has["state"] == records.COMPLETE).any():
         return empty_frame(f"no complete trial has a {metric} value yet", order=order, metric=metric)
-    frame = has[["source", "study", "arch", "number", "state", "baseline"]].assign(top1=pct.loc[has.index])
+    frame = has[["source", "study", "arch", "number", "state", "baseline"]].assign(
+        top1=pct.loc[has.index], warm_started=has["warm_source_trial"].notna())
     frame = frame.sort_values(["source", "study", "number"]).reset_index(drop=True)
     complete_top1 = frame["top1"].where(frame["state"] == records.COMPLETE)
     frame["best_so_far"] = complete_top1.groupby([frame["source"], frame["study"]]).cummax()
@@ -86,6 +88,9 @@ def plot_history(data: pd.DataFrame):
                    label=records.COMPLETE)
         if len(base):
             ax.scatter(base["number"], base["top1"], **style.BASELINE_MARKER, label=style.BASELINE_LABEL)
+        warm = part[part["warm_started"]]
+        ax.scatter(warm["number"], warm["top1"], marker="D", s=46, facecolor="none", edgecolor=style.BASELINE_COLOR,
+                   linewidth=0.9, zorder=4)
         steps = part.dropna(subset=["best_so_far"])
         if len(steps) > 1:  # one trial: its dot already is the best so far
             ax.step(steps["number"], steps["best_so_far"], where="post", color=color, linewidth=1.6,
@@ -101,7 +106,10 @@ def plot_history(data: pd.DataFrame):
                                label="pruned (last value)"),
                         Line2D([], [], marker="*", color=style.BASELINE_COLOR, markersize=11, linestyle="",
                                label=style.BASELINE_LABEL),
-                        Line2D([], [], color=grey, linewidth=1.6, drawstyle="steps-post", label="best so far")])
+                        Line2D([], [], color=grey, linewidth=1.6, drawstyle="steps-post", label="best so far")]
+                       + ([Line2D([], [], marker="D", markerfacecolor="none", markeredgecolor=style.BASELINE_COLOR,
+                                  linestyle="", label="warm-started (--warm-start)")] if data["warm_started"].any()
+                          else []))
     suptitle(fig, data.attrs["title"])
     return fig
 

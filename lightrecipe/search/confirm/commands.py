@@ -14,7 +14,7 @@ from lightrecipe.search.confirm.settings import DEFAULT_SEEDS, DEFAULT_TOP, EPOC
 
 # The sweep's flags that say what to search; every other sweep flag (where and how trials run) is shared.
 SWEEP_ONLY = ("help", "space", "arch", "trials", "out", "epochs", "grace_epochs", "assignments", "seed",
-              "baseline", "startup_trials")
+              "baseline", "startup_trials", "warm_start", "warm_top")
 
 EPILOG = """examples:
   lightrecipe confirm sweeps/paper                        # top 3 + ResNet-50 settings, 3 seeds, 3x the epochs

@@ -22,6 +22,9 @@ Study user attributes
     confirm          a confirm study's settings: top, seeds, epochs (dict)
     confirm_seeds    a confirm study's seeds, for its runs and its floor: the smallest none of the sweep's
                      trials trained with (list of int; absent on older confirm studies, which used 0..seeds-1)
+    warm_start       a warm-started study (`--warm-start`): where its first recipes came from: source (the
+                     database, password masked), study (the source study's name), top (K) and trials (the
+                     source trial numbers enqueued, in order) (dict)
 
 Trial: Optuna's own fields hold the state (COMPLETE / PRUNED / FAIL / RUNNING), `params` (the sampled
 values, Optuna distributions included) and `value` (the objective; a pruned trial keeps its last value).
@@ -47,6 +50,13 @@ A confirm study's trials carry, set when they are enqueued:
     role             "searched" (a top-K recipe) or "resnet50" (the ResNet-50 settings) (str)
     seed             the recipe seed of this run (int)
     short_value      the source trial's objective on the sweep's short schedule (float)
+A warm-started trial (a source study's recipe mapped into this space, enqueued after the baseline) carries,
+set when it is enqueued:
+    warm_source      the source trial database, password masked (str)
+    warm_source_study  the source study's name (str)
+    warm_source_trial  the source trial's number (int)
+    warm_changes     what mapping it into this space changed: one sentence per knob, e.g. "temperature 0.03
+                     -> 0.05 (clipped to [0.05, 0.2])"; empty when it carried over as is (list of str)
 """
 
 from __future__ import annotations
@@ -66,6 +76,7 @@ KIND = "kind"
 SOURCE_STUDY = "source_study"
 CONFIRM = "confirm"
 CONFIRM_SEEDS = "confirm_seeds"
+WARM_START = "warm_start"
 KIND_SWEEP, KIND_CONFIRM = "sweep", "confirm"
 
 # Trial attributes
@@ -85,6 +96,10 @@ SOURCE_TRIAL = "source_trial"
 ROLE = "role"
 SEED = "seed"
 SHORT_VALUE = "short_value"
+WARM_SOURCE = "warm_source"
+WARM_SOURCE_STUDY = "warm_source_study"
+WARM_SOURCE_TRIAL = "warm_source_trial"
+WARM_CHANGES = "warm_changes"
 ROLE_SEARCHED, ROLE_RESNET50 = "searched", "resnet50"
 FLOOR_METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # train()'s final scores
 
