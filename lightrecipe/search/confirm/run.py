@@ -33,7 +33,7 @@ from lightrecipe.search.cluster.session import ray_session, trials_that_fit
 from lightrecipe.search.cluster.interrupts import Interrupted, catch_signals, received
 from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.store.storage import open_storage
-from lightrecipe.search.store.study import census, find_study, jsonable, new_study_key
+from lightrecipe.search.store.study import census, find_study, jsonable, new_study, new_study_key
 from lightrecipe.search.confirm.settings import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR  # noqa: F401
 from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings
 from lightrecipe.search.sweep import outcome, run_study
@@ -180,9 +180,10 @@ def _create(storage: Any, name: str, source: optuna.Study, space: str, arch: str
     """A new confirm study with its attributes and one enqueued trial per (recipe, seed)."""
     from lightrecipe.trainers.recipe import Recipe
 
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    objective = str(source.user_attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE))
+    study = new_study(storage, name, objective)
     attrs = {records.STUDY_KEY: new_study_key(), records.SPACE: space, records.ARCH: arch,
-             records.OBJECTIVE: source.user_attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE),
+             records.OBJECTIVE: objective,
              records.MAX_EPOCHS: settings["epochs"], records.KIND: records.KIND_CONFIRM,
              records.SOURCE_STUDY: source.study_name, records.CONFIRM: settings}
     for key, value in attrs.items():

@@ -54,6 +54,7 @@ def test_confirm_retrains_top_k_and_the_resnet50_settings_per_seed_and_resumes_e
     study = load(out, records.confirm_study_name(SOURCE))
     assert study.user_attrs[records.KIND] == "confirm" and study.user_attrs[records.SOURCE_STUDY] == SOURCE
     assert study.user_attrs[records.CONFIRM] == {"top": 1, "seeds": 2, "epochs": 1}
+    assert study.metric_names == [records.DEFAULT_OBJECTIVE]  # the dashboard names the objective
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     runs = sorted((t.user_attrs[records.SOURCE_TRIAL], t.user_attrs[records.SEED], t.user_attrs[records.ROLE])
