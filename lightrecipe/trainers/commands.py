@@ -1,4 +1,4 @@
-"""CLI: `lightrecipe train`, `lightrecipe presets`, `lightrecipe bench train`."""
+"""CLI: `lightrecipe train`, `lightrecipe presets`, `lightrecipe bench train`, `lightrecipe bench latency`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--show", default=None, metavar="NAME", help="print one preset as YAML (default: list them all)")
     p.set_defaults(func=run_presets)
 
-    bench = subparsers.add_parser("bench", help="measure training throughput")
+    bench = subparsers.add_parser("bench", help="measure training throughput or inference latency")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="WHAT")  # argparse keeps the parent's class
     bench_sub.required = True
     p = bench_sub.add_parser("train", help="time training steps; prints one JSON line")
@@ -46,6 +46,15 @@ def register(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one recipe field (repeatable; default: the MoCo v2 settings)")
     p.set_defaults(func=run_bench)
+
+    p = bench_sub.add_parser("latency", help="time a backbone's inference at batch 1 and a serving batch; "
+                                             "prints one JSON line")
+    p.add_argument("--arch", required=True, help="timm architecture")
+    p.add_argument("--image-size", type=int, default=224, help="input size in pixels (default 224)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads torch may use (default: every core this process may run on)")
+    p.set_defaults(func=run_latency)
 
 
 def resolve_recipe(preset_name: str | None, recipe_file: str | None, overrides: list[str]) -> Recipe:
@@ -123,4 +132,11 @@ def run_bench(args) -> int:
         warmup_steps=args.warmup_steps, device=args.device, overrides=args.overrides,
     )
     print(json.dumps(result))
+    return 0
+
+
+def run_latency(args) -> int:
+    from lightrecipe.trainers.latency import measure
+
+    print(json.dumps(measure(args.arch, image_size=args.image_size, device=args.device, threads=args.threads)))
     return 0
