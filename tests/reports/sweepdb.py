@@ -83,11 +83,25 @@ def _history(values: list[float], start: int = 0) -> list[dict[str, Any]]:
     ]
 
 
+def latency_ms(params_count: int) -> float:
+    """The planted batch-1 latency on one thread: 4 ms per million parameters."""
+    return params_count / 250_000
+
+
+def latency_row(params_count: int, threads: int) -> dict[str, Any]:
+    """One measurement as `lightrecipe bench latency` prints it (records.LATENCY)."""
+    ms = latency_ms(params_count) / threads
+    return dict(device="cpu", device_name="Planted CPU", threads=threads, image_size=32, memory_format="nchw",
+                batch1_ms_median=ms, batch1_ms_p90=1.2 * ms, runs=50, serving_batch=32,
+                serving_images_per_s=32_000 / ms)
+
+
 def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_count: int, running: int = 0,
                 space: str = SPACE, recipe_arch: str | None = None,
                 distributions: dict[str, Any] | None = None) -> optuna.Study:
     """`arch` names the study; the trials' recipes record `recipe_arch` (default: the same), so a study name
-    no timm model has can still hold valid recipes. `distributions` adds to `DISTRIBUTIONS`."""
+    no timm model has can still hold valid recipes. `distributions` adds to `DISTRIBUTIONS`. The arch's
+    latency (records.LATENCY) is planted as `latency_ms(params_count)` on 1 thread, half that on 2."""
     dist_of = {**DISTRIBUTIONS, **(distributions or {})}
     study = optuna.create_study(storage=storage_url, study_name=records.study_name(space, arch), direction="maximize")
     study.set_user_attr(records.SPACE, space)
@@ -95,6 +109,7 @@ def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_co
     study.set_user_attr(records.OBJECTIVE, records.DEFAULT_OBJECTIVE)
     study.set_user_attr(records.MAX_EPOCHS, MAX_EPOCHS)
     study.set_user_attr(records.SPACE_SPEC, {"name": space, "params": sorted(DISTRIBUTIONS)})
+    study.set_user_attr(records.LATENCY, [latency_row(params_count, threads) for threads in (1, 2)])
     for p in trials:
         dists = {k: dist_of[k] for k in p.params}
         values = curve(p.final, p.epochs) if p.final is not None else curve(0.3, p.epochs)

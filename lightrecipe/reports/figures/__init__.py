@@ -22,6 +22,7 @@ from lightrecipe.reports.tables import Frames
 from lightrecipe.reports.figures._common import METRIC_LABELS, is_reference_arch, metric_label
 from lightrecipe.reports.figures.comparison import comparison_data, plot_comparison
 from lightrecipe.reports.figures.history import curves_data, history_data, plot_curves, plot_history
+from lightrecipe.reports.figures.latency import latency_data, plot_latency
 from lightrecipe.reports.figures.importance import (IMPORTANCE_SEED, MIN_TRIALS_FOR_IMPORTANCE, importance_data,
                                                     plot_importance)
 from lightrecipe.reports.figures.sensitivity import plot_sensitivity, sensitivity_data
@@ -32,7 +33,7 @@ from lightrecipe.reports.figures.smoothing import plot_smoothing, smoothing_data
 __all__ = [
     "FIGURES", "FigureSpec", "IMPORTANCE_SEED", "METRIC_LABELS", "MIN_TRIALS_FOR_IMPORTANCE", "NOT_KNOBS", "POINT",
     "RESNET50_SETTINGS", "comparison_data", "curves_data", "history_data", "importance_data", "is_reference_arch",
-    "metric_label", "plot_comparison", "plot_curves", "plot_history", "plot_importance", "plot_sensitivity",
+    "latency_data", "metric_label", "plot_latency", "plot_comparison", "plot_curves", "plot_history", "plot_importance", "plot_sensitivity",
     "plot_shift", "plot_size", "plot_smoothing", "sensitivity_data", "shift_data", "size_data", "smoothing_data",
     "smoothing_gain",
 ]
@@ -56,4 +57,6 @@ FIGURES = (
     FigureSpec("curves", "Learning curves per study", curves_data, plot_curves),
     FigureSpec("smoothing", "Smoothing ablation: alpha, k, on vs off", smoothing_data, plot_smoothing),
     FigureSpec("size", "Accuracy against parameter count", size_data, plot_size),
+    FigureSpec("latency", "Accuracy against measured latency: best recipe, ResNet-50 settings and random-init floor "
+               "per arch, Pareto front", latency_data, plot_latency),
 )
