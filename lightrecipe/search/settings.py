@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lightrecipe.errors import UserError
 from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
+from lightrecipe.trainers import trackers
 
 if TYPE_CHECKING:
     from lightrecipe.search.store.study import Census
@@ -40,6 +41,7 @@ class SweepSettings:
     baseline: bool = True
     max_failures: int = MAX_FAILURES
     startup_trials: int = DEFAULT_STARTUP_TRIALS  # random samples before TPE models the space
+    log_to: tuple[str, ...] = ()  # --log-to: trackers every trial also writes to (trainers/trackers.py)
 
 
 @dataclass
@@ -99,6 +101,7 @@ def check_settings(s: SweepSettings) -> None:
         raise UserError(f"--time-budget must be a positive number of seconds, got {s.time_budget:g}")
     if "arch" in s.overrides:
         raise UserError("--set arch=... is not allowed; use --arch (repeatable)")
+    trackers.parse(s.log_to)  # an unknown tracker or a missing extra, before Ray starts
     if s.startup_trials < 0:
         raise UserError(f"--startup-trials must be 0 or more, got {s.startup_trials}")
 

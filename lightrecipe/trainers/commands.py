@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
+from lightrecipe.trainers import trackers
 from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.presets import preset_description, preset_names
 from lightrecipe.trainers.recipe import Recipe
@@ -27,6 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine: one GPU each (nccl), or CPU processes (gloo); "
                         "batch_size stays the global batch")
+    p.add_argument("--log-to", action="append", default=[], metavar="TRACKER[:WHERE]", dest="log_to",
+                   help="also log the run to mlflow[:URI] (default file store OUT/mlruns) or tensorboard[:DIR] "
+                        "(default OUT/tensorboard); repeatable; needs the extra of that name")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("presets", help="list the recipe presets")
@@ -76,11 +80,14 @@ def use_all_cores() -> None:
 
 def run_train(args) -> int:
     recipe = resolve_recipe(args.preset, args.recipe, args.overrides)  # before torch loads: a mistake answers at once
+    chosen = trackers.parse(args.log_to)
     from lightrecipe.trainers.run.progress import EpochBar
     from lightrecipe.trainers.run.train import train
+    from lightrecipe.trainers.tracker_clients import TrainTrackers
 
     out = Path(args.out).resolve()
     say_where_the_run_starts(out)
+    logs = TrainTrackers(chosen, recipe, out)
     if args.nproc != 1:
         from lightrecipe.trainers.parallel.launch import check_devices
         from lightrecipe.trainers.parallel.world import check_parallel
@@ -89,11 +96,13 @@ def run_train(args) -> int:
         check_parallel(recipe, args.nproc)  # before any process starts: a bad combination is one line, exit 2
         check_devices(args.device, args.nproc)
         with EpochBar(recipe.epochs) as bar:  # launch() splits the cores between the processes
-            metrics = launch(recipe, workdir=args.out, nproc=args.nproc, device=args.device, report=bar.update)
+            metrics = launch(recipe, workdir=args.out, nproc=args.nproc, device=args.device,
+                             report=logs.around(bar.update))
     else:
         use_all_cores()
         with EpochBar(recipe.epochs) as bar:
-            metrics = train(recipe, workdir=args.out, device=args.device, report=bar.update)
+            metrics = train(recipe, workdir=args.out, device=args.device, report=logs.around(bar.update))
+    logs.end(metrics)
     summary = {k: metrics.get(k) for k in METRIC_KEYS}
     print(json.dumps(summary))
     if metrics.get("state") == "diverged":
