@@ -81,7 +81,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    f"default {DEFAULT_STARTUP_TRIALS})")
     p.add_argument("--log-to", action="append", default=[], metavar="TRACKER[:WHERE]", dest="log_to",
                    help="also log every trial to mlflow[:URI] (default file store DIR/mlruns), tensorboard[:DIR] "
-                        "(default DIR/tensorboard) or wandb[:PROJECT]; repeatable; needs the extra of that name")
+                        "(default DIR/tensorboard); repeatable; needs the extra of that name")
     p.set_defaults(func=cmd_sweep, parser_of_sweep=p)
     dashboard.register(subparsers)
     return p

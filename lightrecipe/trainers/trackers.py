@@ -1,4 +1,4 @@
-"""`--log-to`: the experiment trackers a run or a sweep also writes to (MLflow, TensorBoard, W&B), and what
+"""`--log-to`: the experiment trackers a run or a sweep also writes to (MLflow, TensorBoard), and what
 each run tells them. One home for the rules both sides follow: `train` uses the libraries' plain clients
 (tracker_clients.py), a sweep or confirm Ray Tune's own logger callbacks (search/tune/trackers.py).
 
@@ -22,9 +22,8 @@ from lightrecipe.errors import UserError
 
 # kind -> (module that must import, extra that installs it). TensorBoard files are written by tensorboardX
 # (Ray's TBX callback uses it; no TensorFlow); the `tensorboard` package reads them and serves them.
-EXTRAS = {"mlflow": ("mlflow", "mlflow"), "tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wandb")}
-VALID = "mlflow[:URI], tensorboard[:DIR], wandb[:PROJECT]"
-DEFAULT_WANDB_PROJECT = "lightrecipe"
+EXTRAS = {"mlflow": ("mlflow", "mlflow"), "tensorboard": ("tensorboardX", "tensorboard")}
+VALID = "mlflow[:URI], tensorboard[:DIR]"
 EPOCH_METRICS = ("knn_top1", "loss", "lr", "feature_rank", "images_per_s")  # train()'s per-epoch report
 FINAL_METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # train()'s final scores
 RECIPE_ARTIFACT = "recipe.yaml"
@@ -34,7 +33,7 @@ STATE_TAG = "state"
 @dataclass(frozen=True)
 class Tracker:
     kind: str  # a key of EXTRAS
-    target: str | None  # mlflow: tracking URI; tensorboard: folder; wandb: project; None: the default
+    target: str | None  # mlflow: tracking URI; tensorboard: folder; None: the default
 
     def where(self, out: Path) -> str:
         """The URI, folder or project this tracker writes to; defaults live next to the run or sweep."""
@@ -45,9 +44,7 @@ class Tracker:
                 # one store that needs no server and no database, so a local run keeps using it.
                 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             return uri
-        if self.kind == "tensorboard":
-            return str(Path(self.target or Path(out) / "tensorboard").resolve())
-        return self.target or DEFAULT_WANDB_PROJECT
+        return str(Path(self.target or Path(out) / "tensorboard").resolve())
 
 
 def parse(specs: list[str] | tuple[str, ...]) -> list[Tracker]:
