@@ -99,7 +99,9 @@ class _TensorBoard(TBXLoggerCallback):
             writer.add_text(trackers.RECIPE_ARTIFACT, trackers.recipe_yaml(trial.config[tr.CFG_RECIPE]))
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        super().log_trial_result(iteration, trial, {**result, TIMESTEPS_TOTAL: epoch_of(result)})
+        # The whole history and the metric names are lists: the base would try them as histograms and warn.
+        scalars = {k: v for k, v in result.items() if k not in (tr.FULL_HISTORY, tr.METRIC_KEYS)}
+        super().log_trial_result(iteration, trial, {**scalars, TIMESTEPS_TOTAL: epoch_of(result)})
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         if trial in self._trial_writer:
