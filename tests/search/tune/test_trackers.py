@@ -10,6 +10,7 @@ import pytest
 
 from lightrecipe import cli
 from lightrecipe.search.store import records
+from lightrecipe.search.store.study import slug
 from lightrecipe.trainers import trackers
 from tests.search.helpers import ARCH, DATA, TINY_SPACE, load
 
@@ -85,7 +86,7 @@ def test_tensorboard_event_files_hold_each_trial_as_its_library_reads_them(swept
 
     out, study = swept
     for t in study.trials:
-        folder = out / "tb" / "tiny--mobilenetv3_small_050" / f"trial-{t.number:04d}"
+        folder = out / "tb" / slug(STUDY) / f"trial-{t.number:04d}"  # one folder per study
         events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
         events.Reload()
         for name in EPOCH_NAMES:
