@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 from torchvision import datasets, transforms
 
-from lightrecipe.trainers.data.cache import CacheItems, TRAIN_PART, open_cache
+from lightrecipe.trainers.data.cache import TRAIN_PART, CacheItems, open_cache
 from lightrecipe.trainers.data.datasets import load_dataset
 from lightrecipe.trainers.data.image_decode import eval_resize, pair_boxes, resize_views
 from lightrecipe.trainers.data.prepare import prepare

@@ -21,6 +21,8 @@ from lightrecipe.trainers.recipe import FIELD_NAMES
 METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # always present as columns
 REPORT_METRICS = records.VALIDATION_METRICS
 
+LATENCY_COLUMNS = ("source", "study", "arch", "device", "device_name", "threads", "image_size", "memory_format",
+                   "batch1_ms_median", "batch1_ms_p90", "serving_batch", "serving_images_per_s")
 CONFIRM_COLUMNS = ("source_study", "source_trial", "role", "seed", "short_value")  # Frames.confirm adds these
 TRIAL_COLUMNS = (
     "source", "study", "space", "arch", "objective", "max_epochs", "number", "optuna_state", "state", "baseline",
@@ -58,12 +60,14 @@ class Frames(NamedTuple):
     (one row per study x seed of the random-init floor: source, study, arch, kind, seed and the four final
     metrics) and `confirm` (one row per trial of a `lightrecipe confirm` study: the trial columns plus
     source_study, source_trial, role, seed, short_value). Confirm trials are never in `trials`: a re-run
-    recipe must not count as another searched trial."""
+    recipe must not count as another searched trial. `latency` (one row per sweep study x measurement of
+    records.LATENCY: device, device_name, threads, image_size, batch1_ms_median, batch1_ms_p90, ...)."""
 
     trials: pd.DataFrame
     curves: pd.DataFrame
     floor: pd.DataFrame = pd.DataFrame(columns=["source", "study", "arch", "kind", "seed", *METRICS])
     confirm: pd.DataFrame = pd.DataFrame(columns=[*TRIAL_COLUMNS, *CONFIRM_COLUMNS])
+    latency: pd.DataFrame = pd.DataFrame(columns=list(LATENCY_COLUMNS))
 
 
 def load(sources: str | Sequence[str]) -> Frames:
@@ -81,11 +85,13 @@ def _load(sources: str | Sequence[str]) -> Frames:
     curve_rows: list[dict[str, Any]] = []
     floor_rows: list[dict[str, Any]] = []
     confirm_rows: list[dict[str, Any]] = []
+    latency_rows: list[dict[str, Any]] = []
     for source in resolved:
         storage = sources_mod.open_storage(source)
         try:
             for study in storage.get_all_studies():
                 floor_rows.extend(_floor_rows(source.label, study))
+                latency_rows.extend(_latency_rows(source.label, study))
                 if study.user_attrs.get(records.KIND) == records.KIND_CONFIRM:
                     _read_study(storage, source.label, study, confirm_rows, [])
                 else:
@@ -98,7 +104,15 @@ def _load(sources: str | Sequence[str]) -> Frames:
         finally:
             storage.engine.dispose()
     return Frames(_trials_frame(trial_rows), _curves_frame(curve_rows), _floor_frame(floor_rows),
-                  _confirm_frame(confirm_rows))
+                  _confirm_frame(confirm_rows), pd.DataFrame(latency_rows, columns=list(LATENCY_COLUMNS)))
+
+
+def _latency_rows(label: str, study: Any) -> list[dict[str, Any]]:
+    """The arch's latency measurements a sweep study holds (records.LATENCY), one row per (device, threads)."""
+    meta = _study_meta(label, study)
+    rows = study.user_attrs.get(records.LATENCY) or []
+    return [{**{c: row.get(c) for c in LATENCY_COLUMNS}, "source": label, "study": meta["study"],
+             "arch": meta["arch"]} for row in rows if isinstance(row, dict) and _is_number(row.get(records.LATENCY_MS))]
 
 
 def _floor_rows(label: str, study: Any) -> list[dict[str, Any]]:

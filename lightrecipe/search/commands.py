@@ -102,6 +102,9 @@ def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--startup-trials", type=int, default=DEFAULT_STARTUP_TRIALS, metavar="N",
                    help="random trials before TPE models the space (Optuna's n_startup_trials, "
                    f"default {DEFAULT_STARTUP_TRIALS})")
+    p.add_argument("--log-to", action="append", default=[], metavar="TRACKER[:WHERE]", dest="log_to",
+                   help="also log every trial to mlflow[:URI] (default file store DIR/mlruns), tensorboard[:DIR] "
+                        "(default DIR/tensorboard); repeatable; needs the extra of that name")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -132,6 +135,7 @@ def sweep_settings(args: argparse.Namespace, **study_fields):
         raise UserError(f"--max-failures must be 0 or more, got {args.max_failures}")
     shared = {f.name: getattr(args, f.name) for f in dataclasses.fields(SweepSettings)
               if f.name not in study_fields and hasattr(args, f.name)}
+    shared["log_to"] = tuple(shared.get("log_to") or ())
     if hasattr(args, "assignments"):
         shared["overrides"] = parse_assignments(args.assignments)
     return SweepSettings(**shared, **study_fields)

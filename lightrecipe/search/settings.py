@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lightrecipe.errors import UserError
 from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
+from lightrecipe.trainers import trackers
 
 if TYPE_CHECKING:
     from lightrecipe.search.store.study import Census
@@ -43,6 +44,7 @@ class SweepSettings:
     startup_trials: int = DEFAULT_STARTUP_TRIALS  # random samples before TPE models the space
     warm_start: str | None = None  # SOURCE[:ARCH]: a sweep folder or database URL whose top recipes start each study
     warm_top: int = DEFAULT_WARM_TOP  # how many of the source's recipes (search/warm_start.py)
+    log_to: tuple[str, ...] = ()  # --log-to: trackers every trial also writes to (trainers/trackers.py)
 
 
 @dataclass
@@ -108,6 +110,7 @@ def check_settings(settings: SweepSettings) -> None:
         raise UserError("--set arch=... is not allowed; use --arch (repeatable)")
     if settings.warm_top < 1:
         raise UserError(f"--warm-top must be at least 1, got {settings.warm_top}")
+    trackers.parse(settings.log_to)  # an unknown tracker or a missing extra, before Ray starts
     if settings.startup_trials < 0:
         raise UserError(f"--startup-trials must be 0 or more, got {settings.startup_trials}")
 

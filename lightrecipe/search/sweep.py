@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import optuna
 from ray import tune
 
-from lightrecipe.search import floor
+from lightrecipe.search import floor, latency
 from lightrecipe.search.cluster.interrupts import Interrupted, SignalStopper, catch_signals, received
 from lightrecipe.search.cluster.session import ray_session, trials_that_fit
 from lightrecipe.search.planning import one_driver, plan_studies
@@ -39,6 +39,8 @@ from lightrecipe.search.tune import trainable
 from lightrecipe.search.tune.progress import Progress
 from lightrecipe.search.tune.sampler import make_sampler
 from lightrecipe.search.tune.scheduler import Rungs, StudyASHA
+from lightrecipe.search.tune.trackers import callbacks as tracker_callbacks
+from lightrecipe.trainers import trackers
 
 # What a data-parallel trial's own process (the Ray Train driver) reserves: Tune needs a non-empty resource
 # request, and a CPU here would sit idle next to the workers'; about the resident size of a process that
@@ -69,9 +71,11 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
                     stream.write(f"[{plan.name}] not started: interrupted; --resume runs it\n")
                 elif budget is not None and budget <= 0:
                     stream.write(f"[{plan.name}] not started: --time-budget used up; --resume runs it\n")
-                else:  # the random-init floor once per study, in the driver: no training, seconds
+                else:  # the random-init floor and the latency once per study, in the driver: seconds
                     study = optuna.load_study(study_name=plan.name, storage=storage)
-                    floor.ensure(study, space.baseline(plan.overrides))
+                    baseline = space.baseline(plan.overrides)
+                    floor.ensure(study, baseline)
+                    latency.ensure(study, plan.arch, baseline.image_size)
                     run_study(plan, space, settings, storage, out, concurrency, budget, stream)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), settings.trials))
         if received() is not None:
@@ -124,7 +128,8 @@ def run_study(
     searcher = StudySearcher(ledger, cpus_per_trial=settings.cpus_per_trial, gpus_per_trial=settings.gpus_per_trial,
                              stopped_by_scheduler=scheduler.was_stopped, on_update=progress.update,
                              workers_per_trial=settings.workers_per_trial, worker_failures=settings.max_failures)
-    _tuner(plan, settings, out, searcher, scheduler, remaining, concurrency, budget, progress).fit()
+    logs = tracker_callbacks(trackers.parse(settings.log_to), out, study=plan.name, stopped_by_scheduler=scheduler.was_stopped)
+    _tuner(plan, settings, out, searcher, scheduler, remaining, concurrency, budget, [_ProgressTick(progress), *logs]).fit()
     progress.close()
     left = searcher.open_trials()
     if left:
@@ -144,7 +149,7 @@ def _tuner(
     trials: int,
     concurrency: int,
     budget: float | None,
-    progress: Progress,
+    callbacks: list[tune.Callback],
 ) -> tune.Tuner:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # history lives in the trial database
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables stay silent (verbose=0); ours prints
@@ -170,7 +175,7 @@ def _tuner(
             stop=SignalStopper(),  # SIGINT/SIGTERM stop every trial; they stay resumable
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             verbose=0,
-            callbacks=[_ProgressTick(progress)],
+            callbacks=callbacks,
         ),
     )
 

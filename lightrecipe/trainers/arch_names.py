@@ -25,8 +25,8 @@ def snapshot() -> tuple[str, frozenset[str]]:
     return lines[0].split()[2].rstrip(":"), frozenset(line for line in lines[1:] if line)
 
 
-def check_arch(arch: str) -> None:
-    """Raise a UserError naming the nearest valid names unless `arch` is a timm model."""
+def check_arch(arch: str, what: str = "recipe field 'arch'") -> None:
+    """Raise a UserError naming the nearest valid names unless `arch` is a timm model; `what` names the culprit."""
     version, names = snapshot()
     if arch in names:
         return
@@ -38,7 +38,7 @@ def check_arch(arch: str) -> None:
         if timm.is_model(arch):
             return
         valid = timm.list_models()
-    raise UserError(f"recipe field 'arch' is '{arch}', not a timm model{nearest(arch, valid)}; "
+    raise UserError(f"{what} is '{arch}', not a timm model{nearest(arch, valid)}; "
                     "see timm.list_models() for valid names")
 
 

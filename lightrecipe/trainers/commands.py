@@ -1,4 +1,4 @@
-"""CLI: `lightrecipe train`, `lightrecipe presets`, `lightrecipe bench train`."""
+"""CLI: `lightrecipe train`, `lightrecipe presets`, `lightrecipe bench train`, `lightrecipe bench latency`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
+from lightrecipe.trainers import trackers
 from lightrecipe.trainers.presets import list_presets, preset_description
 from lightrecipe.trainers.recipe import Recipe, preset
 from lightrecipe.trainers.run.outcome import DIVERGED
@@ -27,13 +28,16 @@ def register(subparsers) -> None:
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine: one GPU each (nccl), or CPU processes (gloo); "
                         "batch_size stays the global batch")
+    p.add_argument("--log-to", action="append", default=[], metavar="TRACKER[:WHERE]", dest="log_to",
+                   help="also log the run to mlflow[:URI] (default file store OUT/mlruns) or tensorboard[:DIR] "
+                        "(default OUT/tensorboard); repeatable; needs the extra of that name")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("presets", help="list the recipe presets")
     p.add_argument("--show", default=None, metavar="NAME", help="print one preset as YAML (default: list them all)")
     p.set_defaults(func=run_presets)
 
-    bench = subparsers.add_parser("bench", help="measure training throughput")
+    bench = subparsers.add_parser("bench", help="measure training throughput or inference latency")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="WHAT")  # argparse keeps the parent's class
     bench_sub.required = True
     p = bench_sub.add_parser("train", help="time training steps; prints one JSON line")
@@ -46,6 +50,15 @@ def register(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one recipe field (repeatable; default: the MoCo v2 settings)")
     p.set_defaults(func=run_bench)
+
+    p = bench_sub.add_parser("latency", help="time a backbone's inference at batch 1 and a serving batch; "
+                                             "prints one JSON line")
+    p.add_argument("--arch", required=True, help="timm architecture")
+    p.add_argument("--image-size", type=int, default=224, help="input size in pixels (default 224)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads torch may use (default: every core this process may run on)")
+    p.set_defaults(func=run_latency)
 
 
 def resolve_recipe(preset_name: str | None, recipe_file: str | None, overrides: list[str]) -> Recipe:
@@ -67,11 +80,14 @@ def use_all_cores() -> None:
 
 def run_train(args) -> int:
     recipe = resolve_recipe(args.preset, args.recipe, args.overrides)  # before torch loads: a mistake answers at once
+    chosen = trackers.parse(args.log_to)
     from lightrecipe.trainers.run.progress import EpochBar
     from lightrecipe.trainers.run.train import train
+    from lightrecipe.trainers.tracker_clients import TrainTrackers
 
     out = Path(args.out).resolve()
     say_where_the_run_starts(out)
+    logs = TrainTrackers(chosen, recipe, out)
     if args.nproc != 1:
         from lightrecipe.trainers.parallel.launch import check_devices
         from lightrecipe.trainers.parallel.world import check_parallel
@@ -80,11 +96,13 @@ def run_train(args) -> int:
         check_parallel(recipe, args.nproc)  # before any process starts: a bad combination is one line, exit 2
         check_devices(args.device, args.nproc)
         with EpochBar(recipe.epochs) as bar:  # launch() splits the cores between the processes
-            metrics = launch(recipe, workdir=args.out, nproc=args.nproc, device=args.device, report=bar.update)
+            metrics = launch(recipe, workdir=args.out, nproc=args.nproc, device=args.device,
+                             report=logs.around(bar.update))
     else:
         use_all_cores()
         with EpochBar(recipe.epochs) as bar:
-            metrics = train(recipe, workdir=args.out, device=args.device, report=bar.update)
+            metrics = train(recipe, workdir=args.out, device=args.device, report=logs.around(bar.update))
+    logs.end(metrics)
     summary = {k: metrics.get(k) for k in METRIC_KEYS}
     print(json.dumps(summary))
     if metrics.get("state") == DIVERGED:
@@ -123,4 +141,11 @@ def run_bench(args) -> int:
         warmup_steps=args.warmup_steps, device=args.device, overrides=args.overrides,
     )
     print(json.dumps(result))
+    return 0
+
+
+def run_latency(args) -> int:
+    from lightrecipe.trainers.latency import measure
+
+    print(json.dumps(measure(args.arch, image_size=args.image_size, device=args.device, threads=args.threads)))
     return 0

@@ -84,12 +84,26 @@ def _history(values: list[float], start: int = 0) -> list[dict[str, Any]]:
     ]
 
 
+def latency_ms(params_count: int) -> float:
+    """The planted batch-1 latency on one thread: 4 ms per million parameters."""
+    return params_count / 250_000
+
+
+def latency_row(params_count: int, threads: int) -> dict[str, Any]:
+    """One measurement as `lightrecipe bench latency` prints it (records.LATENCY)."""
+    ms = latency_ms(params_count) / threads
+    return dict(device="cpu", device_name="Planted CPU", threads=threads, image_size=32, memory_format="nchw",
+                batch1_ms_median=ms, batch1_ms_p90=1.2 * ms, runs=50, serving_batch=32,
+                serving_images_per_s=32_000 / ms)
+
+
 def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_count: int, running: int = 0,
                 space: str = SPACE, recipe_arch: str | None = None,
                 distributions: dict[str, Any] | None = None, warm_source: str | None = None) -> optuna.Study:
     """`arch` names the study; the trials' recipes record `recipe_arch` (default: the same), so a study name
     no timm model has can still hold valid recipes. `distributions` adds to `DISTRIBUTIONS`. `warm_source`:
-    the study was warm-started from that source study (records.WARM_START); its `warm_from` trials carry it."""
+    the study was warm-started from that source study (records.WARM_START); its `warm_from` trials carry it. The arch's
+    latency (records.LATENCY) is planted as `latency_ms(params_count)` on 1 thread, half that on 2."""
     dist_of = {**DISTRIBUTIONS, **(distributions or {})}
     study = optuna.create_study(storage=storage_url, study_name=records.study_name(space, arch), direction="maximize")
     study.set_user_attr(records.SPACE, space)
@@ -100,6 +114,7 @@ def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_co
     if warm_source:
         study.set_user_attr(records.WARM_START, {"source": "planted", "study": warm_source, "top": 3,
                                                  "trials": [p.warm_from for p in trials if p.warm_from is not None]})
+    study.set_user_attr(records.LATENCY, [latency_row(params_count, threads) for threads in (1, 2)])
     for p in trials:
         dists = {k: dist_of[k] for k in p.params}
         values = curve(p.final, p.epochs) if p.final is not None else curve(0.3, p.epochs)

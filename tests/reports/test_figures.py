@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from lightrecipe.reports import figures, tables
+from tests.reports import sweepdb
 from tests.reports.layout import layout_problems
 
 MNV3, EFF = "mobilenetv3_large_100", "efficientnet_b0"
@@ -152,3 +153,32 @@ def test_each_figure_states_what_its_data_shows(figure_data):
     tops = {a: imp.loc[imp[imp["arch"] == a]["importance"].idxmax(), "knob"] for a in (EFF, MNV3)}  # arch order
     assert titles["importance"] == (f"{tops[EFF]} matters most for every arch" if len(set(tops.values())) == 1
                                     else "Which knobs matter: " + ", ".join(f"{k} for {a}" for a, k in tops.items()))
+
+
+def test_latency_data_puts_the_best_swept_recipe_against_the_plotted_latency(frames, planted):
+    data = figures.latency_data(frames).set_index("arch")
+    assert data.loc[EFF, "latency_ms"] == pytest.approx(sweepdb.latency_ms(planted.params_count[EFF]))  # 1 thread
+    assert data.loc[EFF, "best"] == pytest.approx(74.0) and data.loc[EFF, "basis"] == "swept, 1 seed"
+    assert data.loc[EFF, "baseline"] == pytest.approx(44.5)
+    assert data.loc[MNV3, "params_m"] == pytest.approx(planted.params_count[MNV3] / 1e6)
+    # efficientnet_b0 is faster (fewer parameters planted) and more accurate: the MobileNet is off the front
+    assert bool(data.loc[EFF, "pareto"]) and not bool(data.loc[MNV3, "pareto"])
+    assert "Planted CPU (cpu, 1 thread), 32 px" in data.attrs["caption"]
+
+
+def test_latency_data_takes_the_confirmed_winner_and_its_floor_where_confirm_ran(tmp_path):
+    from lightrecipe.reports import tables
+    from tests.reports import confirmdb
+
+    data = figures.latency_data(tables.load(str(confirmdb.confirmed_sweep(tmp_path / "sweep")))).set_index("arch")
+    row = data.loc[confirmdb.ARCH]
+    assert row["best"] == pytest.approx(80.0) and row["basis"] == "confirmed, 3 seeds"  # #2's mean over seeds
+    assert row["baseline"] == pytest.approx(55.0)  # the ResNet-50 settings, confirmed
+    assert row["floor"] == pytest.approx(72.0)  # seeds 0, 1, 2 (seed 0 measured twice counts once)
+
+
+def test_the_pareto_front_keeps_only_archs_no_faster_arch_beats():
+    from lightrecipe.reports.figures.latency import pareto
+
+    front = pareto(pd.Series([1.0, 2.0, 3.0, 4.0]), pd.Series([50.0, 70.0, 60.0, float("nan")]))
+    assert front == [True, True, False, False]

@@ -11,12 +11,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import optuna
 import pytest
 
 from lightrecipe import cli
 from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import open_storage
+from lightrecipe.search.store.study import create_study
 
 from ..reports.test_browser import FLAGS, chromium
 from .helpers import free_port
@@ -27,12 +27,13 @@ WAIT_S = 60
 
 
 def sweep_folder(path: Path) -> dict[str, list[dict[int, float]]]:
-    """A sweep folder's trial database with two studies and per-epoch values, as a sweep writes them."""
+    """A sweep folder's trial database with two studies and per-epoch values, as a sweep writes them (the
+    sweep's own `create_study`, so the objective's name is the sweep's)."""
     path.mkdir()
     storage = open_storage(records.default_storage_url(str(path)))
     planted = {}
     for arch, values in (("mobilenetv3_small_050", [0.5, 0.6]), ("resnet18", [0.3])):
-        study = optuna.create_study(storage=storage, study_name=records.study_name("tiny", arch), direction="maximize")
+        study = create_study(storage, space="tiny", arch=arch, max_epochs=2, space_spec={}, sweep={})
         planted[study.study_name] = []
         for final in values:
             trial = study.ask()
@@ -78,6 +79,7 @@ def test_the_dashboard_lists_studies_and_per_epoch_values_and_renders(tmp_path):
             detail = get_json(f"{base}/api/studies/{study['study_id']}")
             curves = [{v["step"]: v["value"] for v in t["intermediate_values"]} for t in detail["trials"]]
             assert curves == planted[study["study_name"]]
+            assert detail["objective_names"] == [records.DEFAULT_OBJECTIVE]  # not "Objective 0"
 
         page = subprocess.run(
             [chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",

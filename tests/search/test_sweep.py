@@ -79,6 +79,23 @@ def assert_the_floor_is_the_untrained_backbone(study: optuna.Study, baseline, mo
     assert floor.ensure(study, baseline) == rows
 
 
+def assert_the_latency_is_measured_once(study: optuna.Study, monkeypatch) -> None:
+    """The arch's latency on the driver's machine, at the study's image size: 1 CPU thread and every core (and
+    the GPU when there is one), each row naming its device; a study that has it is never measured again."""
+    from lightrecipe.search import latency
+
+    rows = study.user_attrs[records.LATENCY]
+    assert [(r["device"], r["threads"]) for r in rows] == [(s["device"], s["threads"]) for s in latency.settings()]
+    assert rows[0]["threads"] == 1 and all(r["device_name"] for r in rows)
+    assert all(r["arch"] == ARCH and r["image_size"] == 32 and r[records.LATENCY_MS] > 0 for r in rows)
+
+    def measured_again(*args, **kwargs):
+        raise AssertionError("a study that has its latency must not be measured again")
+
+    monkeypatch.setattr("lightrecipe.trainers.latency.measure", measured_again)
+    latency.ensure(study, ARCH, 32)
+
+
 def test_a_two_trial_sweep_records_every_attribute_and_the_baseline(ray_local, tmp_path, capsys, monkeypatch):
     out = tmp_path / "sweep"
     reads, errors, stop = [], [], threading.Event()
@@ -142,6 +159,7 @@ def test_a_two_trial_sweep_records_every_attribute_and_the_baseline(ray_local, t
         assert attempts(t) == 1
 
     assert_the_floor_is_the_untrained_backbone(study, load_space(TINY_SPACE).baseline(overrides), monkeypatch)
+    assert_the_latency_is_measured_once(study, monkeypatch)
 
     # Tune pickled its experiment (tuner.pkl, the searcher's state) into OUT/ray: no database in there.
     url = records.default_storage_url(str(out)).encode()

@@ -26,6 +26,7 @@ from lightrecipe.reports.figures.importance import (
     importance_data,
     plot_importance,
 )
+from lightrecipe.reports.figures.latency import latency_data, plot_latency
 from lightrecipe.reports.figures.sensitivity import plot_sensitivity, sensitivity_data
 from lightrecipe.reports.figures.shift import NOT_KNOBS, POINT, RESNET50_SETTINGS, plot_shift, shift_data
 from lightrecipe.reports.figures.size import plot_size, size_data
@@ -36,7 +37,7 @@ from lightrecipe.reports.tables import Frames
 __all__ = [
     "FIGURES", "FigureSpec", "IMPORTANCE_SEED", "METRIC_LABELS", "MIN_TRIALS_FOR_IMPORTANCE", "NOT_KNOBS", "POINT",
     "RESNET50_SETTINGS", "comparison_data", "curves_data", "history_data", "importance_data", "is_reference_arch",
-    "metric_label", "plot_comparison", "plot_curves", "plot_history", "plot_importance", "plot_sensitivity",
+    "latency_data", "metric_label", "plot_latency", "plot_comparison", "plot_curves", "plot_history", "plot_importance", "plot_sensitivity",
     "plot_shift", "plot_size", "plot_smoothing", "sensitivity_data", "shift_data", "size_data", "smoothing_data",
     "smoothing_gain", "plot_warm", "warm_data", "warm_pairs",
 ]
@@ -62,4 +63,6 @@ FIGURES = (
     FigureSpec("size", "Accuracy against parameter count", size_data, plot_size),
     FigureSpec("warm", "Warm start against cold: best so far per trial, and what warm needed to reach the cold best",
                warm_data, plot_warm),
+    FigureSpec("latency", "Accuracy against measured latency: best recipe, ResNet-50 settings and random-init floor "
+               "per arch, Pareto front", latency_data, plot_latency),
 )

@@ -36,7 +36,7 @@ from lightrecipe.search.settings import StudyOutcome, StudyPlan, check_settings
 from lightrecipe.search.store import records
 from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.store.storage import open_storage
-from lightrecipe.search.store.study import census, find_study, jsonable, new_study_key
+from lightrecipe.search.store.study import census, find_study, jsonable, new_study, new_study_key
 from lightrecipe.search.sweep import concurrency_for, outcome, run_study
 
 
@@ -196,9 +196,10 @@ def _create(storage: Any, name: str, source: optuna.Study, space: str, arch: str
     """A new confirm study with its attributes and one enqueued trial per (recipe, seed)."""
     from lightrecipe.trainers.recipe import Recipe
 
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    objective = str(source.user_attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE))
+    study = new_study(storage, name, objective)
     attrs = {records.STUDY_KEY: new_study_key(), records.SPACE: space, records.ARCH: arch,
-             records.OBJECTIVE: source.user_attrs.get(records.OBJECTIVE, records.DEFAULT_OBJECTIVE),
+             records.OBJECTIVE: objective,
              records.MAX_EPOCHS: settings["epochs"], records.KIND: records.KIND_CONFIRM,
              records.SOURCE_STUDY: source.study_name, records.CONFIRM: settings, records.CONFIRM_SEEDS: seeds}
     for key, value in attrs.items():

@@ -41,6 +41,8 @@ class Started:
     recipe_error: str | None
     run_dir: Path
     history: list[dict[str, Any]] = field(default_factory=list)
+    source_trial: int | None = None  # a confirm run: the sweep trial it re-trains
+    seed: int | None = None  # a confirm run: its recipe seed
 
 
 class TrialLedger:
@@ -91,7 +93,8 @@ class TrialLedger:
         for key, value in attrs.items():
             trial.set_user_attr(key, jsonable(value))
         self._trials[trial.number] = trial
-        return Started(trial.number, dict(trial.params), baseline, recipe, error, folder, history)
+        return Started(trial.number, dict(trial.params), baseline, recipe, error, folder, history,
+                       stored.get(records.SOURCE_TRIAL), stored.get(records.SEED))
 
     def _recipe(self, trial: optuna.trial.Trial, baseline: bool) -> tuple[dict[str, Any] | None, str | None]:
         """Define-by-run on the trial: the space samples (or, for an adopted trial, reads back) its params."""

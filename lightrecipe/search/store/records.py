@@ -17,6 +17,10 @@ Study user attributes
     floor            the random-init floor: the study's backbone untrained, scored by train()'s own final
                      evaluation; a list of dicts (seed, knn_top1, linear_top1, test_knn_top1,
                      test_linear_top1), one seed for a sweep study, --seeds for a confirm study (list)
+    latency          the arch's inference latency on the driver's machine (search/latency.py): a list of dicts,
+                     one per (device, threads), with the keys of `lightrecipe bench latency`: device,
+                     device_name, threads, image_size, memory_format, batch1_ms_median, batch1_ms_p90,
+                     serving_batch, serving_images_per_s; sweep studies only (list)
     kind             "sweep" (absent on older studies) or "confirm" (str)
     source_study     a confirm study: the name of the sweep study whose recipes it re-trains (str)
     confirm          a confirm study's settings: top, seeds, epochs (dict)
@@ -72,6 +76,8 @@ SPACE_SPEC = "space_spec"
 SWEEP = "sweep"
 STUDY_KEY = "study_key"
 FLOOR = "floor"
+LATENCY = "latency"
+LATENCY_MS = "batch1_ms_median"  # the latency a report plots: batch 1, the median warm run
 KIND = "kind"
 SOURCE_STUDY = "source_study"
 CONFIRM = "confirm"

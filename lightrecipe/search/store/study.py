@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -40,9 +41,7 @@ def create_study(
     objective: str = records.DEFAULT_OBJECTIVE,
 ) -> optuna.Study:
     """A new study for (space, arch) with its study attributes; its sampler is set later by the searcher."""
-    study = optuna.create_study(
-        storage=storage, study_name=records.study_name(space, arch), direction="maximize"
-    )
+    study = new_study(storage, records.study_name(space, arch), objective)
     study.set_user_attr(records.STUDY_KEY, new_study_key())
     study.set_user_attr(records.SPACE, space)
     study.set_user_attr(records.ARCH, arch)
@@ -50,6 +49,16 @@ def create_study(
     study.set_user_attr(records.MAX_EPOCHS, int(max_epochs))
     study.set_user_attr(records.SPACE_SPEC, jsonable(dict(space_spec)))
     study.set_user_attr(records.SWEEP, jsonable(dict(sweep)))
+    return study
+
+
+def new_study(storage: optuna.storages.BaseStorage, name: str, objective: str) -> optuna.Study:
+    """An empty maximising study whose objective has its name: optuna-dashboard and Optuna's plots otherwise
+    label it "Objective 0"."""
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2 and unchanged since: noise on every sweep
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([objective])
     return study
 
 

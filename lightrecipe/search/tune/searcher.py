@@ -31,6 +31,8 @@ from lightrecipe.search.store import records
 from lightrecipe.search.store.ledger import TrialLedger
 from lightrecipe.search.store.study import jsonable
 from lightrecipe.search.tune import trainable
+from lightrecipe.search.tune.trackers import CFG_TAGS
+from lightrecipe.trainers import trackers
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +130,16 @@ class StudySearcher(Searcher):
             trainable.CFG_BASELINE: started.baseline,
             "params": jsonable(rec.params),
             "number": rec.number,
+            CFG_TAGS: self._tags(started),
         }
+
+    def _tags(self, started: Any) -> dict[str, str]:
+        """What a tracker files the trial under (trainers/trackers.py): its study, arch and number."""
+        study = self.ledger.study
+        attrs = study.user_attrs
+        return trackers.tags(study=study.study_name, arch=str(attrs.get(records.ARCH, "")),
+                             kind=str(attrs.get(records.KIND, records.KIND_SWEEP)), trial=started.number,
+                             baseline=started.baseline, source_trial=started.source_trial, seed=started.seed)
 
     # --- results --------------------------------------------------------------------------------
     def on_trial_result(self, trial_id: str, result: dict) -> None:

@@ -42,11 +42,25 @@ def plant_sweep(folder: Path) -> None:
                         records.PARAMS_COUNT: 1, records.RUN_DIR: f"/nowhere/{number}"}))
 
 
+def tracked_runs(out: Path, experiment: str) -> list[tuple[int, int]]:
+    """(source trial, seed) of each run MLflow holds for a confirm study, from the tags it was given."""
+    import mlflow
+
+    mlflow.set_tracking_uri((out / "mlruns").as_uri())
+    try:
+        runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert all(r.data.tags["kind"] == "confirm" and r.data.tags["state"] == "complete" for r in runs)
+    return sorted((int(r.data.tags["source_trial"]), int(r.data.tags["seed"])) for r in runs)
+
+
 @pytest.mark.slow
 def test_confirm_retrains_top_k_and_the_resnet50_settings_per_seed_and_resumes_exactly(ray_local, tmp_path, capsys):
     out = tmp_path / "sweep"
     plant_sweep(out)
-    argv = ["confirm", str(out), "--top", "1", "--seeds", "2", "--epochs", "1", "--concurrency", "2"]
+    argv = ["confirm", str(out), "--top", "1", "--seeds", "2", "--epochs", "1", "--concurrency", "2",
+            "--log-to", "mlflow"]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "Kendall's tau" in printed and "random init (untrained)" in printed
@@ -54,6 +68,7 @@ def test_confirm_retrains_top_k_and_the_resnet50_settings_per_seed_and_resumes_e
     study = load(out, records.confirm_study_name(SOURCE))
     assert study.user_attrs[records.KIND] == "confirm" and study.user_attrs[records.SOURCE_STUDY] == SOURCE
     assert study.user_attrs[records.CONFIRM] == {"top": 1, "seeds": 2, "epochs": 1}
+    assert study.metric_names == [records.DEFAULT_OBJECTIVE]  # the dashboard names the objective
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     runs = sorted((t.user_attrs[records.SOURCE_TRIAL], t.user_attrs[records.SEED], t.user_attrs[records.ROLE])
@@ -70,6 +85,7 @@ def test_confirm_retrains_top_k_and_the_resnet50_settings_per_seed_and_resumes_e
     assert len({t.user_attrs[records.RUN_DIR] for t in trials}) == 4  # one run folder per seed
     floor = study.user_attrs[records.FLOOR]
     assert [row["seed"] for row in floor] == [1, 2]  # the floor on the confirm runs' own seeds
+    assert tracked_runs(out, study.study_name) == [(s, seed) for s, seed, _ in runs]  # in MLflow, source and seed
     assert all(0 < row["knn_top1"] <= 1 for row in floor)
 
     assert cli.main(argv) == 2  # a second run must say --resume, never train the same recipes again

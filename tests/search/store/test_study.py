@@ -52,6 +52,7 @@ def test_study_attributes_follow_records(tmp_path):
     attrs = loaded.user_attrs
     assert attrs[records.SPACE] == "s" and attrs[records.ARCH] == "mobilenetv3_small_050"
     assert attrs[records.OBJECTIVE] == records.DEFAULT_OBJECTIVE == "knn_top1"
+    assert loaded.metric_names == ["knn_top1"]  # optuna-dashboard shows it instead of "Objective 0"
     assert attrs[records.MAX_EPOCHS] == 3
     assert attrs[records.SPACE_SPEC] == SPEC
     assert attrs[records.SWEEP] == {"trials": 4, "epochs": 3}
