@@ -70,7 +70,7 @@ def run_train(args) -> int:
     from lightrecipe.trainers.train import train
 
     out = Path(args.out).resolve()
-    say_where_the_run_starts(out)
+    say_where_the_run_starts(args.out, recipe)
     if args.nproc != 1:
         from lightrecipe.trainers.distributed import check_devices, check_parallel, launch
 
@@ -91,14 +91,17 @@ def run_train(args) -> int:
     return 0
 
 
-def say_where_the_run_starts(out: Path) -> None:
-    """One line when the folder already holds this run: finished (metrics are printed again) or resumable."""
+def say_where_the_run_starts(out: str | Path, recipe: Recipe) -> None:
+    """One line when the folder already holds this run: finished (metrics are printed again) or resumable.
+    A folder holding another recipe's run is refused first, so that its one-line error is all that is printed."""
     from lightrecipe.trainers.run_files import CHECKPOINT_FILE, RunFiles
 
-    if RunFiles(out).finished_metrics() is not None:
-        print(f"already finished: {out} holds this run's metrics; printing them again", file=sys.stderr)
-    elif (out / CHECKPOINT_FILE).exists():
-        print(f"resuming from the checkpoint in {out}", file=sys.stderr)
+    files = RunFiles(out)  # as typed: its errors name the folder as the user gave it
+    files.check_recipe(recipe)
+    if files.finished_metrics() is not None:
+        print(f"already finished: {files.dir} holds this run's metrics; printing them again", file=sys.stderr)
+    elif (files.dir / CHECKPOINT_FILE).exists():
+        print(f"resuming from the checkpoint in {files.dir}", file=sys.stderr)
 
 
 def run_presets(args) -> int:

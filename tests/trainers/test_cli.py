@@ -72,6 +72,24 @@ def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+def test_a_finished_run_folder_given_another_recipe_prints_only_the_one_line_error(tmp_path, capsys):
+    """Not "already finished: printing them again" first: the folder's metrics are another recipe's."""
+    from lightrecipe.trainers.presets import preset
+    from lightrecipe.trainers.run_files import RunFiles
+
+    recipe = preset("digits-small").with_overrides([a for a in TINY if "=" in a])
+    finished = RunFiles(tmp_path / "run")  # the files train() leaves in a finished run folder
+    finished.prepare(recipe)
+    finished.write_metrics({"knn_top1": 0.5, "state": "complete"})
+    assert main(["train", *TINY, "--set", "epochs=2", "--out", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"lightrecipe: error: run folder '{tmp_path / 'run'}' holds a run of a different recipe (differs in: epochs); "
+        "give a new folder to start a new run"
+    ]
+
+
 @pytest.mark.slow
 def test_out_that_is_a_file_exits_2_with_one_line(tmp_path):
     target = tmp_path / "notes.txt"
