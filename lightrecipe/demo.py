@@ -48,6 +48,7 @@ def demo_archs(added: list[str]) -> tuple[str, ...]:
 def run_demo(args: argparse.Namespace) -> int:
     from lightrecipe.reports.build import build_report
     from lightrecipe.reports.commands import print_summary
+    from lightrecipe.search.commands import no_trial_completed
     from lightrecipe.search.settings import SweepSettings
     from lightrecipe.search.sweep import run_sweep
     from lightrecipe.trainers.digits_folder import write_digits_folder
@@ -80,4 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"sweep {swept / 60:.1f} min, report {(total - swept) / 60:.1f} min")
     print(f"trial database: {sweep_dir / 'trials.db'}")
     print(f"report: {report.html.resolve()}")
-    return 0
+    empty = no_trial_completed(outcomes)  # as `lightrecipe sweep`: a study with no complete trial is exit code 1
+    for line in empty:
+        print(line, file=sys.stderr)
+    return 1 if empty else 0

@@ -16,6 +16,7 @@ Tune's own experiment restore is not used.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -195,11 +196,15 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
     best: tuple[int, float] | None = None
     baseline: tuple[int, float | None] | None = None
     unfinished = 0
+    reasons: collections.Counter[str] = collections.Counter()
     for t in study.get_trials(deepcopy=False):
         if t.state == optuna.trial.TrialState.WAITING:
             continue
         state = t.user_attrs.get(records.STATE, "running")
         counts[state] = counts.get(state, 0) + 1
+        error = str(t.user_attrs.get(records.ERROR) or "")
+        if state in ("failed", "diverged") or (state == "pruned" and error):  # a pruned one with a reason collapsed
+            reasons[error or "no reason recorded"] += 1
         if t.state == optuna.trial.TrialState.RUNNING:
             unfinished += 1
         if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
@@ -211,6 +216,7 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
     return StudyOutcome(
         name=study.study_name, arch=str(study.user_attrs.get(records.ARCH, "")), counts=counts,
         finished=finished, trials=trials, best=best, baseline=baseline, unfinished=unfinished,
+        failure=reasons.most_common(1)[0] if reasons else None,
     )
 
 

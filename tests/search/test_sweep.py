@@ -311,13 +311,17 @@ def test_a_trial_whose_run_folder_cannot_be_made_fails_with_that_reason(ray_loca
     (out / "runs").write_text("a file where the run folders go\n")  # as a read-only or broken shared mount
     code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "1",
                      "--no-baseline", "--out", str(out), *DATA])
-    assert code == 0
+    assert code == 1  # every trial finished, none completed: the sweep found nothing (README, exit codes)
     (trial,) = load(out, STUDY).trials
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs[records.STATE] == "failed"
     error = trial.user_attrs[records.ERROR]
     assert error.startswith(("FileExistsError", "NotADirectoryError")) and str(out / "runs") in error, error
     assert "worker died" not in error
-    assert f"trial 0 failed: {error[:40]}" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert f"trial 0 failed: {error[:40]}" in printed.out
+    assert "  best:" not in printed.out  # no best of nothing
+    assert printed.err.splitlines()[-1] == (
+        f"lightrecipe: no trial completed in study {STUDY} (1 failed); the most common failure (1 of 1 trial): {error}")
     assert "Traceback" in caplog.text and "mkdir" in caplog.text
 
 
