@@ -57,8 +57,12 @@ def shift_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     if done.empty:
         return _empty(f"no complete trial has a {metric} value yet", order=order, metric=metric)
     knobs = _knobs(done)
+    if len(done) == 1:  # "no knob was searched" would be false: the space may search many, one trial completed
+        return _empty("only one trial completed: there is no second recipe to compare its knobs with", order=order,
+                      metric=metric)
     if not knobs:
-        return _empty("every complete trial ran the same recipe: no knob was searched", order=order, metric=metric)
+        return _empty("every complete trial ran the same recipe: no knob differs between them", order=order,
+                      metric=metric)
     rows = []
     for arch in order:
         sub = done[done["arch"] == arch]
