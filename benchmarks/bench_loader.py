@@ -26,6 +26,7 @@ from torchvision import datasets, transforms
 
 from lightrecipe.trainers.data import load_dataset
 from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.words import counted
 
 WIDTH, HEIGHT = 500, 375  # ImageNet's most common image size
 CLASSES = 10
@@ -102,7 +103,7 @@ def main():
     torch.set_num_threads(1)
     root = make_folder(Path(args.folder), args.images)
     print(f"{args.images} JPEGs of {WIDTH}x{HEIGHT} in {root}; batch {BATCH}, {args.limit} images per pass, "
-          f"median of {args.repeats} passes; images/s counts source images (each gives two views)")
+          f"median of {counted(args.repeats, 'pass', 'passes')}; images/s counts source images (each gives two views)")
     print(f"{'px':>4}{'workers':>8}{'lightrecipe':>13}{'tv 2 crops':>12}{'ratio':>7}{'tv 1 crop':>11}"
           f"{'ours per worker':>17}")
     per_worker = []

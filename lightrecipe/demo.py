@@ -52,6 +52,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from lightrecipe.search.settings import SweepSettings
     from lightrecipe.search.sweep import run_sweep
     from lightrecipe.trainers.digits_folder import write_digits_folder
+    from lightrecipe.words import noun
 
     out = args.out.resolve()
     sweep_dir, report_dir = out / "sweep", out / "report"
@@ -75,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
     report = build_report([str(sweep_dir)], report_dir)
     print()
     for o in outcomes:
-        print(f"{o.name}: {o.finished}/{o.trials} trials finished")
+        print(f"{o.name}: {o.finished}/{o.trials} {noun(o.trials, 'trial')} finished")
     print_summary(report)
     total = time.perf_counter() - started
     print(f"sweep {swept / 60:.1f} min, report {(total - swept) / 60:.1f} min")

@@ -20,6 +20,7 @@ from lightrecipe.reports.headline import headline_data
 from lightrecipe.reports.render_html import render_html
 from lightrecipe.reports.render_md import render_markdown
 from lightrecipe.search.storage import masked
+from lightrecipe.words import counted
 
 
 @dataclass
@@ -88,8 +89,8 @@ def _winner_recipes(confirm: pd.DataFrame, winners: pd.DataFrame) -> dict[str, t
         runs = confirm[(confirm["study"] == w.study) & (confirm["source_trial"] == w.source_trial)
                        & (confirm["state"] == "complete")].sort_values("seed")
         if len(runs):
-            out[str(arch)] = (runs.iloc[0], f"confirmed winner: recipe {w.label} of {w.study}, {int(w.n)} seeds at "
-                                            f"{int(runs.iloc[0]['max_epochs'])} epochs")
+            seeds, epochs = counted(int(w.n), "seed"), counted(int(runs.iloc[0]["max_epochs"]), "epoch")
+            out[str(arch)] = (runs.iloc[0], f"confirmed winner: recipe {w.label} of {w.study}, {seeds} at {epochs}")
     return out
 
 

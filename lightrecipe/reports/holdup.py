@@ -17,6 +17,7 @@ import pandas as pd
 
 from lightrecipe.reports import tables
 from lightrecipe.search import records
+from lightrecipe.words import counted
 
 CONFIDENCE = 0.95  # the interval the issue asks for
 NOISE_ALPHA = 0.05  # a difference with Welch p >= 5% is "within noise"
@@ -197,7 +198,8 @@ def terminal_text(frames: tables.Frames, metric: str = "knn_top1") -> dict[str, 
             cells = "".join(f"{_pm(getattr(r, m), getattr(r, m + '_ci')):>16}" for m in tables.METRICS)
             lines.append(f"{r.label:<26}{r.n:>3}{_pct(r.short):>11}{cells}")
         s = summary.loc[study]
-        lines.append(f"Kendall's tau, sweep vs confirmed order ({s.n} recipes): {_tau(s.kendall_tau, s.tau_p)}")
+        lines.append(f"Kendall's tau, sweep vs confirmed order ({counted(s.n, 'recipe')}): "
+                     f"{_tau(s.kendall_tau, s.tau_p)}")
         lines += [f"note: {flag}" for flag in s.warnings]
         out[str(arch)] = "\n".join(lines)
     return out

@@ -14,6 +14,7 @@ import pandas as pd
 
 from lightrecipe.reports import figures, holdup, tables
 from lightrecipe.reports.text import number
+from lightrecipe.words import counted
 
 if TYPE_CHECKING:
     from lightrecipe.reports.build import DrawnFigure, Report
@@ -114,7 +115,8 @@ def _holdup_html(report: Report) -> str:
             f"<h3>{_e(arch)} <span class=sub>{_e(study)}</span></h3><table><thead><tr><th>recipe</th><th>seeds</th>"
             "<th>sweep val (%)</th><th>sweep rank</th><th>confirmed rank</th><th>val kNN</th><th>val linear</th>"
             "<th>test kNN</th><th>test linear</th><th>run folders</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
+            f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of "
+            f"{counted(s.n, 'recipe')}: "
             f"<b>{_e(holdup.tau_text(s.kendall_tau, s.tau_p))}</b></p>"
             + (f"<div class=notes><ul>{flags}</ul></div>" if flags else ""))
     return "".join(parts)
@@ -128,7 +130,8 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
         f"<style>{_CSS}</style></head><body><main>",
         "<h1>How the best recipe for each efficient net differs from the ResNet-50 settings</h1>",
         f"<p class=meta>Sources: {', '.join(f'<code>{_e(s)}</code>' for s in sources)} · ranked by val "
-        f"<b>{_e(metric)}</b> · {len(trials)} trials in {trials['study'].nunique()} studies · generated "
+        f"<b>{_e(metric)}</b> · {counted(len(trials), 'trial')} in "
+        f"{counted(trials['study'].nunique(), 'study', 'studies')} · generated "
         f"{_e(dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
         "<h2>Headline</h2>",
         _headline_html(report.headline, metric, report.best_recipes),

@@ -11,6 +11,7 @@ import pandas as pd
 from lightrecipe.reports import holdup, tables
 from lightrecipe.reports.text import markdown_text as _md
 from lightrecipe.reports.text import number
+from lightrecipe.words import counted
 
 if TYPE_CHECKING:
     from lightrecipe.reports.build import DrawnFigure, Report
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 
 def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn: list[DrawnFigure], report: Report) -> str:
     lines = ["# How the best recipe for each efficient net differs from the ResNet-50 settings", "",
-             f"Sources: {', '.join(_md(s) for s in sources)}; ranked by val `{metric}`; {len(trials)} trials.",
+             f"Sources: {', '.join(_md(s) for s in sources)}; ranked by val `{metric}`; "
+             f"{counted(len(trials), 'trial')}.",
              "", "## Headline", "",
              "| arch | numbers | random-init floor (%) | ResNet-50 settings (%) | best recipe (%) | delta (pts) | most important knobs | best trial | run folder | recipe file |",
              "|---|---|---:|---:|---:|---:|---|---|---|---|"]
@@ -64,7 +66,7 @@ def _holdup_markdown(report: Report) -> list[str]:
             lines.append(f"| {_md(r.label)} | {r.n} | {holdup.pct(r.short)} | {number(r.short_rank, '{:.0f}')} | "
                          f"{number(r.confirmed_rank, '{:.0f}')} | {cells} | "
                          f"{'<br>'.join(_md(d) for d in r.run_dirs) or '–'} |")
-        lines += ["", f"Kendall's tau, sweep order vs confirmed order of {s.n} recipes: "
+        lines += ["", f"Kendall's tau, sweep order vs confirmed order of {counted(s.n, 'recipe')}: "
                       f"**{holdup.tau_text(s.kendall_tau, s.tau_p)}**"]
         lines += [f"- {_md(flag)}" for flag in s.warnings]
     return lines

@@ -142,8 +142,10 @@ def run_resumably(args: argparse.Namespace, run, time_budget: float | None, epil
 
 
 def print_outcome(o) -> None:
+    from lightrecipe.words import noun
+
     states = ", ".join(f"{n} {s}" for s, n in o.counts.items() if n)
-    print(f"{o.name}: {o.finished}/{o.trials} trials finished ({states or 'none'})")
+    print(f"{o.name}: {o.finished}/{o.trials} {noun(o.trials, 'trial')} finished ({states or 'none'})")
     if o.best:
         print(f"  best: trial {o.best[0]}, knn_top1 {o.best[1]:.4f}")
     if o.baseline:

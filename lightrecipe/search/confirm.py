@@ -36,6 +36,7 @@ from lightrecipe.search.study import census, find_study, jsonable, new_study_key
 from lightrecipe.search.confirm_commands import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR  # noqa: F401
 from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings
 from lightrecipe.search.sweep import outcome, run_study
+from lightrecipe.words import counted
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,8 @@ def _plan(source: optuna.Study, c: ConfirmSettings, storage: Any, stream: TextIO
     name = records.confirm_study_name(source.study_name)
     study = find_study(storage, name)
     if study is not None and not c.run.resume:
-        raise UserError(f"the trial database already holds confirm study '{name}' ({len(study.trials)} trials); "
+        raise UserError(f"the trial database already holds confirm study '{name}' "
+                        f"({counted(len(study.trials), 'trial')}); "
                         "pass --resume to continue it")
     if study is None:
         chosen = picks(source, c.top)
@@ -177,7 +179,7 @@ def _plan(source: optuna.Study, c: ConfirmSettings, storage: Any, stream: TextIO
                         f"this command gives {settings}; pass the same --top/--seeds/--epochs")
     trials = sum(1 for t in study.get_trials(deepcopy=False))
     floor_recipe = _floor_recipe(study)
-    stream.write(f"[{name}] random-init floor: {c.seeds} seeds\n")
+    stream.write(f"[{name}] random-init floor: {counted(c.seeds, 'seed')}\n")
     floor.ensure(study, floor_recipe, range(c.seeds))
     plan = StudyPlan(arch=arch, name=name, overrides={"arch": arch}, max_epochs=epochs, grace=epochs,
                      census=census(study), seed=0, params_count=_params_count(source))

@@ -14,6 +14,7 @@ from lightrecipe.search import records
 from lightrecipe.search.lease import hold_studies
 from lightrecipe.search.settings import StudyPlan, SweepSettings, default_grace
 from lightrecipe.search.study import census, create_study, enqueue_baseline, find_study, jsonable, settle_stopped
+from lightrecipe.words import counted
 
 
 def one_driver(storage: optuna.storages.BaseStorage, space: Any, s: SweepSettings) -> Any:
@@ -51,7 +52,7 @@ def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStor
             study = None
         if study is not None and not s.resume:
             raise UserError(
-                f"the trial database already holds study '{name}' ({len(study.trials)} trials); "
+                f"the trial database already holds study '{name}' ({counted(len(study.trials), 'trial')}); "
                 "pass --resume to continue it, or use another --out/--storage"
             )
         if study is not None:

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from lightrecipe.words import counted
+
 ORDER = {"running": 0, "complete": 1, "pruned": 2, "diverged": 3, "failed": 4}
 MAX_ROWS = 24  # a screenful: running trials, then the best finished ones
 KEY_PARAMS = 4  # searched params shown as columns; the rest are in the trial database
@@ -103,7 +105,7 @@ class Progress:
         lines = [self.summary(), "  ".join(h.ljust(w) for h, w in zip(header, widths))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
         if len(rows) > MAX_ROWS:
-            lines.append(f"... {len(rows) - MAX_ROWS} more finished trials in the trial database")
+            lines.append(f"... {counted(len(rows) - MAX_ROWS, 'more finished trial')} in the trial database")
         lines.append("(* = ResNet-50 baseline)" + (STOPPED_NOTE if any(r.get("state") in ("pruned", "diverged")
                                                                       for r in rows[:MAX_ROWS]) else ""))
         lines += self.reasons()

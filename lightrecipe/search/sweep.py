@@ -35,10 +35,11 @@ from lightrecipe.search.interrupts import Interrupted, SignalStopper, catch_sign
 from lightrecipe.search.planning import one_driver, plan_studies
 from lightrecipe.search.progress import Progress
 from lightrecipe.search.sampler import make_sampler
-from lightrecipe.search.scheduler import Rungs, StudyASHA
+from lightrecipe.search.scheduler import Rungs, StudyASHA, milestones
 from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings, make_out
 from lightrecipe.search.storage import open_storage
 from lightrecipe.search.study import close_extra_running, slug
+from lightrecipe.words import counted
 
 
 # What a data-parallel trial's own process (the Ray Train driver) reserves: Tune needs a non-empty resource
@@ -104,13 +105,17 @@ def run_study(
     orphans = plan.census.running[:remaining]
     close_extra_running(study, storage, plan.census.running[remaining:])
     if remaining == 0:
-        stream.write(f"[{plan.name}] already has {plan.census.finished} finished trials (--trials {s.trials})\n")
+        stream.write(f"[{plan.name}] already has {counted(plan.census.finished, 'finished trial')} "
+                     f"(--trials {s.trials})\n")
         return
     concurrency = min(concurrency, remaining)  # more would only hold resources for trials never asked for
     note = f", re-running {len(orphans)} interrupted" if orphans else ""
+    # A schedule without a rung before its last epoch (confirm's, on purpose; a 1-epoch sweep's) prunes nothing.
+    asha = f"ASHA from epoch {plan.grace}" if milestones(plan.grace, plan.max_epochs) else \
+        "ASHA off: no rung before the last epoch"
     stream.write(
-        f"[{plan.name}] {remaining} trials to run ({plan.census.finished} finished{note}); "
-        f"{plan.max_epochs} epochs, ASHA from epoch {plan.grace}, concurrency {concurrency}\n"
+        f"[{plan.name}] {counted(remaining, 'trial')} to run ({plan.census.finished} finished{note}); "
+        f"{counted(plan.max_epochs, 'epoch')}, {asha}, concurrency {concurrency}\n"
     )
     stream.flush()
     scheduler = StudyASHA(Rungs.from_study(study, plan.grace, plan.max_epochs), max_epochs=plan.max_epochs)

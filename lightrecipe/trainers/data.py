@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from lightrecipe.errors import UserError
+from lightrecipe.words import counted
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision / timm ImageNet statistics, RGB in [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,7 +74,7 @@ class Split:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if drop_last and len(self) < batch_size:
             raise UserError(
-                f"batch_size ({batch_size}) exceeds the {len(self)} images of this split, so no full batch "
+                f"batch_size ({batch_size}) exceeds the {counted(len(self), 'image')} of this split, so no full batch "
                 "exists; lower batch_size or raise data_fraction"
             )
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))

@@ -224,9 +224,10 @@ def test_several_archs_run_one_study_each_in_turn(ray_local, tmp_path, capsys):
                      "--epochs", "1", "--no-baseline", "--out", str(out), *DATA])
     assert code == 0
     printed = capsys.readouterr().out
-    assert printed.index(f"[tiny/{archs[0]}] 1 trials to run") < printed.index(f"[tiny/{archs[1]}] 1 trials to run")
-    # The session's Ray fits two 1-CPU trials; one trial left holds one slot, not two.
-    assert f"[tiny/{archs[0]}] 1 trials to run (0 finished); 1 epochs, ASHA from epoch 1, concurrency 1" in printed
+    assert printed.index(f"[tiny/{archs[0]}] 1 trial to run") < printed.index(f"[tiny/{archs[1]}] 1 trial to run")
+    # The session's Ray fits two 1-CPU trials; one trial left holds one slot, not two. One epoch has no ASHA rung.
+    assert (f"[tiny/{archs[0]}] 1 trial to run (0 finished); 1 epoch, ASHA off: no rung before the last epoch, "
+            "concurrency 1") in printed
     counts = []
     for arch in archs:
         study = load(out, records.study_name("tiny", arch))
@@ -388,7 +389,7 @@ def test_a_smaller_resume_closes_the_extra_interrupted_trials(ray_local, tmp_pat
     argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "2", "--out", str(out),
             "--resume", *DATA]
     assert cli.main(argv) == 0
-    assert "already has 1 finished trials (--trials 1)" in capsys.readouterr().out
+    assert "already has 1 finished trial (--trials 1)" in capsys.readouterr().out
     trials = load(out, STUDY).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] + [optuna.trial.TrialState.FAIL] * 2
     assert all("not resumed" in t.user_attrs[records.ERROR] for t in trials[1:])

@@ -16,6 +16,7 @@ from lightrecipe.reports.figures._common import (PANEL_INCHES, _choice_ticks, _e
                                                  _legend_below, _plain, _plain_log_axis, _short_number_axis,
                                                  _suptitle, _with_top1, is_reference_arch)
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
+from lightrecipe.words import counted
 
 POINT = 1.0  # "within 1 point of the best": one percentage point of top-1
 # Recipe fields that describe the run rather than the recipe: never shown as knobs that "shift".
@@ -76,7 +77,8 @@ def shift_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     who = "every efficient net" if len(judged) < len(frame) or not frame["arch"].map(is_reference_arch).any() \
         else "every arch"
     moved = frame.drop_duplicates("knob")["knob_moved"].sum()
-    title = (f"Recipe shift: {moved} of {len(knobs)} knobs move away from the ResNet-50 settings for {who}"
+    title = (f"Recipe shift: {moved} of {counted(len(knobs), 'knob')} {'moves' if moved == 1 else 'move'} away "
+             f"from the ResNet-50 settings for {who}"
              if moved else "Recipe shift: best value per arch vs the ResNet-50 settings")
     frame.attrs.update(order=order, metric=metric, title=title)
     return frame
