@@ -2,8 +2,10 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,6 +29,12 @@ def test_train_prints_metrics(tmp_path):
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["state"] == "complete" and 0 < metrics["knn_top1"] <= 1
     assert (tmp_path / "run" / "metrics.json").is_file()
+    # What the README says the run prints and writes: the JSON line on stdout, the run folder last, on stderr, and
+    # history.csv's columns, every one.
+    assert result.stderr.strip().splitlines()[-1] == f"run folder: {tmp_path / 'run'}"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = re.findall(r"`(\w+)`", readme.split("`history.csv` (per epoch: ", 1)[1].split(")", 1)[0])
+    assert listed == (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
 
 
 @pytest.mark.slow
