@@ -162,7 +162,7 @@ def no_trial_completed(outcomes) -> list[str]:
 
     lines = []
     for o in outcomes:
-        if o.counts.get("complete", 0):
+        if o.best is not None:  # a trial Optuna holds as COMPLETE, with its value
             continue
         states = ", ".join(f"{n} {s}" for s, n in o.counts.items() if n) or "no trials"
         reason = " ".join(o.failure[0].split()) if o.failure else ""  # on one line, in full: the culprit is in it
