@@ -326,6 +326,34 @@ def test_a_trial_whose_run_folder_cannot_be_made_fails_with_that_reason(ray_loca
     assert "Traceback" in caplog.text and "mkdir" in caplog.text
 
 
+def test_a_cpu_trial_records_its_thread_count_and_its_best_recipe_file_trains_to_the_same_metrics(
+        ray_local, tmp_path, capsys):
+    """A trial trains on --cpus-per-trial threads (1), `lightrecipe train` on every core: the thread count sets the
+    order of CPU sums, so the best-recipe file's number did not reproduce. The trial records the count, the file
+    carries it, and `train --recipe FILE` trains with it: the same metrics, to the last bit."""
+    import torch
+
+    from lightrecipe.reports.best_recipes import write_best_recipes
+
+    out = tmp_path / "sweep"
+    assert cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "1",
+                     "--no-baseline", "--out", str(out), *DATA]) == 0
+    (trial,) = load(out, STUDY).trials
+    swept = trial.user_attrs[records.METRICS]
+    assert swept["cpu_threads"] == 1 and (Path(trial.user_attrs[records.RUN_DIR]) / "metrics.json").is_file()
+    card = write_best_recipes(load_trials(str(out)), "knn_top1", tmp_path, [])[ARCH]
+    assert "\ncpu_threads: 1\n" in card.read_text()
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["train", "--recipe", str(card), "--out", str(tmp_path / "again")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "training on 1 CPU thread" in capsys.readouterr().err
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    for key in ("loss", "knn_top1", "feature_rank", "linear_top1", "test_knn_top1", "test_linear_top1", "cpu_threads"):
+        assert again[key] == swept[key], (key, again[key], swept[key])
+
+
 def prunable_space(tmp_path: Path) -> str:
     """Two recipes whose val kNN is far apart from the first epoch on, whatever training does: a kNN monitor
     over the 20 nearest neighbours, and one whose 100000 'neighbours' are the whole memory bank voting with

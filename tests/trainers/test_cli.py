@@ -35,6 +35,8 @@ def test_train_prints_metrics(tmp_path):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     listed = re.findall(r"`(\w+)`", readme.split("`history.csv` (per epoch: ", 1)[1].split(")", 1)[0])
     assert listed == (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["cpu_threads"] == len(os.sched_getaffinity(0))  # `train` uses every core and says so
 
 
 @pytest.mark.slow
