@@ -15,6 +15,7 @@ import tempfile
 
 import torch
 
+from lightrecipe.search.store import records
 from lightrecipe.search.tune import collapse
 from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.run.train import train
@@ -35,7 +36,7 @@ def run(name: str, changes: dict, epochs: int, overrides: list[str]) -> list[dic
     final = train(recipe, workdir=tempfile.mkdtemp(prefix="bench-collapse-"), device="cpu", report=rows.append)
     print(f"  {name}: final val kNN {final.get('knn_top1', float('nan')):.3f}, ranks "
           + " ".join(f"{r.get(collapse.RANK_KEY, float('nan')):.1f}" for r in rows), flush=True)
-    return rows if final.get("state") == "complete" else rows + [{"epoch": epochs, "knn_top1": float("nan")}]
+    return rows if final.get("state") == records.COMPLETE else rows + [{"epoch": epochs, "knn_top1": float("nan")}]
 
 
 THRESHOLDS = (collapse.COLLAPSED_RANK, 5.0, 10.0, 30.0)  # the rule's own, then looser ones, replayed offline

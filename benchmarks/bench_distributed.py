@@ -27,6 +27,7 @@ import torch
 from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.run.launch import launch
 from lightrecipe.trainers.run.train import train
+from lightrecipe.words import counted
 
 # digits-small at its own batch, split BN in 4 groups (2 per process with 2), one epoch on the whole train split
 RECIPE = dict(epochs=1, batch_size=64, bn_splits=4, queue_size=256,
@@ -68,7 +69,8 @@ def main() -> None:
                 seconds[n].append(s)
                 rates[n].append(r)
     cores = len(os.sched_getaffinity(0))
-    print(f"one epoch of digits-small ({RECIPE}) on {cores} CPU cores, median of {args.repeats} runs; "
+    print(f"one epoch of digits-small ({RECIPE}) on {counted(cores, 'CPU core')}, median of "
+          f"{counted(args.repeats, 'run')}; "
           "seconds = training steps + val kNN")
     print(f"{'processes':>9} {'threads each':>12} {'epoch s':>8} {'images/s':>9} {'time vs 1':>9}")
     base = statistics.median(seconds[1])

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lightrecipe.words import counted
+
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = "mobilenetv3_small_050"
 SIZES = {"dataset": "digits", "image_size": 32, "batch_size": 64, "queue_size": 256}
@@ -89,8 +91,9 @@ def overhead(args: argparse.Namespace, tmp: Path) -> None:
         rows["sweep, concurrency 2"].append(timed(sweep_cmd(space, tmp / f"c2-{r}", args.trials, args.epochs, 2, no_asha)))
         print(f"  run {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in rows.items()), flush=True)
     base = statistics.median(rows["train() x N, one process"])
-    print(f"\nOverhead: {args.trials} identical trainings of {args.epochs} epochs ({ARCH}, digits 32 px, batch 64, "
-          f"1 CPU thread each), median of {args.repeats} runs, wall time of the whole process")
+    print(f"\nOverhead: {counted(args.trials, 'identical training')} of {counted(args.epochs, 'epoch')} ({ARCH}, "
+          f"digits 32 px, batch 64, 1 CPU thread each), median of {counted(args.repeats, 'run')}, wall time of the "
+          "whole process")
     print(f"{'how':<28} {'median s':>9} {'min s':>7} {'max s':>7} {'vs train()':>11}")
     for name, values in rows.items():
         med = statistics.median(values)
@@ -123,7 +126,8 @@ def asha(args: argparse.Namespace, tmp: Path) -> None:
     best_full = max((t for t in full if t.value is not None), key=lambda t: t.value)
     survivor = trials[best_full.number]
     best_asha = max((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
-    print(f"\nASHA savings: tiny space (temperature), {len(trials)} trials x {max_epochs} epochs, grace 1, "
+    print(f"\nASHA savings: tiny space (temperature), {counted(len(trials), 'trial')} x "
+          f"{counted(max_epochs, 'epoch')}, grace 1, "
           f"reduction factor 3, concurrency 2, seed 0")
     print(f"{'sweep':<14} {'epochs run':>10} {'of':>5} {'share':>7} {'wall s':>8}")
     full_run = sum(len(t.user_attrs.get(records.HISTORY) or []) for t in full)

@@ -27,6 +27,7 @@ from lightrecipe.trainers.bench import bench_recipe
 from lightrecipe.trainers.data.datasets import load_dataset
 from lightrecipe.trainers.method.model import backbone_dim
 from lightrecipe.trainers.run.train import Trainer
+from lightrecipe.words import counted
 
 CASES = [("mobilenetv3_large_100", 32), ("mobilenetv3_large_100", 64), ("resnet18", 32), ("resnet18", 64)]
 BATCH = 64
@@ -105,7 +106,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"batch {BATCH}, trainer bn_splits {bench_recipe(CASES[0][0], BATCH, CASES[0][1]).bn_splits}, "
-          f"CPU threads {torch.get_num_threads()}, median of {args.repeats * args.steps} steps of each, in turn")
+          f"CPU threads {torch.get_num_threads()}, median of {counted(args.repeats * args.steps, 'step')} of each, "
+          "in turn")
     print(f"{'arch':<24}{'px':>4}{'trainer img/s':>15}{'plain img/s':>13}{'ratio':>7}{'data+aug ms':>13}{'step ms':>9}{'data share':>12}")
     for arch, size in CASES:
         ours_s, base_s, data_ms = measure(arch, size, args.repeats, args.steps)

@@ -16,6 +16,7 @@ import torch
 from lightrecipe.search.floor import random_init_scores  # the floor a sweep and `confirm` record
 from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.run.train import train
+from lightrecipe.words import counted
 
 
 def main():
@@ -34,7 +35,8 @@ def main():
     after = train(recipe, workdir=args.out or tempfile.mkdtemp(prefix="learning-check-"), device="cpu",
                   report=lambda m: curve.append((m["epoch"], m["knn_top1"])))
     minutes = (time.perf_counter() - started) / 60
-    print(f"{args.preset}: {recipe.arch} at {recipe.image_size} px, {recipe.epochs} epochs in {minutes:.1f} min")
+    print(f"{args.preset}: {recipe.arch} at {recipe.image_size} px, {counted(recipe.epochs, 'epoch')} in "
+          f"{minutes:.1f} min")
     print(f"{'':<14}{'val kNN':>9}{'val linear':>12}{'test kNN':>10}{'test linear':>13}")
     for name, m in (("random init", before), ("trained", after)):
         print(f"{name:<14}{m['knn_top1']:>9.3f}{m['linear_top1']:>12.3f}{m['test_knn_top1']:>10.3f}{m['test_linear_top1']:>13.3f}")

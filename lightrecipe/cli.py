@@ -9,13 +9,16 @@ import sys
 from lightrecipe.errors import UserError
 
 USAGE_ERROR = 2  # exit code for user mistakes, as argparse uses
+PROG = "lightrecipe"
+ERROR_PREFIX = f"{PROG}: error: "  # every user mistake's line starts so, whichever subcommand found it
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one line (no usage dump) with exit code 2."""
+    """argparse that reports a bad flag as one line (no usage dump) with exit code 2. The line starts as every
+    other user mistake's does; the subcommand is named in the `--help` it points to."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(f"{ERROR_PREFIX}{message} (see '{self.prog} --help')\n")
         sys.exit(USAGE_ERROR)
 
 
@@ -30,7 +33,7 @@ def build_parser() -> Parser:
     from lightrecipe.trainers import export_commands, prepare_commands
 
     parser = Parser(
-        prog="lightrecipe",
+        prog=PROG,
         description="Search MoCo-style contrastive training recipes for efficient networks and compare them "
         "with the ResNet-50 settings. Start with `make demo` in a checkout (or `lightrecipe demo`): a small sweep "
         "on the bundled digits and its report.",
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        sys.stderr.write(f"lightrecipe: error: {exc}\n")
+        sys.stderr.write(f"{ERROR_PREFIX}{exc}\n")
         return USAGE_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("lightrecipe: interrupted\n")

@@ -25,3 +25,9 @@ def first_line(exc: BaseException) -> str:
     """An exception as one line for a message: its first line, or its type when it says nothing."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def install_extra(extra: str) -> str:
+    """How a user gets one of pyproject.toml's optional extras. lightrecipe is installed from its checkout (no
+    package index has it), and `make` installs every extra into .venv already."""
+    return f"pip install -e '.[{extra}]' in the lightrecipe checkout (`make` installs it into .venv already)"

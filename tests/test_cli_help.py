@@ -40,3 +40,16 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"lightrecipe {__version__}"
+
+
+@pytest.mark.parametrize("path", [path for path, _ in _parsers(build_parser())])
+def test_a_bad_flag_to_any_subcommand_is_one_line_that_starts_as_every_user_error(path, capsys):
+    """Whichever parser finds the mistake (a subcommand's own, for a missing required argument), the line starts
+    `lightrecipe: error:` as the CLI's other user errors do, and exit code 2."""
+    argv = path.split()[1:] + ["--no-such-flag"]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith("lightrecipe: error: ") and err.count("\n") == 1, err
+    assert f"(see '{path} --help')" in err or "(see 'lightrecipe --help')" in err, err

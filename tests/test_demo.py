@@ -4,8 +4,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from lightrecipe.cli import main
-from lightrecipe.demo import DEMO_ARCHS, DEMO_SPACE
+from lightrecipe.cli import build_parser, main
+from lightrecipe.demo import DEMO_ARCHS, DEMO_SPACE, demo_archs
 from lightrecipe.reports.figures import FIGURES
 from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import Recipe
@@ -45,3 +45,15 @@ def test_demo_runs_sweep_and_writes_report(tmp_path, capsys, ray_local):
     assert set(table["arch"]) == set(DEMO_ARCHS) and len(table) == 2 * len(DEMO_ARCHS)
     best = Recipe.from_file(report / "best-mobilenetv3_small_050.yaml")
     assert best.arch == "mobilenetv3_small_050" and best.epochs == 1
+
+
+def test_arch_adds_to_the_demos_mobilenet_and_the_help_says_so(capsys):
+    args = build_parser().parse_args(["demo", "--arch", "resnet10t"])
+    assert demo_archs(args.arch) == (*DEMO_ARCHS, "resnet10t")  # the README: `--arch resnet10t` adds a ResNet
+    args = build_parser().parse_args(["demo", "--arch", DEMO_ARCHS[0], "--arch", "resnet10t"])
+    assert demo_archs(args.arch) == (*DEMO_ARCHS, "resnet10t")  # the README's measured run names both
+    assert demo_archs(build_parser().parse_args(["demo"]).arch) == DEMO_ARCHS
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"an arch to search besides {DEMO_ARCHS[0]}, which the demo always searches" in help_text

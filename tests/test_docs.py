@@ -12,3 +12,24 @@ def test_the_science_page_exists_and_nothing_cites_a_file_the_project_lacks():
     citing = [str(p.relative_to(ROOT)) for p in texts if any(name in p.read_text() for name in team_only)]
     assert citing == []
     assert "arXiv" in (ROOT / "docs" / "science.md").read_text()
+
+
+def test_every_install_hint_works_in_a_checkout():
+    """No package index has lightrecipe, so `pip install 'lightrecipe[dashboard]'` fails for every user: a hint,
+    in the README or printed by the code, installs an extra of the checkout (`pip install -e '.[NAME]'`) and
+    names an extra pyproject.toml has."""
+    import re
+
+    import tomllib
+
+    from lightrecipe.errors import install_extra
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    files = [ROOT / "README.md", *(ROOT / "lightrecipe").rglob("*.py")]
+    texts = {str(p.relative_to(ROOT)): p.read_text() for p in files}
+    from_an_index = [name for name, text in texts.items() if re.search(r"pip install ['\"]?lightrecipe", text)]
+    assert from_an_index == []
+    named = set(re.findall(r"pip install -e '\.\[(\w+)\]'", texts["README.md"]))
+    named |= {m for text in texts.values() for m in re.findall(r"install_extra\(['\"](\w+)['\"]\)", text)}
+    assert named == {"dashboard", "postgres"} and named <= extras
+    assert install_extra("postgres").startswith("pip install -e '.[postgres]' in the lightrecipe checkout")

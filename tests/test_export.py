@@ -38,6 +38,8 @@ def test_export_loads_in_plain_timm_strictly_and_gives_the_trainers_features(tmp
         train(recipe, workdir=run, device="cpu", report=stop_after_the_first_epoch)
     assert cli.main(["export", str(run), "--out", str(tmp_path / "export")]) == 0
     exported = tmp_path / "export"
+    listed = capsys.readouterr().out.splitlines()  # every file it wrote, history.csv included
+    assert sorted(listed) == sorted(str(p) for p in exported.iterdir()) and str(exported / "history.csv") in listed
 
     weights = exported / "model.safetensors"
     plain = timm.create_model(ARCH, pretrained=False, num_classes=0)

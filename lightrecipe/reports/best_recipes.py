@@ -12,7 +12,8 @@ import pandas as pd
 from lightrecipe.errors import UserError
 from lightrecipe.reports import tables
 from lightrecipe.reports.text import one_line
-from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, field_types
+from lightrecipe.trainers.recipe import CPU_THREADS, FIELD_NAMES, Recipe, field_types
+from lightrecipe.words import counted
 
 
 def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list[str],
@@ -49,6 +50,11 @@ def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list
             f"# run folder: {one_line(row.run_dir or '-')}\n"
             f"# Train it: lightrecipe train --recipe {name}\n"
         )
+        threads = _cpu_threads(row)
+        if threads is not None:  # the number above reproduces on a CPU only at this count (recipe.CPU_THREADS)
+            header += (f"# Obtained on a CPU with {counted(threads, 'torch thread')}: `lightrecipe train --recipe` on a "
+                       f"CPU trains with\n# {CPU_THREADS} below, since another count gives another number\n"
+                       f"{CPU_THREADS}: {threads}\n")
         path = out / name
         path.write_text(header + recipe.to_yaml(), encoding="utf-8")
         written[str(arch)] = path
@@ -63,6 +69,16 @@ def _unique(stem: str, taken: set[str]) -> str:
         candidate = f"{stem}-{n}"
     taken.add(candidate)
     return candidate
+
+
+def _cpu_threads(row: pd.Series) -> int | None:
+    """The torch thread count the trial's CPU result was obtained with (train()'s metrics), or None (a GPU or a
+    data-parallel run, or a trial from before the count was recorded)."""
+    try:
+        value = float(row.get(CPU_THREADS))  # a number column: NaN where a trial recorded none
+    except (TypeError, ValueError):
+        return None
+    return int(value) if math.isfinite(value) and value >= 1 else None
 
 
 def _recipe_from_row(row: pd.Series) -> dict[str, Any] | None:

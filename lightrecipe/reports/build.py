@@ -21,6 +21,7 @@ from lightrecipe.reports.render_md import render_markdown
 from lightrecipe.reports.report import DrawnFigure, Report
 from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import masked
+from lightrecipe.words import counted
 
 
 def build_report(sources: str | Sequence[str], out: str | Path, *, metric: str = "knn_top1") -> Report:
@@ -66,8 +67,8 @@ def _winner_recipes(confirm: pd.DataFrame, winners: pd.DataFrame) -> dict[str, t
         runs = confirm[(confirm["study"] == w.study) & (confirm["source_trial"] == w.source_trial)
                        & (confirm["state"] == records.COMPLETE)].sort_values("seed")
         if len(runs):
-            out[str(arch)] = (runs.iloc[0], f"confirmed winner: recipe {w.label} of {w.study}, {int(w.n)} seeds at "
-                                            f"{int(runs.iloc[0]['max_epochs'])} epochs")
+            seeds, epochs = counted(int(w.n), "seed"), counted(int(runs.iloc[0]["max_epochs"]), "epoch")
+            out[str(arch)] = (runs.iloc[0], f"confirmed winner: recipe {w.label} of {w.study}, {seeds} at {epochs}")
     return out
 
 

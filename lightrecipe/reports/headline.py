@@ -10,6 +10,7 @@ import pandas as pd
 
 from lightrecipe.reports import figures, holdup, tables
 from lightrecipe.search.store import records
+from lightrecipe.words import counted
 
 TOP_KNOBS = 3  # knobs named per arch in the headline
 
@@ -68,5 +69,5 @@ def _confirmed(part: pd.DataFrame, winner: pd.Series, metric: str) -> dict:
     base, base_ci = cell(part[part["role"] == records.ROLE_RESNET50])
     best, best_ci = cell(part[part["label"] == winner.label])
     return dict(floor=floor, floor_ci=floor_ci, baseline=base, baseline_ci=base_ci, best=best, best_ci=best_ci,
-                delta=best - base, basis=f"confirm {test}, {int(winner.n)} seeds",
+                delta=best - base, basis=f"confirm {test}, {counted(int(winner.n), 'seed')}",
                 best_trial=f"{winner.study} recipe {winner.label}", best_run_dir="; ".join(map(str, winner.run_dirs)))

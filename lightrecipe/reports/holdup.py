@@ -22,6 +22,7 @@ import pandas as pd
 from lightrecipe.reports import tables
 from lightrecipe.reports.text import percent, plus_minus
 from lightrecipe.search.store import records
+from lightrecipe.words import counted
 
 CONFIDENCE = 0.95  # the interval the issue asks for
 NOISE_ALPHA = 0.05  # a difference with paired-t p >= 5% is "within noise"
@@ -355,7 +356,7 @@ def terminal_text(frames: tables.Frames, metric: str = "knn_top1") -> dict[str, 
             cells = "".join(f"{plus_minus(100 * getattr(r, m), 100 * getattr(r, m + '_ci')):>16}" for m in tables.METRICS)
             lines.append(f"{r.label:<26}{seeds_done(r):>6}{percent(r.short):>11}{cells}")
         s = summary.loc[study]
-        lines.append(f"Kendall's tau, sweep vs confirmed order of the {s.n} searched recipes: {tau_text(s)}")
+        lines.append(f"Kendall's tau, sweep vs confirmed order of the searched recipes ({counted(s.n, 'recipe')}): {tau_text(s)}")
         lines.append(seeds_text(s))
         lines += [f"note: {flag}" for flag in s.warnings]
         out[str(arch)] = "\n".join(lines)

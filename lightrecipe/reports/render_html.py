@@ -15,6 +15,7 @@ import pandas as pd
 from lightrecipe.reports import figures, holdup, tables
 from lightrecipe.reports.text import number, percent, plus_minus
 from lightrecipe.search.store import records
+from lightrecipe.words import counted
 
 if TYPE_CHECKING:
     from lightrecipe.reports.report import DrawnFigure, Report
@@ -110,7 +111,7 @@ def _holdup_html(report: Report) -> str:
             f"<h3>{escape_text(arch)} <span class=sub>{escape_text(study)}</span></h3><table><thead><tr><th>recipe</th><th>seeds</th>"
             "<th>sweep val (%)</th><th>sweep rank</th><th>confirmed rank</th><th>val kNN</th><th>val linear</th>"
             "<th>test kNN</th><th>test linear</th><th>run folders</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of the {s.n} searched recipes: "
+            f"<tbody>{rows}</tbody></table><p>Kendall's tau, sweep order vs confirmed order of the searched recipes ({counted(s.n, 'recipe')}): "
             f"<b>{escape_text(holdup.tau_text(s))}</b></p><p>{escape_text(holdup.seeds_text(s))}</p>"
             + (f"<div class=notes><ul>{flags}</ul></div>" if flags else ""))
     return "".join(parts)
@@ -124,7 +125,8 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
         f"<style>{_CSS}</style></head><body><main>",
         "<h1>How the best recipe for each efficient net differs from the ResNet-50 settings</h1>",
         f"<p class=meta>Sources: {', '.join(f'<code>{escape_text(s)}</code>' for s in sources)} · ranked by val "
-        f"<b>{escape_text(metric)}</b> · {len(trials)} trials in {trials['study'].nunique()} studies · generated "
+        f"<b>{escape_text(metric)}</b> · {counted(len(trials), 'trial')} in "
+        f"{counted(trials['study'].nunique(), 'study', 'studies')} · generated "
         f"{escape_text(dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
         "<h2>Headline</h2>",
         _headline_html(report.headline, metric, report.best_recipes),

@@ -10,6 +10,7 @@ import pandas as pd
 from lightrecipe.reports import holdup, tables
 from lightrecipe.reports.text import markdown_text as _md
 from lightrecipe.reports.text import number, percent, plus_minus
+from lightrecipe.words import counted
 
 if TYPE_CHECKING:
     from lightrecipe.reports.report import DrawnFigure, Report
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
 def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn: list[DrawnFigure], report: Report) -> str:
     lines = ["# How the best recipe for each efficient net differs from the ResNet-50 settings", "",
-             f"Sources: {', '.join(_md(s) for s in sources)}; ranked by val `{metric}`; {len(trials)} trials.",
+             f"Sources: {', '.join(_md(s) for s in sources)}; ranked by val `{metric}`; "
+             f"{counted(len(trials), 'trial')}.",
              "", "## Headline", "",
              "| arch | numbers | random-init floor (%) | ResNet-50 settings (%) | best recipe (%) | delta (pts) | most important knobs | best trial | run folder | recipe file |",
              "|---|---|---:|---:|---:|---:|---|---|---|---|"]
@@ -59,7 +61,7 @@ def _holdup_markdown(report: Report) -> list[str]:
             lines.append(f"| {_md(r.label)} | {holdup.seeds_done(r)} | {percent(r.short)} | {number(r.short_rank, '{:.0f}')} | "
                          f"{number(r.confirmed_rank, '{:.0f}')} | {cells} | "
                          f"{'<br>'.join(_md(d) for d in r.run_dirs) or '–'} |")
-        lines += ["", f"Kendall's tau, sweep order vs confirmed order of the {s.n} searched recipes: "
+        lines += ["", f"Kendall's tau, sweep order vs confirmed order of the searched recipes ({counted(s.n, 'recipe')}): "
                       f"**{holdup.tau_text(s)}**", "", _md(holdup.seeds_text(s)), ""]
         lines += [f"- {_md(flag)}" for flag in s.warnings]
     return lines

@@ -67,8 +67,10 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def save(fig: Figure, stem: Path) -> tuple[Path, Path]:
-    """PNG (for HTML and Markdown) and SVG (for papers) next to each other."""
+def save(fig: Figure, stem: str | Path) -> tuple[Path, Path]:
+    """PNG (for HTML and Markdown) and SVG (for papers) next to each other, at `stem` (a str or a Path, without
+    the suffix) plus .png and .svg."""
+    stem = Path(stem)
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
     with matplotlib.rc_context(RC):
         fig.savefig(png, dpi=150, facecolor="white")

@@ -24,8 +24,9 @@ EPILOG = """examples:
   lightrecipe sweep ... --address 10.0.0.1:6379 --gpus-per-trial 0.5 \\
       --storage postgresql://user@db/lightrecipe                # on a Ray cluster (see README, "Running a sweep on a Ray cluster")
 
-exit codes: 0 every study has its --trials finished; 1 anything else; 2 a user error; 3 stopped by
---time-budget (resumable); 130 / 143 interrupted by SIGINT / SIGTERM (resumable with the printed command).
+exit codes: 0 every study has its --trials finished, at least one of them complete; 1 anything else (a study
+in which no trial completed says so, with its most common failure); 2 a user error; 3 stopped by --time-budget
+(resumable); 130 / 143 interrupted by SIGINT / SIGTERM (resumable with the printed command).
 """
 
 
@@ -143,7 +144,8 @@ def sweep_settings(args: argparse.Namespace, **study_fields):
 
 def run_resumably(args: argparse.Namespace, run, time_budget: float | None, epilogue) -> int:
     """Run a sweep-like command (`run()` returns its study outcomes) and turn the result into the exit-code
-    contract: 0 all finished, 3 time budget, 130/143 interrupted, 1 otherwise, printing the --resume command."""
+    contract: 0 all finished with a complete trial in every study, 3 time budget, 130/143 interrupted, 1
+    otherwise, printing the --resume command, or why a finished study has nothing to show."""
     from lightrecipe.search.cluster.interrupts import EXIT_DONE, EXIT_OTHER, EXIT_TIME_BUDGET, Interrupted
 
     try:
@@ -157,14 +159,20 @@ def run_resumably(args: argparse.Namespace, run, time_budget: float | None, epil
         print_outcome(outcome)
     epilogue()
     if all(outcome.finished >= outcome.trials for outcome in outcomes):
-        return EXIT_DONE
+        empty = no_trial_completed(outcomes)
+        for line in empty:
+            print(line, file=sys.stderr)
+        return EXIT_OTHER if empty else EXIT_DONE
     print(f"to continue: {resume_command(args)}")
     return EXIT_TIME_BUDGET if time_budget else EXIT_OTHER
 
 
 def print_outcome(outcome) -> None:
+    from lightrecipe.words import noun
+
     states = ", ".join(f"{count} {state}" for state, count in outcome.counts.items() if count)
-    print(f"{outcome.name}: {outcome.finished}/{outcome.trials} trials finished ({states or 'none'})")
+    print(f"{outcome.name}: {outcome.finished}/{outcome.trials} {noun(outcome.trials, 'trial')} finished "
+          f"({states or 'none'})")
     if outcome.best:
         print(f"  best: trial {outcome.best[0]}, knn_top1 {outcome.best[1]:.4f}")
     if outcome.baseline:
@@ -172,6 +180,23 @@ def print_outcome(outcome) -> None:
         print(f"  ResNet-50 baseline: trial {outcome.baseline[0]}, {value}")
     if outcome.unfinished or outcome.finished < outcome.trials:
         print("  unfinished: run the same command with --resume to continue")
+
+
+def no_trial_completed(outcomes) -> list[str]:
+    """One line per study in which no trial completed, naming its most common failure: such a study has no best
+    recipe, so the sweep did not do its job (exit code 1, not 0)."""
+    from lightrecipe.words import counted
+
+    lines = []
+    for o in outcomes:
+        if o.best is not None:  # a trial Optuna holds as COMPLETE, with its value
+            continue
+        states = ", ".join(f"{n} {s}" for s, n in o.counts.items() if n) or "no trials"
+        reason = " ".join(o.failure[0].split()) if o.failure else ""  # on one line, in full: the culprit is in it
+        why = f"; the most common failure ({o.failure[1]} of {counted(o.finished, 'trial')}): {reason}" if reason \
+            else ""
+        lines.append(f"lightrecipe: no trial completed in study {o.name} ({states}){why}")
+    return lines
 
 
 def resume_command(args: argparse.Namespace) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from lightrecipe.errors import UserError
+from lightrecipe.errors import UserError, install_extra
 from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import masked, open_storage
 
@@ -66,7 +66,7 @@ def serve(source: str, port: int = DEFAULT_PORT) -> WSGIServer:
     try:
         import optuna_dashboard
     except ModuleNotFoundError:
-        raise UserError("the dashboard needs optuna-dashboard: pip install 'lightrecipe[dashboard]'") from None
+        raise UserError(f"the dashboard needs optuna-dashboard: {install_extra('dashboard')}") from None
     if not 0 <= port < 65536:
         raise UserError(f"--port must be 0..65535, got {port}")
     url = storage_url(source)
@@ -109,7 +109,8 @@ def register(subparsers) -> None:
         "dashboard",
         help="watch a trial database live in optuna-dashboard (on 127.0.0.1)",
         description="Serve optuna-dashboard over a sweep's trial database on 127.0.0.1: studies, trials, "
-        "per-epoch values, importances; a running sweep is fine. Needs `pip install 'lightrecipe[dashboard]'`.",
+        "per-epoch values, importances; a running sweep is fine. Needs optuna-dashboard: "
+        f"{install_extra('dashboard')}.",
     )
     p.add_argument("source", metavar="SWEEP_DIR_OR_URL",
                    help="sweep folder (its trials.db), SQLite file, or database URL (postgresql://..., journal://...)")

@@ -15,6 +15,7 @@ from lightrecipe.search.settings import StudyPlan, SweepSettings, default_grace
 from lightrecipe.search.store import records
 from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.store.study import census, create_study, enqueue_baseline, find_study, jsonable, settle_stopped
+from lightrecipe.words import counted
 
 
 def one_driver(storage: optuna.storages.BaseStorage, space: Any, settings: SweepSettings) -> Any:
@@ -52,7 +53,7 @@ def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.B
             study = None
         if study is not None and not settings.resume:
             raise UserError(
-                f"the trial database already holds study '{name}' ({len(study.trials)} trials); "
+                f"the trial database already holds study '{name}' ({counted(len(study.trials), 'trial')}); "
                 "pass --resume to continue it, or use another --out/--storage"
             )
         if study is not None:

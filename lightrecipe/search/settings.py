@@ -69,6 +69,9 @@ class StudyOutcome:
     best: tuple[int, float] | None  # (trial number, objective)
     baseline: tuple[int, float | None] | None  # (trial number, objective or None)
     unfinished: int = 0  # trials left RUNNING (time budget); `--resume` runs them
+    # The most common reason among the trials that failed, diverged or collapsed, and how many trials gave it;
+    # what a study in which no trial completed says about itself (commands.no_trial_completed).
+    failure: tuple[str, int] | None = None
 
 
 def default_grace(epochs: int) -> int:

@@ -16,6 +16,7 @@ Tune's own experiment restore is not used.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -38,9 +39,10 @@ from lightrecipe.search.store.study import close_extra_running, slug
 from lightrecipe.search.tune import trainable
 from lightrecipe.search.tune.progress import Progress
 from lightrecipe.search.tune.sampler import make_sampler
-from lightrecipe.search.tune.scheduler import Rungs, StudyASHA
+from lightrecipe.search.tune.scheduler import Rungs, StudyASHA, milestones
 from lightrecipe.search.tune.trackers import callbacks as tracker_callbacks
 from lightrecipe.trainers import trackers
+from lightrecipe.words import counted
 
 # What a data-parallel trial's own process (the Ray Train driver) reserves: Tune needs a non-empty resource
 # request, and a CPU here would sit idle next to the workers'; about the resident size of a process that
@@ -113,13 +115,17 @@ def run_study(
     orphans = plan.census.running[:remaining]
     close_extra_running(study, storage, plan.census.running[remaining:])
     if remaining == 0:
-        stream.write(f"[{plan.name}] already has {plan.census.finished} finished trials (--trials {settings.trials})\n")
+        stream.write(f"[{plan.name}] already has {counted(plan.census.finished, 'finished trial')} "
+                     f"(--trials {settings.trials})\n")
         return
     concurrency = min(concurrency, remaining)  # more would only hold resources for trials never asked for
     note = f", re-running {len(orphans)} interrupted" if orphans else ""
+    # A schedule without a rung before its last epoch (confirm's, on purpose; a 1-epoch sweep's) prunes nothing.
+    asha = f"ASHA from epoch {plan.grace}" if milestones(plan.grace, plan.max_epochs) else \
+        "ASHA off: no rung before the last epoch"
     stream.write(
-        f"[{plan.name}] {remaining} trials to run ({plan.census.finished} finished{note}); "
-        f"{plan.max_epochs} epochs, ASHA from epoch {plan.grace}, concurrency {concurrency}\n"
+        f"[{plan.name}] {counted(remaining, 'trial')} to run ({plan.census.finished} finished{note}); "
+        f"{counted(plan.max_epochs, 'epoch')}, {asha}, concurrency {concurrency}\n"
     )
     stream.flush()
     scheduler = StudyASHA(Rungs.from_study(study, plan.grace, plan.max_epochs), max_epochs=plan.max_epochs)
@@ -206,11 +212,16 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
     best: tuple[int, float] | None = None
     baseline: tuple[int, float | None] | None = None
     unfinished = 0
+    reasons: collections.Counter[str] = collections.Counter()
     for t in study.get_trials(deepcopy=False):
         if t.state == optuna.trial.TrialState.WAITING:
             continue
         state = t.user_attrs.get(records.STATE, records.RUNNING)
         counts[state] = counts.get(state, 0) + 1
+        error = str(t.user_attrs.get(records.ERROR) or "")
+        # a pruned trial with a reason was stopped by the collapse rule, not by ASHA: a failure worth naming
+        if state in (records.FAILED, records.DIVERGED) or (state == records.PRUNED and error):
+            reasons[error or "no reason recorded"] += 1
         if t.state == optuna.trial.TrialState.RUNNING:
             unfinished += 1
         if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
@@ -222,6 +233,7 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
     return StudyOutcome(
         name=study.study_name, arch=str(study.user_attrs.get(records.ARCH, "")), counts=counts,
         finished=finished, trials=trials, best=best, baseline=baseline, unfinished=unfinished,
+        failure=reasons.most_common(1)[0] if reasons else None,
     )
 
 

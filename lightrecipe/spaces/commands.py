@@ -52,9 +52,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from lightrecipe.errors import UserError
     from lightrecipe.spaces import load_space
+    from lightrecipe.words import counted
 
     space = load_space(args.space)
-    print(f"ok: {space.name}, {len(space.params)} params")
+    print(f"ok: {space.name}, {counted(len(space.params), 'param')}")
     try:
         space.baseline_params()
     except UserError as exc:

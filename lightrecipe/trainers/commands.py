@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one recipe and print its metrics")
     p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(list_presets())} (default: the MoCo v2 ResNet-50 settings)")
     p.add_argument("--recipe", default=None, metavar="FILE.yaml",
-                   help="recipe file: a full recipe, or `preset: NAME` plus fields (default: none)")
+                   help="recipe file: a full recipe, or `preset: NAME` plus fields; its `cpu_threads`, if any, is the "
+                        "torch thread count a CPU run uses (a report's best-<arch>.yaml records it) (default: none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one recipe field (repeatable)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (not a file); an existing run there resumes")
@@ -78,6 +79,25 @@ def use_all_cores() -> None:
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
 
+def set_cpu_threads(recipe_file: str | None, device: str | None) -> None:
+    """Every core, unless the recipe file records the thread count its result was obtained with and this run is on
+    a CPU: then that count, so the file's number reproduces (recipe.CPU_THREADS), and one line says so."""
+    import torch
+
+    from lightrecipe.trainers.recipe import CPU_THREADS, cpu_threads_of
+    from lightrecipe.trainers.run.train import resolve_device
+    from lightrecipe.words import counted
+
+    threads = cpu_threads_of(recipe_file) if recipe_file is not None else None
+    if threads is None or resolve_device(device).type != "cpu":
+        use_all_cores()
+        return
+    torch.set_num_threads(threads)
+    print(f"training on {counted(threads, 'CPU thread')}: {recipe_file} says its result was obtained so "
+          f"('{CPU_THREADS}: {threads}'; another count gives another number; remove the line to use every core)",
+          file=sys.stderr)
+
+
 def run_train(args) -> int:
     recipe = resolve_recipe(args.preset, args.recipe, args.overrides)  # before torch loads: a mistake answers at once
     chosen = trackers.parse(args.log_to)
@@ -86,7 +106,7 @@ def run_train(args) -> int:
     from lightrecipe.trainers.tracker_clients import TrainTrackers
 
     out = Path(args.out).resolve()
-    say_where_the_run_starts(out)
+    say_where_the_run_starts(out, recipe)
     logs = TrainTrackers(chosen, recipe, out)
     if args.nproc != 1:
         from lightrecipe.trainers.parallel.launch import check_devices
@@ -99,7 +119,7 @@ def run_train(args) -> int:
             metrics = launch(recipe, workdir=args.out, nproc=args.nproc, device=args.device,
                              report=logs.around(bar.update))
     else:
-        use_all_cores()
+        set_cpu_threads(args.recipe, args.device)
         with EpochBar(recipe.epochs) as bar:
             metrics = train(recipe, workdir=args.out, device=args.device, report=logs.around(bar.update))
     logs.end(metrics)
@@ -112,14 +132,17 @@ def run_train(args) -> int:
     return 0
 
 
-def say_where_the_run_starts(out: Path) -> None:
-    """One line when the folder already holds this run: finished (metrics are printed again) or resumable."""
+def say_where_the_run_starts(out: str | Path, recipe: Recipe) -> None:
+    """One line when the folder already holds this run: finished (metrics are printed again) or resumable.
+    A folder holding another recipe's run is refused first, so that its one-line error is all that is printed."""
     from lightrecipe.trainers.run.run_files import CHECKPOINT_FILE, RunFiles
 
-    if RunFiles(out).finished_metrics() is not None:
-        print(f"already finished: {out} holds this run's metrics; printing them again", file=sys.stderr)
-    elif (out / CHECKPOINT_FILE).exists():
-        print(f"resuming from the checkpoint in {out}", file=sys.stderr)
+    files = RunFiles(out)  # as typed: its errors name the folder as the user gave it
+    files.check_recipe(recipe)
+    if files.finished_metrics() is not None:
+        print(f"already finished: {files.dir} holds this run's metrics; printing them again", file=sys.stderr)
+    elif (files.dir / CHECKPOINT_FILE).exists():
+        print(f"resuming from the checkpoint in {files.dir}", file=sys.stderr)
 
 
 def run_presets(args) -> int:

@@ -7,6 +7,7 @@ Writes, from the run folder's last checkpoint:
                         crop_pct, interpolation as the trainer evaluated), the layout of timm's Hub configs
     recipe.yaml         the resolved recipe that trained it (`lightrecipe train --recipe` takes it as is)
     metrics.json        the run's final metrics (or its last epoch's, for a run that did not finish)
+    history.csv         the run's per-epoch metrics, as the run folder holds them (when it has any)
     README.md           a short card: what it is, how it scored against the random-init floor, how to load it
 
 Load it without lightrecipe, config and all (timm >= 1.0.31 reads DIR/config.json and DIR/model.safetensors):
@@ -89,8 +90,8 @@ def export(run_dir: str | Path, out: str | Path) -> dict[str, Path]:
     paths["recipe.yaml"].write_text(recipe.to_yaml())
     metrics = _metrics(Path(run_dir), checkpoint)
     paths[METRICS_FILE].write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    if (Path(run_dir) / HISTORY_FILE).is_file():
-        shutil.copyfile(Path(run_dir) / HISTORY_FILE, out / HISTORY_FILE)
+    if (Path(run_dir) / HISTORY_FILE).is_file():  # in the returned paths too: the command prints every file
+        paths[HISTORY_FILE] = Path(shutil.copyfile(Path(run_dir) / HISTORY_FILE, out / HISTORY_FILE))
     paths["README.md"].write_text(_card(recipe, metrics, Path(run_dir).resolve(), checkpoint["epoch"]))
     return paths
 

@@ -7,7 +7,8 @@ def register(subparsers) -> None:
     """Add `lightrecipe export` to the `lightrecipe` parser."""
     p = subparsers.add_parser(
         "export",
-        help="write a run's trained backbone as timm loads it (model.safetensors, config.json, recipe, metrics)",
+        help="write a run's trained backbone as timm loads it (model.safetensors, config.json, recipe, metrics, "
+             "history)",
         description="Export the query backbone of a run folder (its last checkpoint) with timm's own key names; "
         "load it, with the recipe's input size, interpolation, mean/std and crop, by "
         "timm.create_model('local-dir:DIR', pretrained=True).",

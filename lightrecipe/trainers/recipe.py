@@ -299,9 +299,11 @@ class Recipe:
     def from_file(cls, path: str | Path) -> "Recipe":
         """A recipe from a JSON or YAML file: a full recipe, or a preset name plus overrides.
 
-        `preset: NAME` in the file starts from that preset; the other keys override it.
+        `preset: NAME` in the file starts from that preset; the other keys override it. A `cpu_threads` key is
+        not part of the recipe (CPU_THREADS; `cpu_threads_of` reads it).
         """
         data = load_mapping(path)
+        _checked_cpu_threads(data.pop(CPU_THREADS, None), path)
         base = data.pop("preset", None)
         if base is not None:
             return preset(str(base)).replace(source=str(path), **data)
@@ -403,6 +405,25 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# A recipe file may say, beside the recipe, how many torch CPU threads its result was obtained with (a report's
+# best-<arch>.yaml does): the thread count sets the order of CPU reductions, so a CPU result is bit-identical
+# only at that count. Not a recipe field: it is where a number came from, not how to train; `lightrecipe train
+# --recipe` applies it to a CPU run so that the file's number reproduces.
+CPU_THREADS = "cpu_threads"
+
+
+def cpu_threads_of(path: str | Path) -> int | None:
+    """The recipe file's `cpu_threads` (CPU_THREADS), or None when it records none."""
+    return _checked_cpu_threads(load_mapping(path).get(CPU_THREADS), path)
+
+
+def _checked_cpu_threads(value: Any, path: str | Path) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UserError(f"recipe file '{path}': '{CPU_THREADS}' is {value!r}; valid: a whole number of torch CPU "
+                        "threads, 1 or more (or no such line: every core)")
+    return value
+
+
 def field_types() -> dict[str, type]:
     """Field name -> Python type (bool, int, float, str); used by search spaces to check values."""
     return {k: v for k, v in typing.get_type_hints(Recipe).items() if k in FIELD_NAMES}
@@ -412,9 +433,11 @@ __all__ = [
     "VIEW2_AS_VIEW1",
     "BOUNDS",
     "CHOICES",
+    "CPU_THREADS",
     "FIELD_NAMES",
     "Recipe",
     "check_field_names",
+    "cpu_threads_of",
     "field_types",
     "load_mapping",
     "outside_bounds",

@@ -109,6 +109,15 @@ def test_no_complete_trial_gives_empty_frames_with_a_reason(frames, stem):
     assert data.empty and data.attrs["reason"]
 
 
+def test_shift_with_one_complete_trial_says_so_rather_than_that_no_knob_was_searched(frames):
+    trials = frames.trials
+    first = trials.index[trials["state"] == "complete"][0]
+    one = trials.assign(state=np.where(trials.index == first, "complete", "running"))
+    data = figures.shift_data(tables.Frames(one, frames.curves), "knn_top1")
+    assert data.empty
+    assert data.attrs["reason"] == "only one trial completed: there is no second recipe to compare its knobs with"
+
+
 def test_linear_metric_ranks_by_linear_probe(frames):
     data = figures.comparison_data(frames, "linear_top1").set_index(["arch", "kind"])
     assert data.loc[(MNV3, "best")].top1 == pytest.approx(74.0)

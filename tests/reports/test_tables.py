@@ -143,3 +143,13 @@ def test_probe_metric_ranks_the_trial_that_wins_the_probe_and_loses_on_knn(plant
         (trials["arch"] == "efficientnet_b0") & (trials["number"] == number), "knn_top1"].item()
     assert by_probe["number"] == number and by_probe["linear_top1"] == pytest.approx(linear)
     assert by_probe["param_temperature"] == params["temperature"]
+
+
+def test_the_readme_names_every_frame_tables_load_returns():
+    """The README's Python example says what `tables.load` returns: every field of `Frames`, floor and confirm too."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (named,) = re.findall(r"# Frames\(([^)]*)\)", readme)
+    assert [name.strip() for name in named.split(",")] == list(tables.Frames._fields)

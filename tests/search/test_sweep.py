@@ -242,9 +242,10 @@ def test_several_archs_run_one_study_each_in_turn(ray_local, tmp_path, capsys):
                      "--epochs", "1", "--no-baseline", "--out", str(out), *DATA])
     assert code == 0
     printed = capsys.readouterr().out
-    assert printed.index(f"[tiny/{archs[0]}] 1 trials to run") < printed.index(f"[tiny/{archs[1]}] 1 trials to run")
-    # The session's Ray fits two 1-CPU trials; one trial left holds one slot, not two.
-    assert f"[tiny/{archs[0]}] 1 trials to run (0 finished); 1 epochs, ASHA from epoch 1, concurrency 1" in printed
+    assert printed.index(f"[tiny/{archs[0]}] 1 trial to run") < printed.index(f"[tiny/{archs[1]}] 1 trial to run")
+    # The session's Ray fits two 1-CPU trials; one trial left holds one slot, not two. One epoch has no ASHA rung.
+    assert (f"[tiny/{archs[0]}] 1 trial to run (0 finished); 1 epoch, ASHA off: no rung before the last epoch, "
+            "concurrency 1") in printed
     counts = []
     for arch in archs:
         study = load(out, records.study_name("tiny", arch))
@@ -329,14 +330,46 @@ def test_a_trial_whose_run_folder_cannot_be_made_fails_with_that_reason(ray_loca
     (out / "runs").write_text("a file where the run folders go\n")  # as a read-only or broken shared mount
     code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "1",
                      "--no-baseline", "--out", str(out), *DATA])
-    assert code == 0
+    assert code == 1  # every trial finished, none completed: the sweep found nothing (README, exit codes)
     (trial,) = load(out, STUDY).trials
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs[records.STATE] == "failed"
     error = trial.user_attrs[records.ERROR]
     assert error.startswith(("FileExistsError", "NotADirectoryError")) and str(out / "runs") in error, error
     assert "worker died" not in error
-    assert f"trial 0 failed: {error[:40]}" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert f"trial 0 failed: {error[:40]}" in printed.out
+    assert "  best:" not in printed.out  # no best of nothing
+    assert printed.err.splitlines()[-1] == (
+        f"lightrecipe: no trial completed in study {STUDY} (1 failed); the most common failure (1 of 1 trial): {error}")
     assert "Traceback" in caplog.text and "mkdir" in caplog.text
+
+
+def test_a_cpu_trial_records_its_thread_count_and_its_best_recipe_file_trains_to_the_same_metrics(
+        ray_local, tmp_path, capsys):
+    """A trial trains on --cpus-per-trial threads (1), `lightrecipe train` on every core: the thread count sets the
+    order of CPU sums, so the best-recipe file's number did not reproduce. The trial records the count, the file
+    carries it, and `train --recipe FILE` trains with it: the same metrics, to the last bit."""
+    import torch
+
+    from lightrecipe.reports.best_recipes import write_best_recipes
+
+    out = tmp_path / "sweep"
+    assert cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "1",
+                     "--no-baseline", "--out", str(out), *DATA]) == 0
+    (trial,) = load(out, STUDY).trials
+    swept = trial.user_attrs[records.METRICS]
+    assert swept["cpu_threads"] == 1 and (Path(trial.user_attrs[records.RUN_DIR]) / "metrics.json").is_file()
+    card = write_best_recipes(load_trials(str(out)), "knn_top1", tmp_path, [])[ARCH]
+    assert "\ncpu_threads: 1\n" in card.read_text()
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["train", "--recipe", str(card), "--out", str(tmp_path / "again")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "training on 1 CPU thread" in capsys.readouterr().err
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    for key in ("loss", "knn_top1", "feature_rank", "linear_top1", "test_knn_top1", "test_linear_top1", "cpu_threads"):
+        assert again[key] == swept[key], (key, again[key], swept[key])
 
 
 def prunable_space(tmp_path: Path) -> str:
@@ -402,7 +435,7 @@ def test_a_smaller_resume_closes_the_extra_interrupted_trials(ray_local, tmp_pat
     argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "2", "--out", str(out),
             "--resume", *DATA]
     assert cli.main(argv) == 0
-    assert "already has 1 finished trials (--trials 1)" in capsys.readouterr().out
+    assert "already has 1 finished trial (--trials 1)" in capsys.readouterr().out
     trials = load(out, STUDY).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] + [optuna.trial.TrialState.FAIL] * 2
     assert all("not resumed" in t.user_attrs[records.ERROR] for t in trials[1:])

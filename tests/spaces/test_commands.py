@@ -77,6 +77,6 @@ def test_validate_notes_a_baseline_outside_the_space(tmp_path, capsys):
     path.write_text("name: narrow\nparams:\n  temperature: {float: [0.05, 0.15]}\n")
     assert main(["spaces", "validate", str(path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out == "ok: narrow, 1 params\n"
+    assert captured.out == "ok: narrow, 1 param\n"
     assert captured.err.startswith("note: the baseline trial cannot be enqueued:")
     assert "--no-baseline" in captured.err

@@ -259,3 +259,17 @@ def test_the_baseline_trains_on_the_data_resolution_and_evaluation_of_the_space_
     for name in ("arch", "temperature", "base_lr", "weight_decay", "queue_size", "crop_min_scale", "batch_size"):
         assert getattr(baseline, name) == getattr(resnet, name), name
     assert baseline.epochs == 3
+
+
+def test_the_digits_demo_space_states_the_feature_width_its_projector_gets():
+    """`proj_hidden_dim: 0` means the backbone's width; the file's comment says what that is for the demo's net."""
+    import re
+
+    from lightrecipe.demo import DEMO_ARCHS
+    from lightrecipe.spaces.loader import _builtin_root
+    from lightrecipe.trainers.method.model import MoCo
+
+    text = (_builtin_root() / "digits-demo.yaml").read_text()
+    (stated,) = re.findall(r"backbone feature dim \((\d+) for this MobileNet", text)
+    model = MoCo(DEMO_ARCHS[0], proj_hidden_dim=0, queue_size=0)  # the trainer's model at the space's choice 0
+    assert model.projector[0].in_features == model.projector[0].out_features == int(stated)

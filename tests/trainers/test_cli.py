@@ -2,8 +2,10 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,6 +29,14 @@ def test_train_prints_metrics(tmp_path):
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["state"] == "complete" and 0 < metrics["knn_top1"] <= 1
     assert (tmp_path / "run" / "metrics.json").is_file()
+    # What the README says the run prints and writes: the JSON line on stdout, the run folder last, on stderr, and
+    # history.csv's columns, every one.
+    assert result.stderr.strip().splitlines()[-1] == f"run folder: {tmp_path / 'run'}"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = re.findall(r"`(\w+)`", readme.split("`history.csv` (per epoch: ", 1)[1].split(")", 1)[0])
+    assert listed == (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["cpu_threads"] == len(os.sched_getaffinity(0))  # `train` uses every core and says so
 
 
 @pytest.mark.slow
@@ -70,6 +80,24 @@ def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_finished_run_folder_given_another_recipe_prints_only_the_one_line_error(tmp_path, capsys):
+    """Not "already finished: printing them again" first: the folder's metrics are another recipe's."""
+    from lightrecipe.trainers.presets import preset
+    from lightrecipe.trainers.run.run_files import RunFiles
+
+    recipe = preset("digits-small").with_overrides([a for a in TINY if "=" in a])
+    finished = RunFiles(tmp_path / "run")  # the files train() leaves in a finished run folder
+    finished.prepare(recipe)
+    finished.write_metrics({"knn_top1": 0.5, "state": "complete"})
+    assert main(["train", *TINY, "--set", "epochs=2", "--out", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"lightrecipe: error: run folder '{tmp_path / 'run'}' holds a run of a different recipe (differs in: epochs); "
+        "give a new folder to start a new run"
+    ]
 
 
 @pytest.mark.slow

@@ -155,3 +155,20 @@ def test_recipe_and_space_files_read_1e_4_as_a_number(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("weight_decay: 1e-4\n")
     assert Recipe.from_file(path).weight_decay == 1e-4
+
+
+def test_a_recipe_file_may_record_its_cpu_thread_count_beside_the_recipe(tmp_path):
+    """A report's best-recipe file says how many torch threads its number was obtained with: the recipe is the
+    same with or without that line, `cpu_threads_of` reads it, and anything but a count of 1 or more is one error."""
+    from lightrecipe.trainers.recipe import cpu_threads_of
+
+    r = preset("digits-small", epochs=3)
+    plain, card = tmp_path / "plain.yaml", tmp_path / "card.yaml"
+    plain.write_text(r.to_yaml())
+    card.write_text("# how its number was obtained\ncpu_threads: 1\n" + r.to_yaml())
+    assert Recipe.from_file(card) == Recipe.from_file(plain) == r
+    assert (cpu_threads_of(card), cpu_threads_of(plain)) == (1, None)
+    for bad in ("0", "1.5", "true", "all"):
+        card.write_text(f"cpu_threads: {bad}\n" + r.to_yaml())
+        with pytest.raises(UserError, match=r"'cpu_threads' is .*; valid: a whole number of torch CPU threads, 1 or"):
+            Recipe.from_file(card)

@@ -28,6 +28,7 @@ from lightrecipe.reports.figures.common import (
     with_top1,
 )
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
+from lightrecipe.words import counted
 
 POINT = 1.0  # "within 1 point of the best": one percentage point of top-1
 # Recipe fields that describe the run rather than the recipe: never shown as knobs that "shift".
@@ -69,8 +70,12 @@ def shift_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     if done.empty:
         return empty_frame(f"no complete trial has a {metric} value yet", order=order, metric=metric)
     knobs = _knobs(done)
+    if len(done) == 1:  # "no knob was searched" would be false: the space may search many, one trial completed
+        return empty_frame("only one trial completed: there is no second recipe to compare its knobs with", order=order,
+                      metric=metric)
     if not knobs:
-        return empty_frame("every complete trial ran the same recipe: no knob was searched", order=order, metric=metric)
+        return empty_frame("every complete trial ran the same recipe: no knob differs between them", order=order,
+                           metric=metric)
     rows = []
     for arch in order:
         sub = done[done["arch"] == arch]
@@ -84,7 +89,8 @@ def shift_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     who = "every efficient net" if len(judged) < len(frame) or not frame["arch"].map(is_reference_arch).any() \
         else "every arch"
     moved = frame.drop_duplicates("knob")["knob_moved"].sum()
-    title = (f"Recipe shift: {moved} of {len(knobs)} knobs move away from the ResNet-50 settings for {who}"
+    title = (f"Recipe shift: {moved} of {counted(len(knobs), 'knob')} {'moves' if moved == 1 else 'move'} away "
+             f"from the ResNet-50 settings for {who}"
              if moved else "Recipe shift: best value per arch vs the ResNet-50 settings")
     frame.attrs.update(order=order, metric=metric, title=title)
     return frame

@@ -6,8 +6,9 @@ while a sweep runs, the first SIGINT or SIGTERM is only recorded: Tune stops eve
 checkpoints), no further arch starts, and `run_sweep` raises `Interrupted`. A second signal stops at once.
 
 Exit codes of `lightrecipe sweep`:
-    0    every study has its --trials trials finished
-    1    anything else (a crash, trials left unfinished for another reason)
+    0    every study has its --trials trials finished, at least one of them complete
+    1    anything else (a crash, trials left unfinished for another reason, a study in which no trial completed:
+         commands.no_trial_completed names its most common failure)
     2    a user error: a bad flag, file, value, address or database (cli.py)
     3    stopped early by --time-budget; `--resume` continues
     130  interrupted by SIGINT (128 + 2), 143 by SIGTERM (128 + 15); `--resume` continues

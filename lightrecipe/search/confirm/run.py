@@ -38,6 +38,7 @@ from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.store.storage import open_storage
 from lightrecipe.search.store.study import census, find_study, jsonable, new_study, new_study_key
 from lightrecipe.search.sweep import concurrency_for, outcome, run_study
+from lightrecipe.words import counted
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def _plan(source: optuna.Study, settings: ConfirmSettings, storage: Any, stream:
     name = records.confirm_study_name(source.study_name)
     study = find_study(storage, name)
     if study is not None and not settings.run.resume:
-        raise UserError(f"the trial database already holds confirm study '{name}' ({len(study.trials)} trials); "
+        raise UserError(f"the trial database already holds confirm study '{name}' "
+                        f"({counted(len(study.trials), 'trial')}); "
                         "pass --resume to continue it")
     if study is None:
         chosen = picks(source, settings.top)

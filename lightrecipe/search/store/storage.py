@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from lightrecipe.errors import UserError, first_line
+from lightrecipe.errors import UserError, first_line, install_extra
 
 SQLITE_TIMEOUT_S = 60  # a report holding a read transaction must not make the sweep's writes fail
 JOURNAL_SCHEME = "journal://"
@@ -113,7 +113,7 @@ def open_storage(url: str) -> Any:
 def _hint(exc: BaseException, url: str) -> str:
     line = scrubbed_first_line(exc, url)
     if isinstance(exc, ModuleNotFoundError) and url.startswith("postgresql"):
-        return f"{line}; install the driver with `pip install 'lightrecipe[postgres]'`"
+        return f"{line}; install the driver: {install_extra('postgres')}"
     return line
 
 

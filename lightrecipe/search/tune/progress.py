@@ -13,6 +13,7 @@ import time
 from typing import Any, TextIO
 
 from lightrecipe.search.store import records
+from lightrecipe.words import counted
 
 ORDER = {records.RUNNING: 0, records.COMPLETE: 1, records.PRUNED: 2, records.DIVERGED: 3, records.FAILED: 4}
 MAX_ROWS = 24  # a screenful: running trials, then the best finished ones
@@ -105,7 +106,7 @@ class Progress:
         lines = [self.summary(), "  ".join(h.ljust(w) for h, w in zip(header, widths))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
         if len(rows) > MAX_ROWS:
-            lines.append(f"... {len(rows) - MAX_ROWS} more finished trials in the trial database")
+            lines.append(f"... {counted(len(rows) - MAX_ROWS, 'more finished trial')} in the trial database")
         lines.append("(* = ResNet-50 baseline)" + (STOPPED_NOTE if any(r.get("state") in (records.PRUNED, records.DIVERGED)
                                                                       for r in rows[:MAX_ROWS]) else ""))
         lines += self.reasons()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lightrecipe.errors import UserError
+from lightrecipe.words import counted
 
 try:  # numpy >= 2 keeps the array internals in numpy._core; numpy.core is a deprecated alias
     from numpy._core import multiarray as _multiarray
@@ -138,7 +139,7 @@ def _read_binary_batch(path: Path, num_classes: int):
 
 def _checked(path: Path, images: np.ndarray, labels: np.ndarray, num_classes: int):
     if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-        raise UserError(f"CIFAR file '{path}' has {len(images)} images but labels of shape {labels.shape}")
+        raise UserError(f"CIFAR file '{path}' has {counted(len(images), 'image')} but labels of shape {labels.shape}")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise UserError(f"CIFAR file '{path}' has labels outside 0..{num_classes - 1}; is it the other CIFAR?")
     return np.ascontiguousarray(images), labels.astype(np.int64)

@@ -20,6 +20,7 @@ import torch
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.trainers.data.image_decode import CropPairs, EvalImages
 from lightrecipe.trainers.data.splits import Dataset, Split, per_class_holdout, subsample
+from lightrecipe.words import counted
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 VAL_PER_CLASS = (0.1, 50)  # held out of train/ per class: 10%, at most 50 (ImageNet: 50 000 images, like its val)
@@ -175,7 +176,7 @@ class FileSplit(Split):
         self._skipped.add(path)
         if len(self._skipped) > MAX_UNREADABLE_SHARE * len(self):
             raise UserError(
-                f"{len(self._skipped)} of {len(self)} image files of this split cannot be read (more than "
+                f"{len(self._skipped)} of {counted(len(self), 'image file')} of this split cannot be read (more than "
                 f"{MAX_UNREADABLE_SHARE:.0%}), e.g. {error}; every file under train/ and val/ must be an image"
             )
         warnings.warn(f"skipping unreadable image {error}", stacklevel=2)

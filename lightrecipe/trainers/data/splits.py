@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from lightrecipe.errors import UserError
+from lightrecipe.words import counted
 
 SPLIT_SEED = 20230103  # fixed: splits must not move with recipe.seed, or trials would be scored on different images
 
@@ -48,7 +49,7 @@ class Split:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if drop_last and len(self) < batch_size:
             raise UserError(
-                f"batch_size ({batch_size}) exceeds the {len(self)} images of this split, so no full batch "
+                f"batch_size ({batch_size}) exceeds the {counted(len(self), 'image')} of this split, so no full batch "
                 "exists; lower batch_size or raise data_fraction"
             )
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))

@@ -276,7 +276,7 @@ def _finish(trainer: Trainer, files: RunFiles | None, history: list[dict[str, An
     metrics.update(final_scores(trainer.model.backbone, data, trainer.recipe, trainer.device))  # rank 0's
     metrics.update(params=backbone_params(trainer), skipped_files=len(data.skipped_files()),
                    skipped_steps=trainer.skipped_steps, state=COMPLETE, diverged_epoch=None, error="",
-                   epochs_run=len(history))
+                   epochs_run=len(history), **cpu_threads(trainer))
     if files is not None:
         files.write_metrics(metrics)
     return metrics
@@ -325,6 +325,15 @@ def backbone_params(trainer: Trainer) -> int:
     return count_params(trainer.model.backbone)
 
 
+def cpu_threads(trainer: Trainer) -> dict[str, int]:
+    """{"cpu_threads": n} for a one-process CPU run, {} otherwise: torch's thread count sets the order of CPU
+    reductions, so the result is bit-identical only at this count (recipe.CPU_THREADS: a report's best-recipe file
+    carries it, and `lightrecipe train --recipe` trains with it). The count of the attempt that finished the run."""
+    if trainer.device.type != "cpu" or trainer.world.size > 1:
+        return {}
+    return {"cpu_threads": torch.get_num_threads()}
+
+
 def divergence_advice(recipe: Recipe) -> str:
     """What to try after a non-finite loss, with the recipe's current values, precision included."""
     tips = [f"lower base_lr (now {recipe.base_lr:g})", f"raise temperature (now {recipe.temperature:g})",
@@ -348,6 +357,7 @@ def _diverged(files: RunFiles | None, history: list[dict[str, Any]], epoch: int,
         error=f"{what} in epoch {epoch}; try: {divergence_advice(trainer.recipe)}",
         epochs_run=len(history),
         skipped_steps=trainer.skipped_steps,
+        **cpu_threads(trainer),
     )
     if files is not None:
         files.write_metrics(metrics)

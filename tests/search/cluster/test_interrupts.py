@@ -103,7 +103,7 @@ def test_ctrl_c_then_sigterm_stop_the_whole_sweep_resumably(tmp_path):
     assert "interrupted by SIGINT" in printed and f"lightrecipe sweep --space {TINY_SPACE}" in printed
     resume_line = next(line.strip() for line in printed.splitlines() if line.strip().startswith("lightrecipe sweep"))
     assert resume_line.endswith("--resume") and f"--arch {SECOND_ARCH}" in resume_line
-    assert f"[tiny/{SECOND_ARCH}] 1 trials to run" not in printed  # no further arch started
+    assert f"[tiny/{SECOND_ARCH}] 1 trial to run" not in printed  # no further arch started
     assert "Token authentication" not in printed  # Ray's notice stays off the terminal
     # The private Ray listened, and only on loopback, although the environment did not ask for it.
     assert len({pid for _, _, pid in first.sockets}) >= 2, first.sockets  # at least GCS and raylet seen

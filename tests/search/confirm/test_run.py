@@ -64,6 +64,9 @@ def test_confirm_retrains_top_k_and_the_resnet50_settings_per_seed_and_resumes_e
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "Kendall's tau" in printed and "random init (untrained)" in printed
+    # Nothing is pruned in confirm: its line says so (and counts in the singular where there is one).
+    assert (f"[{records.confirm_study_name(SOURCE)}] 4 trials to run (0 finished); 1 epoch, ASHA off: no rung before "
+            "the last epoch, concurrency 2") in printed
 
     study = load(out, records.confirm_study_name(SOURCE))
     assert study.user_attrs[records.KIND] == "confirm" and study.user_attrs[records.SOURCE_STUDY] == SOURCE
