@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from lightrecipe.errors import UserError
+from lightrecipe.errors import UserError, install_extra
 
 # kind -> (module that must import, extra that installs it). TensorBoard files are written by tensorboardX
 # (Ray's TBX callback uses it; no TensorFlow); the `tensorboard` package reads them and serves them.
@@ -59,7 +59,7 @@ def parse(specs: list[str] | tuple[str, ...]) -> list[Tracker]:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise UserError(f"--log-to {kind} needs the {extra} extra: pip install -e '.[{extra}]'") from None
+            raise UserError(f"--log-to {kind} needs the {extra} extra: {install_extra(extra)}") from None
         out.append(Tracker(kind, target or None))
     return out
 

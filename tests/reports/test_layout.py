@@ -14,6 +14,8 @@ from tests.reports import sweepdb
 from tests.reports.layout import invisible_lines, layout_problems
 
 STEMS = [f.stem for f in figures.FIGURES]
+# Figures whose data needs studies these planted sweeps do not have: warm against cold (test_warm_figure.py)
+LAYOUT_STEMS = [stem for stem in STEMS if stem != "warm"]
 ARCH_SETS = {1: ("mobilenetv3_small_050",), 2: ("mobilenetv3_large_100", "efficientnet_b0"),
              4: tuple(sweepdb.ARCH_PARAMS)}
 
@@ -40,7 +42,7 @@ def test_the_checks_find_a_cut_off_legend_crowded_ticks_and_an_invisible_curve()
     assert invisible_lines(fig) == ["'panel': one epoch draws nothing"]
 
 
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", LAYOUT_STEMS)
 def test_figure_reads_cleanly_for_one_two_and_four_archs(arch_frames, stem):
     spec = next(f for f in figures.FIGURES if f.stem == stem)
     data = spec.data(arch_frames, "knn_top1")
@@ -61,7 +63,7 @@ def test_every_trial_has_a_visible_curve_even_one_pruned_after_its_first_epoch(a
 
 
 @pytest.mark.slow  # eight more figures of six studies; test_hostile.py checks the report files in the fast loop
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", LAYOUT_STEMS)
 def test_hostile_names_leave_every_figure_readable(hostile, stem):
     frames = tables.load(str(hostile[0]))
     spec = next(f for f in figures.FIGURES if f.stem == stem)

@@ -84,7 +84,7 @@ def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path, capsys):
 
 def test_a_finished_run_folder_given_another_recipe_prints_only_the_one_line_error(tmp_path, capsys):
     """Not "already finished: printing them again" first: the folder's metrics are another recipe's."""
-    from lightrecipe.trainers.presets import preset
+    from lightrecipe.trainers.recipe import preset
     from lightrecipe.trainers.run.run_files import RunFiles
 
     recipe = preset("digits-small").with_overrides([a for a in TINY if "=" in a])

@@ -111,8 +111,9 @@ def plot_latency(data: pd.DataFrame):
     fig = style.new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     front = data[data["pareto"]].sort_values("latency_ms")
-    ax.step(front["latency_ms"], front["best"], where="post", color="#888888", linewidth=1.0, zorder=2,
-            label="Pareto front")
+    if len(front) > 1:  # one arch is its own front: a line through one point draws nothing
+        ax.step(front["latency_ms"], front["best"], where="post", color="#888888", linewidth=1.0, zorder=2,
+                label="Pareto front")
     for _, r in data.iterrows():
         if np.isfinite(r.floor):
             ax.scatter([r.latency_ms], [r.floor], marker="_", s=300, color=style.FLOOR_COLOR, zorder=3)
