@@ -22,7 +22,7 @@ EPILOG = """examples:
   lightrecipe sweep --space paper-efficient --arch efficientnet_b0 --trials 40 --out sweeps/effnet \
       --warm-start sweeps/paper:mobilenetv3_large_100           # start from the MobileNet study's top 3
   lightrecipe sweep ... --address 10.0.0.1:6379 --gpus-per-trial 0.5 \\
-      --storage postgresql://user@db/lightrecipe                # on a Ray cluster (see README, "Running a sweep on a Ray cluster")
+      --storage postgresql://user@db/lightrecipe                # on a Ray cluster (see README, "Running on a cluster")
 
 exit codes: 0 every study has its --trials finished, at least one of them complete; 1 anything else (a study
 in which no trial completed says so, with its most common failure); 2 a user error; 3 stopped by --time-budget
