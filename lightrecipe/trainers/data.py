@@ -168,8 +168,7 @@ def load_dataset(recipe) -> Dataset:
     if recipe.dataset in ("cifar10", "cifar100"):
         num_classes = 10 if recipe.dataset == "cifar10" else 100
         (train_x, train_y), (test_x, test_y) = data_formats.read_cifar(recipe.data_root, num_classes)
-        holdout = stratified_holdout(train_y, round(CIFAR_VAL_FRACTION * len(train_y)))
-        train_idx = np.setdiff1d(np.arange(len(train_y)), holdout)
+        train_idx, holdout = cifar_partition(train_y)
         fraction_idx = subsample(train_y[train_idx], recipe.data_fraction, train_idx)
         images = resize_uint8(torch.from_numpy(np.concatenate([train_x, test_x])), recipe.image_size)
         labels = torch.from_numpy(np.concatenate([train_y, test_y]).astype(np.int64))
@@ -180,6 +179,22 @@ def load_dataset(recipe) -> Dataset:
 
         return load_imagefolder(recipe)
     raise UserError(f"recipe field 'dataset' is {recipe.dataset!r}; valid: digits, cifar10, cifar100, imagefolder")
+
+
+def count_train_images(recipe) -> int:
+    """`len(load_dataset(recipe).train)`, the number `Recipe.check_train_size` and `fit.py` take, without resizing
+    a pixel: digits read their labels, CIFAR reads its files, an image folder lists its files."""
+    from lightrecipe.trainers import data_formats
+
+    if recipe.dataset == "digits":
+        _, labels = load_digits_arrays()
+        train_idx, _, _ = digits_partition(labels)
+        return len(subsample(labels[train_idx], recipe.data_fraction, train_idx))
+    if recipe.dataset in ("cifar10", "cifar100"):
+        (_, train_y), _ = data_formats.read_cifar(recipe.data_root, 10 if recipe.dataset == "cifar10" else 100)
+        train_idx, _ = cifar_partition(train_y)
+        return len(subsample(train_y[train_idx], recipe.data_fraction, train_idx))
+    return len(load_dataset(recipe).train)  # an image folder is decoded lazily: loading it lists its files
 
 
 # --- digits ------------------------------------------------------------------------------------
@@ -212,6 +227,12 @@ def digits_partition(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     val = rest[stratified_holdout(labels[rest], n_val)]
     train = np.setdiff1d(rest, val)
     return train, val, test
+
+
+def cifar_partition(train_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) positions in CIFAR's training batches: a fixed stratified CIFAR_VAL_FRACTION is val."""
+    holdout = stratified_holdout(train_y, round(CIFAR_VAL_FRACTION * len(train_y)))
+    return np.setdiff1d(np.arange(len(train_y)), holdout), holdout
 
 
 # --- split helpers -----------------------------------------------------------------------------
@@ -275,4 +296,5 @@ def _tensor_dataset(name: str, images: torch.Tensor, labels: torch.Tensor, num_c
     return Dataset(name, train_split, split(val), split(test), num_classes, memory_split)
 
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Dataset", "Split", "TensorSplit", "load_dataset", "normalize"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Dataset", "Split", "TensorSplit", "count_train_images", "load_dataset",
+           "normalize"]
