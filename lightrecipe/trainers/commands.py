@@ -9,14 +9,16 @@ from pathlib import Path
 
 from lightrecipe.errors import UserError
 from lightrecipe.trainers.presets import preset, preset_description, preset_names
-from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.fit import Fit, TrainImages, fit_preset
+from lightrecipe.trainers.recipe import Recipe, check_field_names, parse_assignments
 
 METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "params", "state")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one recipe and print its metrics")
-    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(preset_names())} (default: the MoCo v2 ResNet-50 settings)")
+    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(preset_names())} (default: the MoCo v2 ResNet-50 settings); "
+                        "MoCo's queue and batch are fitted to the training images unless --set gives them")
     p.add_argument("--recipe", default=None, metavar="FILE.yaml",
                    help="recipe file: a full recipe, or `preset: NAME` plus fields (default: none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -47,14 +49,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_bench)
 
 
-def resolve_recipe(preset_name: str | None, recipe_file: str | None, overrides: list[str]) -> Recipe:
+def resolve_recipe(preset_name: str | None, recipe_file: str | None, overrides: list[str]) -> Fit:
+    """What `train` trains: a recipe file as written (plus --set), or a preset (default: the Recipe field defaults,
+    MoCo v2's) plus --set, with the queue and batch of MoCo's settings fitted to the training images (fit.py)."""
     if recipe_file is not None:
         recipe = Recipe.from_file(recipe_file)
         if preset_name is not None:
             raise UserError("give --preset or --recipe, not both (a recipe file can name its preset: 'preset: NAME')")
-    else:
-        recipe = preset(preset_name) if preset_name else Recipe()
-    return recipe.with_overrides(overrides)
+        return Fit(recipe.with_overrides(overrides))
+    explicit = parse_assignments(overrides)
+    check_field_names(explicit, "--set")
+    return fit_preset(preset_name, explicit, TrainImages(), source="--set")
 
 
 def use_all_cores() -> None:
@@ -65,7 +70,11 @@ def use_all_cores() -> None:
 
 
 def run_train(args) -> int:
-    recipe = resolve_recipe(args.preset, args.recipe, args.overrides)  # before torch loads: a mistake answers at once
+    fit = resolve_recipe(args.preset, args.recipe, args.overrides)  # every field checked before torch loads
+    recipe = fit.recipe
+    if fit.note():
+        settings = f"preset '{args.preset}'" if args.preset else "the MoCo v2 settings (the field defaults)"
+        print(f"{settings}: {fit.note()}", file=sys.stderr)
     from lightrecipe.trainers.progress import EpochBar
     from lightrecipe.trainers.train import train
 
