@@ -143,7 +143,8 @@ def print_outcome(o) -> None:
         print(f"  best: trial {o.best[0]}, knn_top1 {o.best[1]:.4f}")
     if o.baseline:
         value = "not complete" if o.baseline[1] is None else f"knn_top1 {o.baseline[1]:.4f}"
-        print(f"  ResNet-50 baseline: trial {o.baseline[0]}, {value}")
+        fitted = f" ({o.baseline_note})" if o.baseline_note else ""
+        print(f"  ResNet-50 baseline{fitted}: trial {o.baseline[0]}, {value}")
     if o.unfinished or o.finished < o.trials:
         print("  unfinished: run the same command with --resume to continue")
 

@@ -5,7 +5,7 @@ database (lease.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -24,7 +24,12 @@ def one_driver(storage: optuna.storages.BaseStorage, space: Any, s: SweepSetting
     return hold_studies(storage, names, takeover=lambda name: s.resume or name not in existing)
 
 
-def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage) -> list[StudyPlan]:
+def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStorage,
+                 fit_to: Callable[[Any], int] | None = None) -> list[StudyPlan]:
+    """Per arch, its study created (the fitted baseline enqueued first) or checked for `--resume`. With
+    `fit_to` (a count of training images, trainers/fit.TrainImages) the baseline's and the space's queue and
+    batch are fitted to the data as the trials' will be, and the baseline and every corner of the space must
+    fit the data: a recipe that cannot run stops the sweep here, before any trial starts."""
     from lightrecipe.trainers.presets import preset
 
     epochs = s.epochs or s.overrides.get("epochs") or space.fixed.get("epochs") or preset(space.base).epochs
@@ -34,9 +39,15 @@ def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStor
     plans, found = [], 0
     for arch in s.archs:
         overrides = {**s.overrides, "arch": arch, "epochs": int(epochs)}
-        space.baseline(overrides)  # validates the overrides and the arch before anything runs
-        space.check(overrides)  # every corner of the space gives a valid recipe with these overrides
-        baseline_params = space.baseline_params(overrides) if s.baseline else None
+        baseline = space.baseline_fit(overrides, fit_to=fit_to)  # validates the overrides and the arch
+        space.check(overrides, fit_to=fit_to)  # every corner gives a valid recipe that fits the data
+        if s.baseline and fit_to is not None:
+            try:
+                baseline.recipe.check_train_size(fit_to(baseline.recipe))
+            except UserError as exc:
+                raise UserError(f"the ResNet-50 baseline does not fit the data: {exc}; or run the sweep "
+                                "without it (--no-baseline)") from None
+        baseline_params = space.baseline_params(overrides, fit_to=fit_to) if s.baseline else None
         name = records.study_name(space.name, arch)
         sweep_attrs = jsonable(
             {"trials": s.trials, "epochs": int(epochs), "grace_epochs": grace, "overrides": overrides,
@@ -69,7 +80,7 @@ def plan_studies(space: Any, s: SweepSettings, storage: optuna.storages.BaseStor
         plans.append(
             StudyPlan(
                 arch=arch, name=name, overrides=overrides, max_epochs=int(epochs), grace=grace, census=c,
-                seed=resumed_seed(s.seed, c.total), params_count=arch_params(arch),
+                seed=resumed_seed(s.seed, c.total), params_count=arch_params(arch), baseline_note=baseline.note(),
             )
         )
     if s.resume and found == 0:

@@ -52,6 +52,7 @@ class StudyPlan:
     census: Census
     seed: int
     params_count: int
+    baseline_note: str = ""  # what fitting changed in the ResNet-50 baseline (trainers/fit.py), "" when nothing
 
 
 @dataclass
@@ -64,6 +65,7 @@ class StudyOutcome:
     best: tuple[int, float] | None  # (trial number, objective)
     baseline: tuple[int, float | None] | None  # (trial number, objective or None)
     unfinished: int = 0  # trials left RUNNING (time budget); `--resume` runs them
+    baseline_note: str = ""  # the baseline's fitted queue and batch (trainers/fit.py), "" when nothing changed
 
 
 def default_grace(epochs: int) -> int:

@@ -38,6 +38,7 @@ from lightrecipe.search.scheduler import Rungs, StudyASHA
 from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings, make_out
 from lightrecipe.search.storage import open_storage
 from lightrecipe.search.study import close_extra_running, slug
+from lightrecipe.trainers.fit import TrainImages, describe
 
 
 # What a data-parallel trial's own process (the Ray Train driver) reserves: Tune needs a non-empty resource
@@ -57,8 +58,9 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
     out = make_out(s.out)
     url = s.storage or records.default_storage_url(str(out))
     storage = open_storage(url)
+    fit_to = TrainImages()  # MoCo's queue and batch fitted to the data, every recipe checked against it
     with one_driver(storage, space, s):
-        plans = plan_studies(space, s, storage)
+        plans = plan_studies(space, s, storage, fit_to)
         with ray_session(s.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             fit = trials_that_fit(s.cpus_per_trial * s.workers_per_trial, s.gpus_per_trial * s.workers_per_trial)
             concurrency = s.concurrency or fit
@@ -72,8 +74,8 @@ def run_sweep(s: SweepSettings, stream: TextIO | None = None) -> list[StudyOutco
                     stream.write(f"[{plan.name}] not started: --time-budget used up; --resume runs it\n")
                 else:  # the random-init floor once per study, in the driver: no training, seconds
                     study = optuna.load_study(study_name=plan.name, storage=storage)
-                    floor.ensure(study, space.baseline(plan.overrides))
-                    run_study(plan, space, s, storage, out, concurrency, budget, stream)
+                    floor.ensure(study, space.baseline(plan.overrides, fit_to=fit_to))
+                    run_study(plan, space, s, storage, out, concurrency, budget, stream, fit_to=fit_to)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), s.trials))
         if received() is not None:
             raise Interrupted(received())
@@ -89,13 +91,16 @@ def run_study(
     concurrency: int,
     budget: float | None,
     stream: TextIO,
+    fit_to: Any = None,
 ) -> None:
+    """One study's Tune run. `fit_to` (trainers/fit.TrainImages) fits the trials' recipes to the data as the
+    plan's checks did; None for recipes that are already whole (confirm's)."""
     from lightrecipe.search.ledger import TrialLedger
     from lightrecipe.search.searcher import StudySearcher
 
     progress = Progress(
         plan.name, key_params=list(space.params), max_epochs=plan.max_epochs, objective=tr.OBJECTIVE,
-        stream=stream,
+        stream=stream, baseline_note=plan.baseline_note,
     )
     study = optuna.load_study(study_name=plan.name, storage=storage, sampler=make_sampler(plan.seed, s.startup_trials))
     _show_finished(progress, study)
@@ -114,7 +119,7 @@ def run_study(
     stream.flush()
     scheduler = StudyASHA(Rungs.from_study(study, plan.grace, plan.max_epochs), max_epochs=plan.max_epochs)
     ledger = TrialLedger(study, storage, space=space, overrides=plan.overrides, out=out,
-                         params_count=plan.params_count, orphans=orphans)
+                         params_count=plan.params_count, orphans=orphans, fit_to=fit_to)
     searcher = StudySearcher(ledger, cpus_per_trial=s.cpus_per_trial, gpus_per_trial=s.gpus_per_trial,
                              stopped_by_scheduler=scheduler.was_stopped, on_update=progress.update,
                              workers_per_trial=s.workers_per_trial, worker_failures=s.max_failures)
@@ -194,6 +199,7 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
     counts = {state: 0 for state in records.STATES}
     best: tuple[int, float] | None = None
     baseline: tuple[int, float | None] | None = None
+    baseline_note = ""
     unfinished = 0
     for t in study.get_trials(deepcopy=False):
         if t.state == optuna.trial.TrialState.WAITING:
@@ -207,10 +213,12 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
                 best = (t.number, t.value)
         if t.user_attrs.get(records.BASELINE):
             baseline = (t.number, t.value if t.state == optuna.trial.TrialState.COMPLETE else None)
+            baseline_note = describe(t.user_attrs.get(records.FITTED))
     finished = sum(n for state, n in counts.items() if state != "running")
     return StudyOutcome(
         name=study.study_name, arch=str(study.user_attrs.get(records.ARCH, "")), counts=counts,
         finished=finished, trials=trials, best=best, baseline=baseline, unfinished=unfinished,
+        baseline_note=baseline_note,
     )
 
 
