@@ -36,6 +36,7 @@ from lightrecipe.search.study import census, find_study, jsonable, new_study_key
 from lightrecipe.search.confirm_commands import DEFAULT_SEEDS, DEFAULT_TOP, EPOCHS_FACTOR  # noqa: F401
 from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings
 from lightrecipe.search.sweep import outcome, run_study
+from lightrecipe.trainers.fit import TrainImages
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Pick:
     role: str  # records.ROLE_SEARCHED | records.ROLE_RESNET50
     recipe: dict[str, Any]
     short_value: float | None
+    fitted: dict[str, Any] | None = None  # what fitting to the data changed in the recipe (records.FITTED)
 
 
 class ConfirmSpace:
@@ -85,8 +87,9 @@ def run_confirm(c: ConfirmSettings, stream: TextIO | None = None) -> list[StudyO
     sources = source_studies(storage, c.archs)
     names = [records.confirm_study_name(s.study_name) for s in sources]
     existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    fit_to = TrainImages()  # every recipe is checked against its data before any run starts
     with hold_studies(storage, names, takeover=lambda name: c.run.resume or name not in existing):
-        plans = [_plan(source, c, storage, stream) for source in sources]
+        plans = [_plan(source, c, storage, stream, fit_to) for source in sources]
         with ray_session(c.run.address), catch_signals():
             concurrency = c.run.concurrency or trials_that_fit(c.run.cpus_per_trial, c.run.gpus_per_trial)
             deadline = time.monotonic() + c.run.time_budget if c.run.time_budget else None
@@ -146,17 +149,57 @@ def picks(source: optuna.Study, top: int) -> list[Pick]:
     done = [t for t in trials if t.state == TrialState.COMPLETE and not t.user_attrs.get(records.BASELINE)
             and t.value is not None and math.isfinite(t.value) and t.user_attrs.get(records.RECIPE)]
     done.sort(key=lambda t: (-t.value, t.number))
-    out = [Pick(t.number, records.ROLE_SEARCHED, dict(t.user_attrs[records.RECIPE]), float(t.value))
-           for t in done[:top]]
+    out = [Pick(t.number, records.ROLE_SEARCHED, dict(t.user_attrs[records.RECIPE]), float(t.value),
+                t.user_attrs.get(records.FITTED)) for t in done[:top]]
     for t in trials:
         if t.user_attrs.get(records.BASELINE) and t.user_attrs.get(records.RECIPE):
             value = t.value if t.state == TrialState.COMPLETE else None
-            out.append(Pick(t.number, records.ROLE_RESNET50, dict(t.user_attrs[records.RECIPE]), value))
+            out.append(Pick(t.number, records.ROLE_RESNET50, dict(t.user_attrs[records.RECIPE]), value,
+                            t.user_attrs.get(records.FITTED)))
             break
     return out
 
 
-def _plan(source: optuna.Study, c: ConfirmSettings, storage: Any, stream: TextIO) -> tuple[StudyPlan, int, ConfirmSpace]:
+def fitted_baseline(source: optuna.Study, pick: Pick, fit_to: Any) -> Pick:
+    """The ResNet-50 settings of `pick` as confirm trains them: as the sweep recorded them (with `fitted`, what
+    fitting to the data changed, trainers/fit.py). A sweep that predates fitting recorded MoCo v2's queue and
+    batch, which a small dataset cannot run: those are fitted now, keeping what the sweep's space fixed and its
+    --set gave. A recorded recipe that runs is never changed: confirm re-trains what the sweep ran."""
+    from lightrecipe.trainers.fit import fit_to_data
+    from lightrecipe.trainers.recipe import Recipe
+
+    if pick.role != records.ROLE_RESNET50 or pick.fitted:
+        return pick
+    recipe = Recipe.from_dict(pick.recipe, source=f"trial #{pick.source_trial} of '{source.study_name}'")
+    images = fit_to(recipe)
+    try:
+        recipe.check_train_size(images)
+        return pick
+    except UserError:
+        pass
+    spec = source.user_attrs.get(records.SPACE_SPEC) or {}
+    sweep = source.user_attrs.get(records.SWEEP) or {}
+    written = {*(spec.get("fixed") or {}), *(sweep.get("overrides") or {})}
+    fit = fit_to_data(recipe, images, keep=written)
+    return dataclasses.replace(pick, recipe=fit.recipe.to_dict(), fitted=fit.record())
+
+
+def check_fits(source: optuna.Study, chosen: list[Pick], fit_to: Any) -> None:
+    """Every recipe confirm will train fits its data (Recipe.check_train_size): UserError naming the first that
+    does not, before any run starts."""
+    from lightrecipe.trainers.recipe import Recipe
+
+    for pick in chosen:
+        recipe = Recipe.from_dict(pick.recipe, source=f"trial #{pick.source_trial} of '{source.study_name}'")
+        try:
+            recipe.check_train_size(fit_to(recipe))
+        except UserError as exc:
+            raise UserError(f"trial #{pick.source_trial} of '{source.study_name}' does not fit the data: {exc}") \
+                from None
+
+
+def _plan(source: optuna.Study, c: ConfirmSettings, storage: Any, stream: TextIO,
+          fit_to: Any) -> tuple[StudyPlan, int, ConfirmSpace]:
     """The confirm study of `source` (created and filled, or checked for `--resume`), its plan and size."""
     arch = str(source.user_attrs.get(records.ARCH, ""))
     space = str(source.user_attrs.get(records.SPACE, ""))
@@ -168,9 +211,10 @@ def _plan(source: optuna.Study, c: ConfirmSettings, storage: Any, stream: TextIO
         raise UserError(f"the trial database already holds confirm study '{name}' ({len(study.trials)} trials); "
                         "pass --resume to continue it")
     if study is None:
-        chosen = picks(source, c.top)
+        chosen = [fitted_baseline(source, p, fit_to) for p in picks(source, c.top)]
         if not any(p.role == records.ROLE_SEARCHED for p in chosen):
             raise UserError(f"study '{source.study_name}' has no complete searched trial to confirm yet")
+        check_fits(source, chosen, fit_to)
         study = _create(storage, name, source, space, arch, settings, chosen, c.seeds)
     elif study.user_attrs.get(records.CONFIRM) != settings:
         raise UserError(f"--resume: confirm study '{name}' was run with {study.user_attrs.get(records.CONFIRM)}, "
@@ -200,9 +244,10 @@ def _create(storage: Any, name: str, source: optuna.Study, space: str, arch: str
         base = Recipe.from_dict(pick.recipe, source=f"trial #{pick.source_trial} of '{source.study_name}'")
         for seed in range(seeds):
             recipe = base.replace(epochs=settings["epochs"], seed=seed).to_dict()
+            fitted = {records.FITTED: pick.fitted} if pick.fitted else {}
             study.enqueue_trial({}, user_attrs=jsonable({
                 records.CONFIRM_RECIPE: recipe, records.SOURCE_TRIAL: pick.source_trial, records.ROLE: pick.role,
-                records.SEED: seed, records.SHORT_VALUE: pick.short_value}))
+                records.SEED: seed, records.SHORT_VALUE: pick.short_value, **fitted}))
     return study
 
 
