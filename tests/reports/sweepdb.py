@@ -68,6 +68,7 @@ class Planted:
     error: str = ""
     node: str = "node-1"
     extra_metrics: dict[str, float] = field(default_factory=dict)
+    fitted: dict[str, Any] | None = None  # records.FITTED: what fitting to the data changed in the recipe
 
 
 def curve(final: float, epochs: int, full: int = MAX_EPOCHS) -> list[float]:
@@ -126,6 +127,7 @@ def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_co
                 records.DEVICE_SECONDS: 20.0 * p.epochs,
                 records.NODE: p.node,
                 records.RUN_DIR: f"/runs/{arch}/{p.seed}",
+                **({records.FITTED: p.fitted} if p.fitted else {}),
             },
         ))
     for _ in range(running):  # a trial the sweep is still training: asked, two epochs reported, never told
