@@ -32,7 +32,7 @@ RULE = {
     (IMAGENET, "resnet50-mocov2"): (65536, 256),  # MoCo v2 as published
     (IMAGENET, None): (65536, 256),
     (IMAGENET, "mocov3"): (0, 4096),  # MoCo v3 as published
-    (269, "resnet50-mocov2"): (32, 16),  # the digits at data_fraction 0.25: 2 images per BatchNorm group
+    (271, "resnet50-mocov2"): (32, 16),  # the digits at data_fraction 0.25: 2 images per BatchNorm group
 }
 
 
