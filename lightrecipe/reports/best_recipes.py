@@ -12,6 +12,7 @@ import pandas as pd
 from lightrecipe.errors import UserError
 from lightrecipe.reports import tables
 from lightrecipe.reports.text import one_line
+from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import CPU_THREADS, FIELD_NAMES, Recipe, field_types
 from lightrecipe.words import counted
 
@@ -43,7 +44,7 @@ def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list
             continue
         name = _unique(f"best-{safe_name(arch)}", taken) + ".yaml"
         header = (
-            f"# Best recipe for {one_line(arch)}: val {metric} {float(row[metric]):.4f}"
+            f"# Best recipe for {one_line(arch)}{_which(row)}: val {metric} {float(row[metric]):.4f}"
             + (f" (seed {int(row.recipe_seed)}; means over seeds in the report)\n# {one_line(how)} "
                "(lightrecipe confirm)" if how else "") + "\n"
             f"# trial #{int(row.number)} of study '{one_line(row.study)}' in {one_line(row.source)}\n"
@@ -59,6 +60,17 @@ def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list
         path.write_text(header + recipe.to_yaml(), encoding="utf-8")
         written[str(arch)] = path
     return written
+
+
+def _which(row: pd.Series) -> str:
+    """', the ResNet-50 settings (queue 128, batch 64: fitted to 1078 training images)' when the best recipe is
+    the baseline; ' (queue 128, batch 64: fitted to ...)' when the queue and batch of the space's base preset
+    were fitted to the data (trainers/fit.py); '' otherwise. The recipe below holds the fitted values."""
+    fitted = row.get("fitted")
+    fitted = one_line(fitted) if isinstance(fitted, str) else ""
+    if bool(row.get("baseline")) or row.get("role") == records.ROLE_RESNET50:
+        return f", the {tables.baseline_name(fitted)}"
+    return f" ({fitted})" if fitted else ""
 
 
 def _unique(stem: str, taken: set[str]) -> str:

@@ -36,13 +36,16 @@ def run(args: argparse.Namespace) -> int:
 
 def print_summary(report) -> None:
     """The report's notes and, per arch, ResNet-50 settings -> best recipe, as the terminal sees them."""
+    from lightrecipe.reports.tables import baseline_name
+
     for note in report.notes:
         print(f"note: {note}")
     for row in report.headline.itertuples():
         if row.best == row.best:  # not NaN
             untrained = f"untrained {row.floor:.1f}%, " if row.floor == row.floor else ""
-            print(f"{row.arch}: {untrained}ResNet-50 settings {row.baseline:.1f}% -> best {row.best:.1f}% "
-                  f"({row.delta:+.1f} pts); top knobs: {row.top_knobs or 'n/a'}")
+            baseline = f"{baseline_name(row.baseline_fit)} {row.baseline:.1f}%"
+            print(f"{row.arch}: {untrained}{baseline} -> best {row.best:.1f}% ({row.delta:+.1f} pts); "
+                  f"top knobs: {row.top_knobs or 'n/a'}")
 
 
 def print_holdup(source: str | Path) -> None:

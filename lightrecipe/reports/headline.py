@@ -18,7 +18,8 @@ TOP_KNOBS = 3  # knobs named per arch in the headline
 def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame | None = None,
                   confirmed: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per arch: floor, baseline (ResNet-50 settings) and best top-1 in percent with `*_ci` (95% half-width,
-    NaN for single sweep runs), the delta in points, `basis` ("sweep val" or "confirm test, N seeds"), the best
+    NaN for single sweep runs), `baseline_fit` (what fitting to the data changed in those settings, "" when
+    nothing), the delta in points, `basis` ("sweep val" or "confirm test, N seeds"), the best
     trial and its run folder(s), the most important knobs, and trial counts by state. `importance` is the
     importance figure's data when the caller already has it (fANOVA takes seconds), `confirmed` is
     `holdup.holdup_data`; each is computed when not given."""
@@ -47,10 +48,15 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
             best_run_dir=str(best_row.run_dir or "") if best_row is not None else "",
             top_knobs=knobs,
             trials=len(sub),
+            baseline_fit=tables.baseline_fit(sub[sub["baseline"]]),
             **{s: int(counts.get(s, 0)) for s in records.STATES},
         )
         if arch in winners.index:
-            row.update(_confirmed(confirmed[confirmed["arch"] == arch], winners.loc[arch], metric))
+            winner = winners.loc[arch]
+            row.update(_confirmed(confirmed[confirmed["arch"] == arch], winner, metric))
+            runs = frames.confirm
+            row["baseline_fit"] = tables.baseline_fit(
+                runs[(runs["study"] == winner.study) & (runs["role"] == records.ROLE_RESNET50)])
         rows.append(row)
     return pd.DataFrame(rows)
 

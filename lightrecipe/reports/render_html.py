@@ -76,9 +76,10 @@ def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Pa
         recipe = best_files.get(r.arch)
         link = f"<br><a class=sub href='{escape_text(recipe.name)}'>{_cell(recipe.name)}</a>" if recipe else ""
         run = f"<br><span class=sub>run folder: {_cell(r.best_run_dir)}</span>" if r.best_run_dir else ""
+        fitted = f"<br><span class=sub>{_cell(r.baseline_fit)}</span>" if r.baseline_fit else ""
         rows.append(
             f"<tr><td><b>{_cell(r.arch)}</b><br><span class=sub>{escape_text(r.basis)}</span></td>"
-            f"<td class=num>{plus_minus(r.floor, r.floor_ci)}</td><td class=num>{plus_minus(r.baseline, r.baseline_ci)}</td>"
+            f"<td class=num>{plus_minus(r.floor, r.floor_ci)}</td><td class=num>{plus_minus(r.baseline, r.baseline_ci)}{fitted}</td>"
             f"<td class=num>{plus_minus(r.best, r.best_ci)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
             f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}{run}</td>"
             f"<td class=num>{r.complete}/{r.trials} · {r.pruned} · {r.failed + r.diverged} · {r.running}</td></tr>"

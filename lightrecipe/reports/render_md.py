@@ -25,7 +25,8 @@ def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], dr
              "|---|---|---:|---:|---:|---:|---|---|---|---|"]
     for r in report.headline.itertuples():
         recipe = report.best_recipes.get(r.arch)
-        lines.append(f"| {_md(r.arch)} | {_md(r.basis)} | {plus_minus(r.floor, r.floor_ci)} | {plus_minus(r.baseline, r.baseline_ci)} | "
+        fitted = f" ({_md(r.baseline_fit)})" if r.baseline_fit else ""
+        lines.append(f"| {_md(r.arch)} | {_md(r.basis)} | {plus_minus(r.floor, r.floor_ci)} | {plus_minus(r.baseline, r.baseline_ci)}{fitted} | "
                      f"{plus_minus(r.best, r.best_ci)} | {number(r.delta, '{:+.1f}')} | "
                      f"{_md(r.top_knobs) or '–'} | {_md(r.best_trial)} | {_md(r.best_run_dir) or '–'} | "
                      f"{_md(recipe.name) if recipe else '–'} |")

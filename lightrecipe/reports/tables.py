@@ -16,6 +16,7 @@ import pandas as pd
 from lightrecipe.errors import UserError, first_line
 from lightrecipe.reports import sources as sources_mod
 from lightrecipe.search.store import records
+from lightrecipe.trainers.fit import describe
 from lightrecipe.trainers.recipe import FIELD_NAMES
 
 METRICS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")  # always present as columns
@@ -27,7 +28,7 @@ CONFIRM_COLUMNS = ("source_study", "source_trial", "role", "seed", "short_value"
 TRIAL_COLUMNS = (
     "source", "study", "space", "arch", "objective", "max_epochs", "number", "optuna_state", "state", "baseline",
     "value", *METRICS, "epochs", "params_count", "wall_seconds", "device_seconds", "node", "run_dir", "error",
-    "datetime_start", "datetime_complete", "warm_start", "warm_source_study", "warm_source_trial", "warm_changes",
+    "datetime_start", "datetime_complete", "warm_start", "warm_source_study", "warm_source_trial", "warm_changes", "fitted",
 )  # then param_<name> (sampled values), recipe_<field> (resolved recipe) and `distributions` (JSON)
 
 
@@ -41,6 +42,8 @@ def load_trials(sources: str | Sequence[str]) -> pd.DataFrame:
     datetime_start, datetime_complete, warm_start (the source study a `--warm-start` study started from, ""
     for a cold one), warm_source_study, warm_source_trial and warm_changes ("; "-joined) on each warm-started
     trial (None / "" on the others), `param_<name>` for each sampled parameter, `recipe_<field>` for every
+    fitted (what fitting MoCo's settings to the data changed in the recipe, e.g. "queue 128, batch 64: fitted
+    to 1078 training images"; "" when nothing),
     Recipe field (NaN where the trial has no recorded recipe yet) and `distributions` (the sampled parameters'
     Optuna distributions as JSON, for importance evaluation).
     """
@@ -189,6 +192,7 @@ def _trial_row(meta: dict[str, Any], trial: Any) -> dict[str, Any]:
         "warm_source_study": attrs.get(records.WARM_SOURCE_STUDY),
         "warm_source_trial": attrs.get(records.WARM_SOURCE_TRIAL),
         "warm_changes": "; ".join(attrs.get(records.WARM_CHANGES) or []),
+        "fitted": describe(attrs.get(records.FITTED)),
     }
     for key, val in (attrs.get(records.METRICS) or {}).items():
         if _is_number(val):
@@ -286,6 +290,18 @@ def _curves_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 # --- selections the figures and the report share ----------------------------------------------------------
+
+
+def baseline_fit(rows: pd.DataFrame) -> str:
+    """What fitting changed in the ResNet-50 settings among `rows` (baseline trials, or confirm runs of them):
+    the first note, e.g. "queue 128, batch 64: fitted to 1078 training images"; "" when nothing changed."""
+    notes = [str(n) for n in rows.get("fitted", pd.Series(dtype=object)) if isinstance(n, str) and n]
+    return notes[0] if notes else ""
+
+
+def baseline_name(fitted: str) -> str:
+    """"ResNet-50 settings", with the fitted queue and batch in parentheses when fitting changed them."""
+    return "ResNet-50 settings" + (f" ({fitted})" if fitted else "")
 
 
 def searched_params(trials: pd.DataFrame) -> list[str]:

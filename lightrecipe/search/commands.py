@@ -177,7 +177,8 @@ def print_outcome(outcome) -> None:
         print(f"  best: trial {outcome.best[0]}, knn_top1 {outcome.best[1]:.4f}")
     if outcome.baseline:
         value = "not complete" if outcome.baseline[1] is None else f"knn_top1 {outcome.baseline[1]:.4f}"
-        print(f"  ResNet-50 baseline: trial {outcome.baseline[0]}, {value}")
+        fitted = f" ({outcome.baseline_note})" if outcome.baseline_note else ""
+        print(f"  ResNet-50 baseline{fitted}: trial {outcome.baseline[0]}, {value}")
     if outcome.unfinished or outcome.finished < outcome.trials:
         print("  unfinished: run the same command with --resume to continue")
 

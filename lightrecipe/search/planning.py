@@ -6,7 +6,7 @@ database (lease.py).
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import optuna
 
@@ -27,7 +27,11 @@ def one_driver(storage: optuna.storages.BaseStorage, space: Any, settings: Sweep
 
 
 def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.BaseStorage,
-                 stream: TextIO | None = None) -> list[StudyPlan]:
+                 stream: TextIO | None = None, fit_to: Callable[[Any], int] | None = None) -> list[StudyPlan]:
+    """Per arch, its study created (the fitted baseline enqueued first) or checked for `--resume`. With
+    `fit_to` (a count of training images, trainers/fit.TrainImages) the baseline's and the space's queue and
+    batch are fitted to the data as the trials' will be, and the baseline and every corner of the space must
+    fit the data: a recipe that cannot run stops the sweep here, before any trial starts."""
     from lightrecipe.trainers.recipe import preset
 
     epochs = settings.epochs or settings.overrides.get("epochs") or space.fixed.get("epochs") or preset(space.base).epochs
@@ -37,8 +41,14 @@ def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.B
     plans, found = [], 0
     for arch in settings.archs:
         overrides = {**settings.overrides, "arch": arch, "epochs": int(epochs)}
-        space.baseline(overrides)  # validates the overrides and the arch before anything runs
-        space.check(overrides)  # every corner of the space gives a valid recipe with these overrides
+        baseline = space.baseline_fit(overrides, fit_to=fit_to)  # validates the overrides and the arch
+        space.check(overrides, fit_to=fit_to)  # every corner gives a valid recipe that fits the data
+        if settings.baseline and fit_to is not None:
+            try:
+                baseline.recipe.check_train_size(fit_to(baseline.recipe))
+            except UserError as exc:
+                raise UserError(f"the ResNet-50 baseline does not fit the data: {exc}; or run the sweep "
+                                "without it (--no-baseline)") from None
         name = records.study_name(space.name, arch)
         sweep_attrs = jsonable(
             {"trials": settings.trials, "epochs": int(epochs), "grace_epochs": grace, "overrides": overrides,
@@ -61,12 +71,12 @@ def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.B
             study.set_user_attr(records.SWEEP, {**study.user_attrs.get(records.SWEEP, {}), "trials": settings.trials})
             settle_stopped(study, storage)
         else:
-            study = _new_study(storage, space, settings, overrides, sweep_attrs, stream or sys.stdout)
+            study = _new_study(storage, space, settings, overrides, sweep_attrs, stream or sys.stdout, fit_to)
         study_census = census(study)
         plans.append(
             StudyPlan(
                 arch=arch, name=name, overrides=overrides, max_epochs=int(epochs), grace=grace, census=study_census,
-                seed=resumed_seed(settings.seed, study_census.total), params_count=arch_params(arch),
+                seed=resumed_seed(settings.seed, study_census.total), params_count=arch_params(arch), baseline_note=baseline.note(),
             )
         )
     if settings.resume and found == 0:
@@ -78,11 +88,11 @@ def plan_studies(space: Any, settings: SweepSettings, storage: optuna.storages.B
 
 
 def _new_study(storage: optuna.storages.BaseStorage, space: Any, settings: SweepSettings, overrides: dict[str, Any],
-               sweep_attrs: dict[str, Any], stream: TextIO) -> optuna.Study:
+               sweep_attrs: dict[str, Any], stream: TextIO, fit_to: Callable[[Any], int] | None = None) -> optuna.Study:
     """A new study: the ResNet-50 baseline enqueued first, then the --warm-start recipes (checked before the
     study exists, so a bad source leaves nothing behind). Only here: `--resume` enqueues nothing twice."""
     arch = str(overrides["arch"])
-    baseline_params = space.baseline_params(overrides) if settings.baseline else None
+    baseline_params = space.baseline_params(overrides, fit_to=fit_to) if settings.baseline else None
     picks = None
     if settings.warm_start:
         from lightrecipe.search.warm_start import parse_source, warm_picks

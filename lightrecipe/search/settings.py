@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lightrecipe.errors import UserError
 from lightrecipe.search.tune.sampler import DEFAULT_STARTUP_TRIALS
-from lightrecipe.trainers import trackers
+from lightrecipe.trainers.run import trackers
 
 if TYPE_CHECKING:
     from lightrecipe.search.store.study import Census
@@ -44,7 +44,7 @@ class SweepSettings:
     startup_trials: int = DEFAULT_STARTUP_TRIALS  # random samples before TPE models the space
     warm_start: str | None = None  # SOURCE[:ARCH]: a sweep folder or database URL whose top recipes start each study
     warm_top: int = DEFAULT_WARM_TOP  # how many of the source's recipes (search/warm_start.py)
-    log_to: tuple[str, ...] = ()  # --log-to: trackers every trial also writes to (trainers/trackers.py)
+    log_to: tuple[str, ...] = ()  # --log-to: trackers every trial also writes to (trainers/run/trackers.py)
 
 
 @dataclass
@@ -57,6 +57,7 @@ class StudyPlan:
     census: Census
     seed: int
     params_count: int
+    baseline_note: str = ""  # what fitting changed in the ResNet-50 baseline (trainers/fit.py), "" when nothing
 
 
 @dataclass
@@ -72,6 +73,7 @@ class StudyOutcome:
     # The most common reason among the trials that failed, diverged or collapsed, and how many trials gave it;
     # what a study in which no trial completed says about itself (commands.no_trial_completed).
     failure: tuple[str, int] | None = None
+    baseline_note: str = ""  # the baseline's fitted queue and batch (trainers/fit.py), "" when nothing changed
 
 
 def default_grace(epochs: int) -> int:

@@ -41,7 +41,8 @@ from lightrecipe.search.tune.progress import Progress
 from lightrecipe.search.tune.sampler import make_sampler
 from lightrecipe.search.tune.scheduler import Rungs, StudyASHA, milestones
 from lightrecipe.search.tune.trackers import callbacks as tracker_callbacks
-from lightrecipe.trainers import trackers
+from lightrecipe.trainers.fit import TrainImages, describe
+from lightrecipe.trainers.run import trackers
 from lightrecipe.words import counted
 
 # What a data-parallel trial's own process (the Ray Train driver) reserves: Tune needs a non-empty resource
@@ -61,8 +62,9 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
     out = make_out(settings.out)
     url = settings.storage or records.default_storage_url(str(out))
     storage = open_storage(url)
+    fit_to = TrainImages()  # MoCo's queue and batch fitted to the data, every recipe checked against it
     with one_driver(storage, space, settings):
-        plans = plan_studies(space, settings, storage, stream)
+        plans = plan_studies(space, settings, storage, stream, fit_to)
         with ray_session(settings.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             concurrency = concurrency_for(settings)
             deadline = time.monotonic() + settings.time_budget if settings.time_budget else None
@@ -75,10 +77,10 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
                     stream.write(f"[{plan.name}] not started: --time-budget used up; --resume runs it\n")
                 else:  # the random-init floor and the latency once per study, in the driver: seconds
                     study = optuna.load_study(study_name=plan.name, storage=storage)
-                    baseline = space.baseline(plan.overrides)
+                    baseline = space.baseline(plan.overrides, fit_to=fit_to)
                     floor.ensure(study, baseline)
                     latency.ensure(study, plan.arch, baseline.image_size)
-                    run_study(plan, space, settings, storage, out, concurrency, budget, stream)
+                    run_study(plan, space, settings, storage, out, concurrency, budget, stream, fit_to=fit_to)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), settings.trials))
         if received() is not None:
             raise Interrupted(received())
@@ -101,13 +103,16 @@ def run_study(
     concurrency: int,
     budget: float | None,
     stream: TextIO,
+    fit_to: Any = None,
 ) -> None:
+    """One study's Tune run. `fit_to` (trainers/fit.TrainImages) fits the trials' recipes to the data as the
+    plan's checks did; None for recipes that are already whole (confirm's)."""
     from lightrecipe.search.store.ledger import TrialLedger
     from lightrecipe.search.tune.searcher import StudySearcher
 
     progress = Progress(
         plan.name, key_params=list(space.params), max_epochs=plan.max_epochs, objective=trainable.OBJECTIVE,
-        stream=stream,
+        stream=stream, baseline_note=plan.baseline_note,
     )
     study = optuna.load_study(study_name=plan.name, storage=storage, sampler=make_sampler(plan.seed, settings.startup_trials))
     _show_finished(progress, study)
@@ -130,7 +135,7 @@ def run_study(
     stream.flush()
     scheduler = StudyASHA(Rungs.from_study(study, plan.grace, plan.max_epochs), max_epochs=plan.max_epochs)
     ledger = TrialLedger(study, storage, space=space, overrides=plan.overrides, out=out,
-                         params_count=plan.params_count, orphans=orphans)
+                         params_count=plan.params_count, orphans=orphans, fit_to=fit_to)
     searcher = StudySearcher(ledger, cpus_per_trial=settings.cpus_per_trial, gpus_per_trial=settings.gpus_per_trial,
                              stopped_by_scheduler=scheduler.was_stopped, on_update=progress.update,
                              workers_per_trial=settings.workers_per_trial, worker_failures=settings.max_failures)
@@ -211,6 +216,7 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
     counts = {state: 0 for state in records.STATES}
     best: tuple[int, float] | None = None
     baseline: tuple[int, float | None] | None = None
+    baseline_note = ""
     unfinished = 0
     reasons: collections.Counter[str] = collections.Counter()
     for t in study.get_trials(deepcopy=False):
@@ -229,11 +235,12 @@ def outcome(study: optuna.Study, trials: int) -> StudyOutcome:
                 best = (t.number, t.value)
         if t.user_attrs.get(records.BASELINE):
             baseline = (t.number, t.value if t.state == optuna.trial.TrialState.COMPLETE else None)
+            baseline_note = describe(t.user_attrs.get(records.FITTED))
     finished = sum(n for state, n in counts.items() if state != records.RUNNING)
     return StudyOutcome(
         name=study.study_name, arch=str(study.user_attrs.get(records.ARCH, "")), counts=counts,
         finished=finished, trials=trials, best=best, baseline=baseline, unfinished=unfinished,
-        failure=reasons.most_common(1)[0] if reasons else None,
+        failure=reasons.most_common(1)[0] if reasons else None, baseline_note=baseline_note,
     )
 
 

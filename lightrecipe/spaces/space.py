@@ -9,11 +9,12 @@ before anything runs, including the recipe's own combination rules, by building 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import KINDS, Choice, Int, ParamSpec, describe_range, same_value
 from lightrecipe.spaces.validation import check_corners, validate
+from lightrecipe.trainers.fit import Fit, fit_preset
 from lightrecipe.trainers.recipe import SHARED_FIELDS, Recipe, check_field_names, preset
 
 BASELINE_PRESET = "resnet50-mocov2"  # docs/science.md: the ResNet-50 MoCo v2 settings every comparison needs
@@ -42,36 +43,52 @@ class Space:
         validate(self, self.source)
 
     # --- trials ---------------------------------------------------------------------------------
-    def suggest(self, trial: Any, overrides: Mapping[str, Any] | None = None) -> Recipe:
+    def suggest(self, trial: Any, overrides: Mapping[str, Any] | None = None, *,
+                fit_to: Callable[[Recipe], int] | None = None) -> Recipe:
         """Define-by-run: sample each active parameter, in declaration order, and return the recipe.
 
         The recipe is preset(base) + fixed + overrides + sampled values. Overrides are the sweep's fixed
-        settings (--set, --epochs, arch); a parameter that is also overridden is not sampled.
+        settings (--set, --epochs, arch); a parameter that is also overridden is not sampled. With `fit_to` (a
+        count of training images, fit.TrainImages) the queue and batch the base preset supplies are fitted to
+        the data (trainers/fit.py); fixed, overridden and sampled values are kept.
         """
+        return self.suggest_fit(trial, overrides, fit_to=fit_to).recipe
+
+    def suggest_fit(self, trial: Any, overrides: Mapping[str, Any] | None = None, *,
+                    fit_to: Callable[[Recipe], int] | None = None) -> Fit:
+        """`suggest` with the record of what fitting changed."""
         overrides = _checked_overrides(overrides)
         sampled: dict[str, Any] = {}
         for name, spec in self.params.items():
             if name in overrides or not _active(spec, sampled, overrides):
                 continue
             sampled[name] = spec.suggest(trial, name)
-        return preset(self.base, **{**self.fixed, **overrides, **sampled})
+        return _build(self.base, {**self.fixed, **overrides, **sampled}, fit_to)
 
-    def baseline(self, overrides: Mapping[str, Any] | None = None) -> Recipe:
+    def baseline(self, overrides: Mapping[str, Any] | None = None, *,
+                 fit_to: Callable[[Recipe], int] | None = None) -> Recipe:
         """The ResNet-50 settings for comparison: preset('resnet50-mocov2') on the data, resolution, evaluation
-        and hardware of this space's base (recipe.SHARED_FIELDS), + fixed + overrides."""
+        and hardware of this space's base (recipe.SHARED_FIELDS), + fixed + overrides; with `fit_to`, its
+        queue and batch fitted to the data (trainers/fit.py) unless fixed or overridden."""
+        return self.baseline_fit(overrides, fit_to=fit_to).recipe
+
+    def baseline_fit(self, overrides: Mapping[str, Any] | None = None, *,
+                     fit_to: Callable[[Recipe], int] | None = None) -> Fit:
+        """`baseline` with the record of what fitting changed."""
         overrides = _checked_overrides(overrides)
         base = preset(self.base)
         shared = {name: getattr(base, name) for name in SHARED_FIELDS}
-        return preset(BASELINE_PRESET, **{**shared, **self.fixed, **overrides})
+        return _build(BASELINE_PRESET, {**shared, **self.fixed, **overrides}, fit_to)
 
-    def baseline_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def baseline_params(self, overrides: Mapping[str, Any] | None = None, *,
+                        fit_to: Callable[[Recipe], int] | None = None) -> dict[str, Any]:
         """The baseline as Optuna params (for `study.enqueue_trial`): each searched parameter that is
         active under the baseline's values -> the baseline recipe's value of that field.
 
         Raises UserError when a baseline value lies outside the space (the trial could not be represented).
         """
         overrides = _checked_overrides(overrides)
-        recipe = self.baseline(overrides)
+        recipe = self.baseline(overrides, fit_to=fit_to)
         values: dict[str, Any] = {}
         for name, spec in self.params.items():
             if name in overrides or not _active(spec, values, overrides):
@@ -92,10 +109,13 @@ class Space:
             values[name] = value
         return values
 
-    def check(self, overrides: Mapping[str, Any] | None = None) -> None:
+    def check(self, overrides: Mapping[str, Any] | None = None, *,
+              fit_to: Callable[[Recipe], int] | None = None) -> None:
         """Build the recipe at the corners of the space (with these overrides); raise UserError naming the
-        parameter at the first corner that gives an invalid recipe. A sweep calls this with its overrides."""
-        check_corners(self, self.source, _checked_overrides(overrides))
+        parameter at the first corner that gives an invalid recipe. A sweep calls this with its overrides and
+        `fit_to`, the count of training images: then each corner must also fit its data
+        (`Recipe.check_train_size`), so a recipe that cannot run stops the sweep before any trial starts."""
+        check_corners(self, self.source, _checked_overrides(overrides), fit_to=fit_to)
 
     # --- serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +156,13 @@ class Space:
 
 
 # --- helpers used by trials -----------------------------------------------------------------------
+def _build(base: str, values: Mapping[str, Any], fit_to: Callable[[Recipe], int] | None) -> Fit:
+    """preset(base) + values; with `fit_to`, the queue and batch the preset supplies fitted to the data."""
+    if fit_to is None:
+        return Fit(preset(base, **values))
+    return fit_preset(base, values, fit_to, source=f"preset '{base}'")
+
+
 def _checked_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     overrides = dict(overrides or {})
     check_field_names(overrides, "overrides")

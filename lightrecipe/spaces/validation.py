@@ -9,7 +9,7 @@ module does not import it; `space.validate_space` is the public entry point).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import Choice, Float, Int, ParamSpec, describe_range, same_value, yaml_value
@@ -163,13 +163,16 @@ def _validate_fixed(space: Any, source: str) -> None:
             raise UserError(f"{source}: fixed: {exc}") from None
 
 
-def check_corners(space: Any, source: str, overrides: dict[str, Any], *, low_only: bool = False) -> None:
+def check_corners(space: Any, source: str, overrides: dict[str, Any], *, low_only: bool = False,
+                  fit_to: Callable[[Any], int] | None = None) -> None:
     """Build the recipe at the low corner, the high corner, and with each parameter at each of its extremes
-    (both range ends, every choice) while the others sit at their low and at their high ends."""
+    (both range ends, every choice) while the others sit at their low and at their high ends. With `fit_to`
+    (a count of training images, trainers/fit.TrainImages) the recipes are fitted as a sweep's trials are, and
+    each must also fit its data (`Recipe.check_train_size`)."""
     from optuna.trial import FixedTrial  # lazy: validation is the only user of optuna here
 
     searched = {n: s for n, s in space.params.items() if n not in overrides}
-    if not searched:
+    if not searched and fit_to is None:
         return
     low = {n: s.extremes()[0] for n, s in searched.items()}
     high = {n: s.extremes()[-1] for n, s in searched.items()}
@@ -191,17 +194,20 @@ def check_corners(space: Any, source: str, overrides: dict[str, Any], *, low_onl
             continue
         seen.add(key)
         trial = FixedTrial(values)
+        problem = "an invalid recipe"
         try:
-            space.suggest(trial, overrides)
+            recipe = space.suggest(trial, overrides, fit_to=fit_to)
+            if fit_to is not None:
+                problem = "a recipe that does not fit the data"
+                recipe.check_train_size(fit_to(recipe))
         except UserError as exc:
             if label is None:  # a whole corner: list the values when they fit on a line
                 end = "low" if values is low else "high"
-                label = f"every parameter at its {end} end"
-                if len(trial.params) <= 6:
+                label = f"every parameter at its {end} end" if searched else "its only recipe"
+                if 0 < len(trial.params) <= 6:
                     label += " (" + ", ".join(f"{k}={yaml_value(v)}" for k, v in trial.params.items()) + ")"
             raise UserError(
-                f"{source}: the space gives an invalid recipe at {label}: {exc}; "
-                "narrow that range or change 'fixed'"
+                f"{source}: the space gives {problem} at {label}: {exc}; narrow that range or change 'fixed'"
             ) from None
 
 

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers import trackers
+from lightrecipe.trainers.fit import Fit, TrainImages, fit_preset
 from lightrecipe.trainers.presets import list_presets, preset_description
-from lightrecipe.trainers.recipe import Recipe, preset
+from lightrecipe.trainers.recipe import Recipe, check_field_names, parse_assignments, preset
+from lightrecipe.trainers.run import trackers
 from lightrecipe.trainers.run.outcome import DIVERGED
 
 METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "params", "state")
@@ -18,7 +19,8 @@ METRIC_KEYS = ("knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1", "
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one recipe and print its metrics")
-    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(list_presets())} (default: the MoCo v2 ResNet-50 settings)")
+    p.add_argument("--preset", default=None, help=f"starting recipe: {', '.join(list_presets())} (default: the MoCo v2 ResNet-50 settings); "
+                        "MoCo's queue and batch are fitted to the training images unless --set gives them")
     p.add_argument("--recipe", default=None, metavar="FILE.yaml",
                    help="recipe file: a full recipe, or `preset: NAME` plus fields; its `cpu_threads`, if any, is the "
                         "torch thread count a CPU run uses (a report's best-<arch>.yaml records it) (default: none)")
@@ -62,14 +64,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_latency)
 
 
-def resolve_recipe(preset_name: str | None, recipe_file: str | None, overrides: list[str]) -> Recipe:
+def resolve_recipe(preset_name: str | None, recipe_file: str | None, overrides: list[str]) -> Fit:
+    """What `train` trains: a recipe file as written (plus --set), or a preset (default: the Recipe field defaults,
+    MoCo v2's) plus --set, with the queue and batch of MoCo's settings fitted to the training images (fit.py)."""
     if recipe_file is not None:
         recipe = Recipe.from_file(recipe_file)
         if preset_name is not None:
             raise UserError("give --preset or --recipe, not both (a recipe file can name its preset: 'preset: NAME')")
-    else:
-        recipe = preset(preset_name) if preset_name else Recipe()
-    return recipe.with_overrides(overrides)
+        return Fit(recipe.with_overrides(overrides))
+    explicit = parse_assignments(overrides)
+    check_field_names(explicit, "--set")
+    return fit_preset(preset_name, explicit, TrainImages(), source="--set")
 
 
 def use_all_cores() -> None:
@@ -99,11 +104,15 @@ def set_cpu_threads(recipe_file: str | None, device: str | None) -> None:
 
 
 def run_train(args) -> int:
-    recipe = resolve_recipe(args.preset, args.recipe, args.overrides)  # before torch loads: a mistake answers at once
+    fit = resolve_recipe(args.preset, args.recipe, args.overrides)  # every field checked before torch loads
+    recipe = fit.recipe
+    if fit.note():
+        settings = f"preset '{args.preset}'" if args.preset else "the MoCo v2 settings (the field defaults)"
+        print(f"{settings}: {fit.note()}", file=sys.stderr)
     chosen = trackers.parse(args.log_to)
     from lightrecipe.trainers.run.progress import EpochBar
+    from lightrecipe.trainers.run.tracker_clients import TrainTrackers
     from lightrecipe.trainers.run.train import train
-    from lightrecipe.trainers.tracker_clients import TrainTrackers
 
     out = Path(args.out).resolve()
     say_where_the_run_starts(out, recipe)

@@ -87,6 +87,12 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+# MoCo's published ImageNet settings: their queue and batch are fitted to a smaller training set (fit.py), as the
+# Recipe field defaults (MoCo v2's) are. digits-small's queue and batch were chosen for the bundled digits and are
+# taken as written.
+FITTED_PRESETS = ("resnet50-mocov2", "mocov3")
+
+
 def list_presets() -> list[str]:
     """The preset names, as `lightrecipe presets` lists them (timm's `list_models` for recipes)."""
     return list(_PRESETS)

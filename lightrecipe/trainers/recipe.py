@@ -19,6 +19,7 @@ import yaml
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.trainers.arch_names import check_arch
+from lightrecipe.trainers.fit_rule import fitted_batch, fitted_queue
 from lightrecipe.trainers.presets import preset_fields
 from lightrecipe.trainers.yaml_files import parse_yaml
 
@@ -208,15 +209,18 @@ class Recipe:
         return probs
 
     def check_train_size(self, train_size: int) -> None:
-        """The rules that need the number of training images (after data_fraction); UserError if broken."""
+        """The rules that need the number of training images (after data_fraction); UserError if broken, with a
+        value that fits from fit_rule.py."""
         if self.batch_size > train_size:
+            fits = fitted_batch(self.batch_size, train_size, self.bn_splits)
+            example = f" (e.g. {fits})" if fits <= train_size else ""
             raise UserError(
                 f"recipe field 'batch_size' ({self.batch_size}) exceeds the {train_size} training images; "
-                "lower batch_size or raise data_fraction"
+                f"lower batch_size{example} or raise data_fraction"
             )
         if self.queue_size >= train_size:
-            fits = train_size // 4 // self.batch_size * self.batch_size  # "well below" (docs/science.md: 4096 of 50000)
-            example = f"e.g. {fits}, " if fits > 0 else ""
+            fits = fitted_queue(self.queue_size, train_size, self.batch_size)
+            example = f"e.g. {fits}, " if fits < train_size else ""
             raise UserError(
                 f"recipe field 'queue_size' ({self.queue_size}) is not smaller than the {train_size} training "
                 f"images (data_fraction {self.data_fraction}), so every image's own stale key would be among its "

@@ -69,6 +69,7 @@ class Planted:
     node: str = "node-1"
     extra_metrics: dict[str, float] = field(default_factory=dict)
     warm_from: int | None = None  # a `--warm-start` trial: the source trial's number (source study: build_study's)
+    fitted: dict[str, Any] | None = None  # records.FITTED: what fitting to the data changed in the recipe
 
 
 def curve(final: float, epochs: int, full: int = MAX_EPOCHS) -> list[float]:
@@ -149,6 +150,7 @@ def build_study(storage_url: str, *, arch: str, trials: list[Planted], params_co
                 **({} if p.warm_from is None else {
                     records.WARM_SOURCE: "planted", records.WARM_SOURCE_STUDY: warm_source,
                     records.WARM_SOURCE_TRIAL: p.warm_from, records.WARM_CHANGES: ["temperature 0.6 -> 0.5 (clipped)"]}),
+                **({records.FITTED: p.fitted} if p.fitted else {}),
             },
         ))
     for _ in range(running):  # a trial the sweep is still training: asked, two epochs reported, never told

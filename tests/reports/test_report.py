@@ -67,6 +67,36 @@ def test_study_without_complete_trial_reports_instead_of_crashing(tmp_path):
     assert (tmp_path / "out" / "curves.png").exists()  # the running trial's curve is still drawn
 
 
+def test_the_fitted_baseline_is_named_with_its_queue_and_batch(tmp_path, capsys):
+    """Where the report names the ResNet-50 settings it says what fitting them to the data changed
+    (trainers/fit.py): the terminal summary, the Markdown and HTML headline, trials.csv and the recipe card."""
+    from lightrecipe.reports import tables
+    from lightrecipe.reports.best_recipes import write_best_recipes
+    from lightrecipe.reports.commands import print_summary
+
+    fit = {"train_images": 1078, "changed": {"batch_size": [256, 64], "queue_size": [65536, 128]}}
+    note = "queue 128, batch 64: fitted to 1078 training images"
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    sweepdb.build_study(records.default_storage_url(str(folder)), arch=MNV3, params_count=1, trials=[
+        sweepdb.Planted(dict(sweepdb.BASELINE_PARAMS), 0.5, baseline=True, fitted=fit),
+        sweepdb.Planted(dict(sweepdb.BASELINE_PARAMS, temperature=0.1), 0.7, fitted=fit),
+        sweepdb.Planted(dict(sweepdb.BASELINE_PARAMS, temperature=0.3), 0.6)])
+    report = build_report(str(folder), tmp_path / "out")
+    print_summary(report)
+    assert f"{MNV3}: ResNet-50 settings ({note}) 50.0% -> best 70.0%" in capsys.readouterr().out
+    assert f"| 50.0 ({note}) |" in report.markdown.read_text()
+    assert f"50.0<br><span class=sub>{note}</span>" in report.html.read_text()
+    assert list(pd.read_csv(report.csv)["fitted"].fillna("")) == [note, note, ""]
+    card = report.best_recipes[MNV3].read_text().splitlines()[0]
+    assert card == f"# Best recipe for {MNV3} ({note}): val knn_top1 0.7000"
+    trials = tables.load_trials(str(folder))
+    trials.loc[trials["baseline"], "knn_top1"] = 0.9  # the baseline wins: its card names it
+    write_best_recipes(trials, "knn_top1", tmp_path, [])
+    card = (tmp_path / f"best-{MNV3}.yaml").read_text().splitlines()[0]
+    assert card == f"# Best recipe for {MNV3}, the ResNet-50 settings ({note}): val knn_top1 0.9000"
+
+
 @pytest.fixture(scope="module")
 def by_probe(planted, tmp_path_factory):
     """`lightrecipe report SWEEP --metric linear_top1` through the CLI: (exit code, printed lines, out folder)."""

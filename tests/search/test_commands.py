@@ -133,3 +133,31 @@ def test_the_resume_command_repeats_every_flag_given(tmp_path):
         assert getattr(again, key) == getattr(args, key), key
     assert again.resume is True and not args.resume
     assert again.storage == "postgresql://ann:***@db/x"  # the password never is part of a printed command
+
+
+def test_a_space_whose_corner_cannot_fit_the_data_is_refused_before_any_trial_starts(tmp_path, capsys):
+    """Issue 19 item 11: `wide` searches queue_size up to 65536; on the 1078 training images of the digits that
+    cannot run. One line naming the field and a value that fits, exit 2, before Ray starts."""
+    argv = ["sweep", "--space", "wide", "--arch", ARCH, "--trials", "2", "--epochs", "2", "--out", str(tmp_path / "sw")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lightrecipe: error: built-in space 'wide': ")
+    assert "queue_size=4096" in err and "'queue_size' (4096) is not smaller than the 1078 training images" in err
+    assert "e.g. 128" in err
+    assert not (tmp_path / "sw" / "ray").exists()  # no trial started
+
+
+def test_the_printed_baseline_line_says_what_was_fitted(capsys):
+    import optuna
+
+    from lightrecipe.search.commands import print_outcome
+    from lightrecipe.search.sweep import outcome
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="tiny/x", direction="maximize")
+    fit = {"train_images": 1078, "changed": {"batch_size": [256, 64], "queue_size": [65536, 128]}}
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={
+        records.BASELINE: True, records.STATE: "complete", records.FITTED: fit}))
+    print_outcome(outcome(study, 1))
+    assert "  ResNet-50 baseline (queue 128, batch 64: fitted to 1078 training images): trial 0, knn_top1 0.5000" \
+        in capsys.readouterr().out.splitlines()

@@ -47,6 +47,31 @@ def test_recipe_file_accepted(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip())["state"] == "complete"
 
 
+@pytest.mark.slow
+def test_train_with_every_default_fits_the_queue_and_batch_to_the_digits(tmp_path, capsys):
+    """MoCo v2's queue of 65536 and batch of 256 (the field defaults) fitted to the digits (trainers/fit.py),
+    said on stderr; one epoch of the smallest MobileNet on a tenth of the digits to stay fast."""
+    fast = ["--set", "arch=mobilenetv3_small_050", "--set", "epochs=1", "--set", "data_fraction=0.1",
+            "--set", "probe_weight_decay=0.01"]
+    assert main(["train", *fast, "--out", str(tmp_path / "run")]) == 0
+    out, err = capsys.readouterr()
+    assert "the MoCo v2 settings (the field defaults): queue 16, batch 16: fitted to 109 training images" in err
+    assert json.loads(out.strip())["state"] == "complete"
+    recipe = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    assert (recipe["queue_size"], recipe["batch_size"], recipe["temperature"]) == (16, 16, 0.2)
+
+
+@pytest.mark.slow
+def test_mocov3_runs_on_the_digits(tmp_path, capsys):
+    """MoCo v3's batch of 4096 fitted to the digits; a small net at 32 px in fp32 keeps it to seconds."""
+    fast = ["--set", "arch=mobilenetv3_small_050", "--set", "image_size=32", "--set", "precision=fp32",
+            "--set", "epochs=1", "--set", "data_fraction=0.1", "--set", "probe_weight_decay=0.01"]
+    assert main(["train", "--preset", "mocov3", *fast, "--out", str(tmp_path / "run")]) == 0
+    out, err = capsys.readouterr()
+    assert "preset 'mocov3': batch 4: fitted to 109 training images" in err
+    assert json.loads(out.strip())["state"] == "complete"
+
+
 def test_presets_listed(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from lightrecipe import cli
-from lightrecipe.trainers import trackers
 from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.run import trackers
 
 pytestmark = pytest.mark.slow
 SECRET = "s3cr3t-must-not-leave"

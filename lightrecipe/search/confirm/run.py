@@ -38,6 +38,7 @@ from lightrecipe.search.store.lease import hold_studies
 from lightrecipe.search.store.storage import open_storage
 from lightrecipe.search.store.study import census, find_study, jsonable, new_study, new_study_key
 from lightrecipe.search.sweep import concurrency_for, outcome, run_study
+from lightrecipe.trainers.fit import TrainImages
 from lightrecipe.words import counted
 
 
@@ -49,6 +50,7 @@ class Pick:
     role: str  # records.ROLE_SEARCHED | records.ROLE_RESNET50
     recipe: dict[str, Any]
     short_value: float | None
+    fitted: dict[str, Any] | None = None  # what fitting to the data changed in the recipe (records.FITTED)
 
 
 class ConfirmSpace:
@@ -78,8 +80,9 @@ def run_confirm(settings: ConfirmSettings, stream: TextIO | None = None) -> list
     sources = source_studies(storage, settings.archs)
     names = [records.confirm_study_name(s.study_name) for s in sources]
     existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    fit_to = TrainImages()  # every recipe is checked against its data before any run starts
     with hold_studies(storage, names, takeover=lambda name: settings.run.resume or name not in existing):
-        plans = [_plan(source, settings, storage, stream) for source in sources]
+        plans = [_plan(source, settings, storage, stream, fit_to) for source in sources]
         with ray_session(settings.run.address), catch_signals():
             concurrency = concurrency_for(settings.run)  # one trial at a time when each holds the whole cluster
             deadline = time.monotonic() + settings.run.time_budget if settings.run.time_budget else None
@@ -139,12 +142,13 @@ def picks(source: optuna.Study, top: int) -> list[Pick]:
     done = [t for t in trials if t.state == TrialState.COMPLETE and not t.user_attrs.get(records.BASELINE)
             and t.value is not None and math.isfinite(t.value) and t.user_attrs.get(records.RECIPE)]
     done.sort(key=lambda t: (-t.value, t.number))
-    out = [Pick(t.number, records.ROLE_SEARCHED, dict(t.user_attrs[records.RECIPE]), float(t.value))
-           for t in done[:top]]
+    out = [Pick(t.number, records.ROLE_SEARCHED, dict(t.user_attrs[records.RECIPE]), float(t.value),
+                t.user_attrs.get(records.FITTED)) for t in done[:top]]
     for t in trials:
         if t.user_attrs.get(records.BASELINE) and t.user_attrs.get(records.RECIPE):
             value = t.value if t.state == TrialState.COMPLETE else None
-            out.append(Pick(t.number, records.ROLE_RESNET50, dict(t.user_attrs[records.RECIPE]), value))
+            out.append(Pick(t.number, records.ROLE_RESNET50, dict(t.user_attrs[records.RECIPE]), value,
+                            t.user_attrs.get(records.FITTED)))
             break
     return out
 
@@ -163,7 +167,46 @@ def confirm_seeds(source: optuna.Study, count: int) -> list[int]:
     return seeds
 
 
-def _plan(source: optuna.Study, settings: ConfirmSettings, storage: Any, stream: TextIO) -> tuple[StudyPlan, int, ConfirmSpace]:
+def fitted_baseline(source: optuna.Study, pick: Pick, fit_to: Any) -> Pick:
+    """The ResNet-50 settings of `pick` as confirm trains them: as the sweep recorded them (with `fitted`, what
+    fitting to the data changed, trainers/fit.py). A sweep that predates fitting recorded MoCo v2's queue and
+    batch, which a small dataset cannot run: those are fitted now, keeping what the sweep's space fixed and its
+    --set gave. A recorded recipe that runs is never changed: confirm re-trains what the sweep ran."""
+    from lightrecipe.trainers.fit import fit_to_data
+    from lightrecipe.trainers.recipe import Recipe
+
+    if pick.role != records.ROLE_RESNET50 or pick.fitted:
+        return pick
+    recipe = Recipe.from_dict(pick.recipe, source=f"trial #{pick.source_trial} of '{source.study_name}'")
+    images = fit_to(recipe)
+    try:
+        recipe.check_train_size(images)
+        return pick
+    except UserError:
+        pass
+    spec = source.user_attrs.get(records.SPACE_SPEC) or {}
+    sweep = source.user_attrs.get(records.SWEEP) or {}
+    written = {*(spec.get("fixed") or {}), *(sweep.get("overrides") or {})}
+    fit = fit_to_data(recipe, images, keep=written)
+    return dataclasses.replace(pick, recipe=fit.recipe.to_dict(), fitted=fit.record())
+
+
+def check_fits(source: optuna.Study, chosen: list[Pick], fit_to: Any) -> None:
+    """Every recipe confirm will train fits its data (Recipe.check_train_size): UserError naming the first that
+    does not, before any run starts."""
+    from lightrecipe.trainers.recipe import Recipe
+
+    for pick in chosen:
+        recipe = Recipe.from_dict(pick.recipe, source=f"trial #{pick.source_trial} of '{source.study_name}'")
+        try:
+            recipe.check_train_size(fit_to(recipe))
+        except UserError as exc:
+            raise UserError(f"trial #{pick.source_trial} of '{source.study_name}' does not fit the data: {exc}") \
+                from None
+
+
+def _plan(source: optuna.Study, settings: ConfirmSettings, storage: Any, stream: TextIO,
+          fit_to: Any) -> tuple[StudyPlan, int, ConfirmSpace]:
     """The confirm study of `source` (created and filled, or checked for `--resume`), its plan and size."""
     arch = str(source.user_attrs.get(records.ARCH, ""))
     space = str(source.user_attrs.get(records.SPACE, ""))
@@ -176,9 +219,10 @@ def _plan(source: optuna.Study, settings: ConfirmSettings, storage: Any, stream:
                         f"({counted(len(study.trials), 'trial')}); "
                         "pass --resume to continue it")
     if study is None:
-        chosen = picks(source, settings.top)
+        chosen = [fitted_baseline(source, p, fit_to) for p in picks(source, settings.top)]
         if not any(p.role == records.ROLE_SEARCHED for p in chosen):
             raise UserError(f"study '{source.study_name}' has no complete searched trial to confirm yet")
+        check_fits(source, chosen, fit_to)
         study = _create(storage, name, source, space, arch, wanted, chosen, confirm_seeds(source, settings.seeds))
     elif study.user_attrs.get(records.CONFIRM) != wanted:
         raise UserError(f"--resume: confirm study '{name}' was run with {study.user_attrs.get(records.CONFIRM)}, "
@@ -210,9 +254,10 @@ def _create(storage: Any, name: str, source: optuna.Study, space: str, arch: str
         base = Recipe.from_dict(pick.recipe, source=f"trial #{pick.source_trial} of '{source.study_name}'")
         for seed in seeds:
             recipe = base.replace(epochs=settings["epochs"], seed=seed).to_dict()
+            fitted = {records.FITTED: pick.fitted} if pick.fitted else {}
             study.enqueue_trial({}, user_attrs=jsonable({
                 records.CONFIRM_RECIPE: recipe, records.SOURCE_TRIAL: pick.source_trial, records.ROLE: pick.role,
-                records.SEED: seed, records.SHORT_VALUE: pick.short_value}))
+                records.SEED: seed, records.SHORT_VALUE: pick.short_value, **fitted}))
     return study
 
 

@@ -56,8 +56,10 @@ class TrialLedger:
         out: Path,
         params_count: int,
         orphans: list[int] | None = None,
+        fit_to: Any = None,  # trainers/fit.TrainImages: MoCo's queue and batch fitted to the data
     ):
         self.study = study
+        self.fit_to = fit_to
         self.storage = storage
         self.space = space
         self.overrides = dict(overrides)
@@ -80,7 +82,7 @@ class TrialLedger:
             self.out, self.space.name, self.overrides["arch"], self.key, trial.number))
         trial.set_user_attr(records.RUN_DIR, str(folder))
         baseline = bool(stored.get(records.BASELINE))
-        recipe, error = self._recipe(trial, baseline)
+        recipe, error, fitted = self._recipe(trial, baseline)
         history = list(stored.get(records.HISTORY) or [])  # epochs a previous driver already recorded
         attrs = {
             records.STATE: records.RUNNING,
@@ -90,23 +92,33 @@ class TrialLedger:
             records.HISTORY: history,
             records.PARAMS_COUNT: self.params_count,
         }
+        if fitted is not None:
+            attrs[records.FITTED] = fitted
         for key, value in attrs.items():
             trial.set_user_attr(key, jsonable(value))
         self._trials[trial.number] = trial
         return Started(trial.number, dict(trial.params), baseline, recipe, error, folder, history,
                        stored.get(records.SOURCE_TRIAL), stored.get(records.SEED))
 
-    def _recipe(self, trial: optuna.trial.Trial, baseline: bool) -> tuple[dict[str, Any] | None, str | None]:
-        """Define-by-run on the trial: the space samples (or, for an adopted trial, reads back) its params."""
+    def _recipe(self, trial: optuna.trial.Trial, baseline: bool) -> tuple[dict[str, Any] | None, str | None,
+                                                                         dict[str, Any] | None]:
+        """Define-by-run on the trial: the space samples (or, for an adopted trial, reads back) its params.
+        Returns the recipe, the error that made it invalid, and what fitting to the data changed (fit.py)."""
+        fitted = None
         try:
-            recipe = self.space.suggest(trial, self.overrides).to_dict()
+            if self.fit_to is None:  # confirm's space: whole recipes, fitted when they were enqueued
+                recipe = self.space.suggest(trial, self.overrides).to_dict()
+            else:
+                fit = self.space.suggest_fit(trial, self.overrides, fit_to=self.fit_to)
+                recipe, fitted = fit.recipe.to_dict(), fit.record()
         except UserError as exc:  # a sampled combination the Recipe rejects: that trial fails, the sweep goes on
             recipe, error = None, f"sampled recipe is invalid: {exc}"
         else:
             error = None
         if baseline:  # the ResNet-50 settings exactly, not the space's reading of the enqueued params
-            return self.space.baseline(self.overrides).to_dict(), None
-        return recipe, error
+            fit = self.space.baseline_fit(self.overrides, fit_to=self.fit_to)
+            return fit.recipe.to_dict(), None, fit.record()
+        return recipe, error, fitted
 
     # --- while it runs ------------------------------------------------------------------------------
     def record_epochs(self, number: int, rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:

@@ -48,6 +48,9 @@ Intermediate values hold the objective per epoch (step = epoch). Trial user attr
     device_seconds   wall time x devices held (GPUs if any, else CPUs) (float)
     node             host name / Ray node IP where the trial ran (str)
     run_dir          absolute path of the trial's run folder (checkpoints, logs) (str)
+    fitted           what fitting MoCo's settings to the data changed in this trial's recipe (trainers/fit.py):
+                     {"train_images": N, "changed": {field: [preset value, fitted value]}}; absent when the
+                     preset's queue and batch were kept (dict)
 A confirm study's trials carry, set when they are enqueued:
     confirm_recipe   the recipe to train: the source trial's, at the confirm epochs and this seed (dict)
     source_trial     number of the source trial in the source study (int)
@@ -97,6 +100,7 @@ WALL_SECONDS = "wall_seconds"
 DEVICE_SECONDS = "device_seconds"
 NODE = "node"
 RUN_DIR = "run_dir"
+FITTED = "fitted"
 CONFIRM_RECIPE = "confirm_recipe"
 SOURCE_TRIAL = "source_trial"
 ROLE = "role"

@@ -34,8 +34,10 @@ class Progress:
         objective: str,
         stream: TextIO | None = None,
         live: bool | None = None,
+        baseline_note: str = "",  # the baseline's fitted queue and batch (trainers/fit.py), "" when none
     ):
         self.title = title
+        self.baseline_note = baseline_note
         self.key_params = list(key_params)[:KEY_PARAMS]
         self.max_epochs = max_epochs
         self.objective = objective
@@ -107,10 +109,15 @@ class Progress:
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
         if len(rows) > MAX_ROWS:
             lines.append(f"... {counted(len(rows) - MAX_ROWS, 'more finished trial')} in the trial database")
-        lines.append("(* = ResNet-50 baseline)" + (STOPPED_NOTE if any(r.get("state") in (records.PRUNED, records.DIVERGED)
+        lines.append(f"(* = ResNet-50 baseline{self._fitted()})" + (STOPPED_NOTE if any(r.get("state") in (records.PRUNED, records.DIVERGED)
                                                                       for r in rows[:MAX_ROWS]) else ""))
         lines += self.reasons()
         return "\n".join(lines)
+
+    def _fitted(self) -> str:
+        """'; queue 128, batch 64: fitted to 1078 training images' after the baseline's name, when fitting
+        changed it (trainers/fit.py)."""
+        return f"; {self.baseline_note}" if self.baseline_note else ""
 
     def reasons(self) -> list[str]:
         """Why trials failed or diverged, one line each (the newest MAX_REASONS; all are in the database)."""
@@ -135,7 +142,7 @@ class Progress:
     def line(self, number: int) -> str:
         t = self.trials[number]
         params = ", ".join(f"{k}={_cell(v)}" for k, v in (t.get("params") or {}).items())
-        tag = " (baseline)" if t.get("baseline") else ""
+        tag = f" (baseline{self._fitted()})" if t.get("baseline") else ""
         reason = f": {_clip(str(t['error']))}" if t.get("error") and t.get("state") in (records.FAILED, records.DIVERGED) else ""
         return (
             f"[{self.title}] trial {number}{tag} {t.get('state')}{reason} at epoch {t.get('epoch', 0)}/"

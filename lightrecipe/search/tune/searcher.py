@@ -32,7 +32,7 @@ from lightrecipe.search.store.ledger import TrialLedger
 from lightrecipe.search.store.study import jsonable
 from lightrecipe.search.tune import trainable
 from lightrecipe.search.tune.trackers import CFG_TAGS
-from lightrecipe.trainers import trackers
+from lightrecipe.trainers.run import trackers
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class StudySearcher(Searcher):
         }
 
     def _tags(self, started: Any) -> dict[str, str]:
-        """What a tracker files the trial under (trainers/trackers.py): its study, arch and number."""
+        """What a tracker files the trial under (trainers/run/trackers.py): its study, arch and number."""
         study = self.ledger.study
         attrs = study.user_attrs
         return trackers.tags(study=study.study_name, arch=str(attrs.get(records.ARCH, "")),

@@ -1,5 +1,5 @@
 """`--log-to` on a sweep or confirm: Ray Tune's own logger callbacks (MLflowLoggerCallback, TBXLoggerCallback),
-run in the driver, each told what trainers/trackers.py says a run carries.
+run in the driver, each told what trainers/run/trackers.py says a run carries.
 
 Each trial's config holds its recipe, its sampled params and its tags (searcher.py puts them there), so the
 callbacks log them from the trial itself. What Ray's callbacks do not do, these subclasses add: the tags of
@@ -19,7 +19,7 @@ from ray.tune.result import TIMESTEPS_TOTAL, TRAINING_ITERATION
 from lightrecipe.search.store import records
 from lightrecipe.search.store.study import slug
 from lightrecipe.search.tune import trainable
-from lightrecipe.trainers import trackers
+from lightrecipe.trainers.run import trackers
 
 CFG_TAGS = "tags"  # the trial config's tags (trackers.tags)
 

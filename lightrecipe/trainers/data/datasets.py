@@ -45,8 +45,7 @@ def load_dataset(recipe) -> Dataset:
     if recipe.dataset in ("cifar10", "cifar100"):
         num_classes = 10 if recipe.dataset == "cifar10" else 100
         (train_x, train_y), (test_x, test_y) = formats.read_cifar(recipe.data_root, num_classes)
-        holdout = stratified_holdout(train_y, round(CIFAR_VAL_FRACTION * len(train_y)))
-        train_idx = np.setdiff1d(np.arange(len(train_y)), holdout)
+        train_idx, holdout = cifar_partition(train_y)
         fraction_idx = subsample(train_y[train_idx], recipe.data_fraction, train_idx)
         images = resize_uint8(torch.from_numpy(np.concatenate([train_x, test_x])), recipe.image_size)
         labels = torch.from_numpy(np.concatenate([train_y, test_y]).astype(np.int64))
@@ -62,6 +61,28 @@ def load_dataset(recipe) -> Dataset:
         return load_unlabeled(recipe)
     raise UserError(f"recipe field 'dataset' is {recipe.dataset!r}; valid: digits, cifar10, cifar100, imagefolder, "
                     "unlabeled")
+
+
+def count_train_images(recipe) -> int:
+    """`len(load_dataset(recipe).train)`, the number `Recipe.check_train_size` and `fit.py` take, without resizing
+    a pixel: digits read their labels, CIFAR reads its files; a folder, a tree or a cache lists its files."""
+    from lightrecipe.trainers.data import formats
+
+    if recipe.dataset == "digits":
+        _, labels = load_digits_arrays()
+        train_idx, _, _ = digits_partition(labels)
+        return len(subsample(labels[train_idx], recipe.data_fraction, train_idx))
+    if recipe.dataset in ("cifar10", "cifar100"):
+        (_, train_y), _ = formats.read_cifar(recipe.data_root, 10 if recipe.dataset == "cifar10" else 100)
+        train_idx, _ = cifar_partition(train_y)
+        return len(subsample(train_y[train_idx], recipe.data_fraction, train_idx))
+    return len(load_dataset(recipe).train)  # decoded lazily: loading lists the files
+
+
+def cifar_partition(train_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) positions in CIFAR's training batches: a fixed stratified CIFAR_VAL_FRACTION is val."""
+    holdout = stratified_holdout(train_y, round(CIFAR_VAL_FRACTION * len(train_y)))
+    return np.setdiff1d(np.arange(len(train_y)), holdout), holdout
 
 
 # --- digits ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ CLI on the session's Ray with 2 seeds at 1 epoch, then resumed and refused as a 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -140,3 +141,51 @@ def test_confirm_with_two_workers_a_trial_on_two_cpus_runs_one_trial_at_a_time(r
     assert concurrency_for(confirm_commands.settings_from(args).run) == 1  # not 2 trials, one waiting forever
     args = cli.build_parser().parse_args(["confirm", str(tmp_path)])
     assert concurrency_for(confirm_commands.settings_from(args).run) == 2
+
+
+def old_sweep(folder: Path, searched: dict) -> optuna.Study:
+    """A sweep study recorded before fitting: its ResNet-50 baseline has MoCo v2's queue and batch (it failed on
+    the digits); one complete searched trial with the recipe `searched`."""
+    folder.mkdir(parents=True)
+    study = optuna.create_study(storage=records.default_storage_url(str(folder)), study_name=SOURCE,
+                                direction="maximize")
+    overrides = {"arch": ARCH, "epochs": 1, "image_size": 32}
+    for key, value in {records.SPACE: "tiny", records.ARCH: ARCH, records.MAX_EPOCHS: 1,
+                       records.OBJECTIVE: records.DEFAULT_OBJECTIVE, records.STUDY_KEY: "old",
+                       records.SWEEP: {"overrides": overrides}, records.SPACE_SPEC: {"fixed": {"epochs": 1}}}.items():
+        study.set_user_attr(key, value)
+    baseline = preset("resnet50-mocov2", **overrides)
+    for number, (recipe, state) in enumerate([(baseline.to_dict(), TrialState.FAIL), (searched, TrialState.COMPLETE)]):
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=0.7 if state == TrialState.COMPLETE else None, params={},
+            distributions={}, user_attrs={records.STATE: state.name.lower(), records.BASELINE: number == 0,
+                                          records.RECIPE: recipe, records.RUN_DIR: f"/nowhere/{number}"}))
+    return study
+
+
+def test_a_baseline_recorded_before_fitting_is_fitted_for_confirm(tmp_path):
+    from lightrecipe.search.confirm.run import fitted_baseline, picks
+    from lightrecipe.trainers.fit import TrainImages
+
+    study = old_sweep(tmp_path / "sweep", preset("digits-small", **TINY).to_dict())
+    searched, baseline = picks(study, 1)
+    fit_to = TrainImages()
+    fitted = fitted_baseline(study, baseline, fit_to)
+    assert (fitted.recipe["queue_size"], fitted.recipe["batch_size"]) == (128, 64)
+    assert fitted.fitted == {"train_images": 1078, "changed": {"batch_size": [256, 64], "queue_size": [65536, 128]}}
+    assert {k: v for k, v in fitted.recipe.items() if k not in ("queue_size", "batch_size")} == \
+        {k: v for k, v in baseline.recipe.items() if k not in ("queue_size", "batch_size")}
+    assert fitted_baseline(study, searched, fit_to) == searched  # a searched recipe is trained as recorded
+    runs = dict(baseline.recipe, queue_size=256, batch_size=64)  # a recorded baseline that runs is kept
+    assert fitted_baseline(study, dataclasses.replace(baseline, recipe=runs), fit_to).recipe == runs
+
+
+def test_a_recipe_that_cannot_fit_its_data_stops_confirm_before_any_run(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    old_sweep(out, preset("digits-small", **{**TINY, "data_fraction": 0.1}).to_dict())  # queue 128 of 109 images
+    assert cli.main(["confirm", str(out), "--top", "1", "--seeds", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"trial #1 of '{SOURCE}' does not fit the data: recipe field 'queue_size' " \
+        "(128) is not smaller than the 109 training images" in err
+    assert records.confirm_study_name(SOURCE) not in {s.study_name for s in optuna.get_all_study_summaries(
+        records.default_storage_url(str(out)))}  # nothing enqueued: the same command runs once the recipe fits

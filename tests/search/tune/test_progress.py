@@ -102,3 +102,17 @@ def test_a_pruned_trial_with_a_higher_early_value_sits_below_complete_ones_and_t
     assert [r["trial"] for r in p.rows()] == [2, 0, 1, 3]
     assert p.render().splitlines()[-2] == (
         "(* = ResNet-50 baseline); a pruned or diverged trial's value is from the epoch it stopped at")
+
+
+def test_a_fitted_baseline_is_named_with_its_queue_and_batch():
+    """The trial table's legend and the baseline's finished line say what fitting the ResNet-50 settings to the
+    data changed (trainers/fit.py)."""
+    out = io.StringIO()
+    note = "queue 128, batch 64: fitted to 1078 training images"
+    p = Progress("space/arch", key_params=["temperature"], max_epochs=4, objective="knn_top1", stream=out,
+                 live=False, baseline_note=note)
+    p.update(0, {"state": "complete", "value": 0.5, "epoch": 4, "baseline": True, "wall_seconds": 5.0,
+                 "params": {"temperature": 0.2}})
+    assert out.getvalue().splitlines() == [
+        f"[space/arch] trial 0 (baseline; {note}) complete at epoch 4/4, knn_top1 0.5000, 5s; temperature=0.2000"]
+    assert p.render().splitlines()[-1] == f"(* = ResNet-50 baseline; {note})"

@@ -104,6 +104,30 @@ def test_a_complete_trial_carries_every_record(tmp_path):
     assert d.searcher.open_trials() == []
 
 
+def test_the_baseline_and_the_trials_are_fitted_to_the_data_and_say_so(tmp_path):
+    """A sweep that sets no queue or batch: the ResNet-50 baseline and the space's trials get MoCo's queue and
+    batch fitted to the digits (trainers/fit.py), recorded in `fitted`; the base preset digits-small is kept."""
+    from lightrecipe.trainers.fit import TrainImages
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = sqlite_storage(tmp_path / "sw")
+    study = create_study(storage, space=SPACE.name, arch=ARCH, max_epochs=3, space_spec=SPACE.to_dict(), sweep={})
+    overrides, fit_to = {"arch": ARCH, "epochs": 3}, TrainImages()
+    enqueue_baseline(study, SPACE.baseline_params(overrides, fit_to=fit_to))
+    ledger = TrialLedger(study, storage, space=SPACE, overrides=overrides, out=tmp_path / "sw", params_count=1,
+                         fit_to=fit_to)
+    searcher = StudySearcher(ledger, cpus_per_trial=1.0, gpus_per_trial=0.0, stopped_by_scheduler=lambda n: False,
+                             on_update=lambda n, row: None)
+    baseline, searched = searcher.suggest("t0"), searcher.suggest("t1")
+    assert (baseline[trainable.CFG_RECIPE]["queue_size"], baseline[trainable.CFG_RECIPE]["batch_size"]) == (128, 64)
+    assert baseline[trainable.CFG_RECIPE] == SPACE.baseline(overrides, fit_to=fit_to).to_dict()
+    trials = optuna.load_study(study_name=study.study_name, storage=storage).trials
+    assert trials[0].user_attrs[records.FITTED] == {"train_images": 1078, "changed": {"batch_size": [256, 64],
+                                                                                      "queue_size": [65536, 128]}}
+    assert (searched[trainable.CFG_RECIPE]["queue_size"], searched[trainable.CFG_RECIPE]["batch_size"]) == (256, 64)
+    assert records.FITTED not in trials[1].user_attrs  # digits-small's own queue and batch, as written
+
+
 def test_a_trial_the_scheduler_stopped_is_pruned_with_its_last_value(tmp_path):
     d = Driver(tmp_path / "sw")
     d.searcher.suggest("t0")

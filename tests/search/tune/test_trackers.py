@@ -11,7 +11,7 @@ import pytest
 from lightrecipe import cli
 from lightrecipe.search.store import records
 from lightrecipe.search.store.study import slug
-from lightrecipe.trainers import trackers
+from lightrecipe.trainers.run import trackers
 from tests.search.helpers import ARCH, DATA, TINY_SPACE, load
 
 pytestmark = pytest.mark.slow

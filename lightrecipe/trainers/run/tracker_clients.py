@@ -1,5 +1,5 @@
 """`lightrecipe train --log-to ...`: the trackers' plain clients (MlflowClient, tensorboardX's SummaryWriter),
-writing what trainers/trackers.py says a run carries. A sweep uses Ray Tune's callbacks instead
+writing what trainers/run/trackers.py says a run carries. A sweep uses Ray Tune's callbacks instead
 (search/tune/trackers.py). The final metrics go in at the last epoch's step, as a sweep's final result does;
 TensorBoard shows a sweep's scalars under Ray's `ray/tune/` prefix and a train run's without it.
 """
@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from lightrecipe.trainers import trackers
 from lightrecipe.trainers.recipe import Recipe
+from lightrecipe.trainers.run import trackers
 from lightrecipe.trainers.run.outcome import COMPLETE
 
 
