@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
+from lightrecipe.reports import figures
 from lightrecipe.reports.text import one_line
 from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe
 from tests.reports import sweepdb
@@ -78,13 +79,16 @@ def test_best_recipe_files_stay_in_the_report_folder_one_per_arch(hostile):
         text = path.read_text()
         assert set(yaml.safe_load(text)) == set(FIELD_NAMES), arch  # no name's line break made a key
         assert Recipe.from_file(path).arch == sweepdb.VALID_ARCH
-        assert f"# Best recipe for {one_line(arch)}: " in text
+        assert text.startswith(f"# Best recipe for {one_line(arch)}")  # ", the ResNet-50 settings" may follow
     assert any(n.startswith(f"best-{sweepdb.HOSTILE_ARCH}.yaml not written") for n in report.notes)
 
 
 def test_every_figure_is_drawn_and_its_svg_holds_names_as_text(hostile):
     report = hostile[1]
-    assert len(report.figures) == 16 and not [n for n in report.notes if "skipped" in n], report.notes
+    # every figure but warm-vs-cold, which needs a warm-started study (tests/reports/test_warm_figure.py)
+    skipped = [n for n in report.notes if "skipped" in n]
+    assert len(report.figures) == 2 * (len(figures.FIGURES) - 1), report.notes
+    assert len(skipped) == 1 and skipped[0].startswith("figure 'warm' skipped"), skipped
     for svg in (p for p in report.figures if p.suffix == ".svg"):
         root = ET.parse(svg).getroot()
         for element in root.iter():

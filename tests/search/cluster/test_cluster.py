@@ -26,7 +26,7 @@ from tests.search.helpers import ARCH, DATA, TINY_SPACE, free_port, load, proces
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent  # `ray` and `lightrecipe` of this environment
-README_SECTION = "#### Trying a cluster on one machine"
+README_SECTION = "### Trying a cluster on one machine"
 STUDY = records.study_name("tiny", ARCH)
 
 
@@ -177,7 +177,9 @@ def test_a_gpu_trial_on_a_worker_without_cuda_fails_with_the_reason_and_too_big_
            "cluster holds 0 (nodes: 1 CPU/1 GPU)" in too_big.stderr
 
     result = sweep_on(address, env, tmp_path / "gpu", "--gpus-per-trial", "1")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]  # the study has its 1 trial
+    # the study has its 1 trial, and it failed: no trial completed, exit 1 with the reason (issue 18)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "no trial completed" in result.stderr and "sees no CUDA device" in result.stderr
     (trial,) = load(tmp_path / "gpu", STUDY).trials
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs[records.STATE] == "failed"
     assert "--gpus-per-trial 1, but this worker sees no CUDA device" in trial.user_attrs[records.ERROR]
