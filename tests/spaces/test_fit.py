@@ -50,7 +50,7 @@ def test_the_baseline_of_every_builtin_space_fits(name, count):
 @pytest.mark.slow
 def test_the_digits_baseline_runs_one_epoch(tmp_path):
     """The fitted baseline of a built-in space trains on a tenth of the digits (at 32 px, the smallest net)."""
-    from lightrecipe.trainers.train import train
+    from lightrecipe.trainers.run.train import train
 
     space = load_space("paper-efficient")
     overrides = {"arch": "mobilenetv3_small_050", "image_size": 32, "epochs": 1, "data_fraction": 0.1,
