@@ -39,6 +39,8 @@ def ray_session(address: str | None) -> Iterator[None]:
     """Connected Ray for the duration of the block: `address` joins a cluster, None starts a local one."""
     import ray
 
+    if address:
+        check_address(address)  # a wrong address is named before anything else, even when Ray is up already
     if ray.is_initialized():
         yield
         return
@@ -75,9 +77,6 @@ def join(address: str) -> None:
     """Connect this driver to the Ray cluster at `address`; every way that fails is one UserError line."""
     import ray
 
-    if address != "auto" and "://" not in address:
-        host, port = parse_address(address)
-        _check_listening(address, host, port)
     with _captured_stderr() as captured:  # Ray's C++ client logs each failed attempt there, ~20 lines
         try:
             ray.init(address=address, **RAY_INIT_KWARGS)
@@ -96,6 +95,13 @@ def join(address: str) -> None:
             "RAY_AUTH_TOKEN_PATH; `ray get-auth-token` on the head prints it)"
         ) from None
     raise UserError(f"--address {address}: cannot connect to the Ray cluster: {first_line(failure)}") from None
+
+
+def check_address(address: str) -> None:
+    """HOST:PORT where something listens (or 'auto', or a ray:// URL); UserError otherwise."""
+    if address != "auto" and "://" not in address:
+        host, port = parse_address(address)
+        _check_listening(address, host, port)
 
 
 def parse_address(address: str) -> tuple[str, int]:
