@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from lightrecipe.ranking import Standing, as_images, winner_first
 from lightrecipe.reports import tables
 from lightrecipe.reports.text import percent, plus_minus
 from lightrecipe.search.store import records
@@ -26,7 +27,6 @@ from lightrecipe.words import counted
 
 CONFIDENCE = 0.95  # the interval the issue asks for
 NOISE_ALPHA = 0.05  # a difference with paired-t p >= 5% is "within noise"
-FLOAT_DIGITS = 9  # ties without the split size: far coarser than float noise (1e-16), finer than 1 image in 10^8
 BOOTSTRAP_RESAMPLES = 2000  # percentile bootstrap (Efron & Tibshirani 1993, ch. 13: 1000-2000 for a 95% interval)
 BOOTSTRAP_SEED = 0  # the report is the same on every build
 TEST_OF = {"knn_top1": "test_knn_top1", "linear_top1": "test_linear_top1"}  # the test twin of a val metric
@@ -121,17 +121,6 @@ def _floor_rows(floor: pd.DataFrame, arch: str, study: str, metric: str, images:
     return [dict(arch=arch, study=study, role="floor", source_trial=-1, label="random init (untrained)",
                  n=len(part), planned=len(part), short=math.nan, images=images, sweep_seed=math.nan,
                  values=list(part[metric]), seeds=[int(s) for s in part["seed"]], run_dirs=[], **_means(part))]
-
-
-def as_images(fraction: Any, images: float, seeds: int = 1) -> Any:
-    """A score as the images it stands for, so that a tie is a tie: a mean over `seeds` of correct-image counts
-    on a split of `images`, rounded to 1/seeds image (the finest step such a mean takes); two recipes with the
-    same counts then compare equal whatever order float addition took. Without the split size (runs that
-    predate `val_images`): the fraction rounded to FLOAT_DIGITS. Works on numbers and arrays."""
-    x = np.asarray(fraction, dtype=float)
-    if np.isfinite(images) and images > 0:
-        return np.round(x * images * max(seeds, 1)) / max(seeds, 1)
-    return np.round(x, FLOAT_DIGITS)
 
 
 def _keys(recipes: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -332,14 +321,15 @@ def confirmed_winners(data: pd.DataFrame, metric: str = "knn_top1") -> pd.DataFr
 
 
 def best_first(recipes: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Confirmed recipes, the winner first: those that completed every seed before any that did not, then by
-    mean confirmed `metric` in images (`as_images`: equal counts tie); a tie goes to the better sweep value, then
-    to the earlier sweep trial. The one order the headline, the notes and best-<arch>.yaml all take."""
+    """Confirmed recipes, the winner first, by `lightrecipe.ranking`'s rule (all seeds completed, then mean confirmed
+    `metric` in images, then the sweep value, then the earlier sweep trial). The one order the headline, the notes,
+    best-<arch>.yaml and `--warm-start` all take."""
     if recipes.empty:
         return recipes
-    keys = _keys(recipes, metric).sort_values(["all_seeds", "confirmed", "short", "source_trial"],
-                                              ascending=[False, False, False, True], kind="stable", na_position="last")
-    return recipes.loc[keys.index]
+    keys = _keys(recipes, metric)
+    order = winner_first([Standing(bool(k.all_seeds), k.confirmed, k.short, int(k.source_trial))
+                          for k in keys.itertuples()])
+    return recipes.iloc[order]
 
 
 def terminal_text(frames: tables.Frames, metric: str = "knn_top1") -> dict[str, str]:

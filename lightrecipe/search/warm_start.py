@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lightrecipe.errors import UserError
+from lightrecipe.ranking import Standing, as_images, winner_first
 from lightrecipe.search.store import records
 from lightrecipe.search.store.storage import masked, open_storage
 from lightrecipe.search.warm_map import map_recipe
@@ -77,31 +78,41 @@ def source_study(source: WarmSource, target_arch: str, space_name: str) -> tuple
 
 
 def top_trials(storage: Any, study: optuna.Study, top: int, label: str) -> list[FrozenTrial]:
-    """The source's top-`top` searched trials: confirmed winners first (by mean confirmed value; a tie goes
-    to the better sweep value, then the earlier trial, the order reports/holdup.py's best_first takes), then
-    the other complete trials by value (ties: the earlier). A source with no complete trial is a UserError."""
+    """The source's top-`top` searched trials: its confirmed recipes first, in the order the report names the
+    winner (lightrecipe.ranking), then the other complete trials by value (ties: the earlier). A source with no
+    complete trial is a UserError."""
     done = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if not t.user_attrs.get(records.BASELINE) and t.params and _finite(t.value)}
     if not done:
         raise UserError(f"--warm-start {label}: study '{study.study_name}' has no complete searched trial to "
                         "start from; valid: a sweep with at least one complete trial besides the baseline")
-    confirmed = _confirmed_means(storage, study.study_name)
-    first = sorted((n for n in confirmed if n in done), key=lambda n: (-confirmed[n], -done[n].value, n))
+    confirmed = _confirmed_standings(storage, study.study_name, done)
+    first = [confirmed[i].source_trial for i in winner_first(confirmed)]
     rest = sorted((n for n in done if n not in first), key=lambda n: (-done[n].value, n))
     return [done[n] for n in (first + rest)[:top]]
 
 
-def _confirmed_means(storage: Any, name: str) -> dict[int, float]:
-    """Source trial -> the mean value of its complete confirm runs, when a confirm study of `name` exists."""
+def _confirmed_standings(storage: Any, name: str, done: Mapping[int, FrozenTrial]) -> list[Standing]:
+    """The standing of each trial of `done` with a complete confirm run, when a confirm study of `name` exists:
+    seeds completed of those enqueued, the mean confirmed value and the sweep value, in images."""
     confirm = records.confirm_study_name(name)
     if confirm not in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}:
-        return {}
-    values: dict[int, list[float]] = {}
-    for t in optuna.load_study(study_name=confirm, storage=storage).get_trials(deepcopy=False,
-                                                                                states=(TrialState.COMPLETE,)):
-        if t.user_attrs.get(records.ROLE) == records.ROLE_SEARCHED and _finite(t.value):
-            values.setdefault(int(t.user_attrs[records.SOURCE_TRIAL]), []).append(float(t.value))
-    return {n: sum(v) / len(v) for n, v in values.items()}
+        return []
+    planned: dict[int, list[FrozenTrial]] = {}
+    for t in optuna.load_study(study_name=confirm, storage=storage).get_trials(deepcopy=False):
+        if t.user_attrs.get(records.ROLE) == records.ROLE_SEARCHED:
+            planned.setdefault(int(t.user_attrs[records.SOURCE_TRIAL]), []).append(t)
+    standings = []
+    for number, runs in planned.items():
+        complete = [t for t in runs if t.state == TrialState.COMPLETE and _finite(t.value)]
+        if number not in done or not complete:
+            continue
+        images = float((complete[0].user_attrs.get(records.METRICS) or {}).get("val_images", math.nan))
+        mean = sum(t.value for t in complete) / len(complete)
+        standings.append(Standing(all_seeds=len(complete) >= len(runs),
+                                  confirmed=float(as_images(mean, images, len(complete))),
+                                  short=float(as_images(done[number].value, images)), source_trial=number))
+    return standings
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ TINY_FLAGS = [f for k, v in TINY.items() for f in ("--set", f"{k}={v}")]
 
 
 def plant_source(folder: Path, values: dict[float, float | None], *, arch: str = SOURCE_ARCH,
-                 confirmed: dict[int, list[float]] | None = None) -> optuna.Study:
+                 confirmed: dict[int, list[float | None]] | None = None) -> optuna.Study:
     """A finished sweep study of a wider tiny space (temperature in [0.01, 1]): a baseline (value 0.99, never a
     pick), then one trial per temperature -> value (None: pruned); `confirmed`: source trial -> the values
-    of its confirm runs."""
+    of its confirm runs (None: a seed that failed)."""
     folder.mkdir(parents=True, exist_ok=True)
     storage = open_storage(records.default_storage_url(str(folder)))
     spec = {"name": "tiny", "base": "digits-small", "fixed": {"epochs": 2},
@@ -46,7 +46,8 @@ def plant_source(folder: Path, values: dict[float, float | None], *, arch: str =
         confirm.set_user_attr(records.KIND, records.KIND_CONFIRM)
         for number, runs in confirmed.items():
             for value in runs:
-                confirm.add_trial(optuna.trial.create_trial(value=value, user_attrs={
+                state = optuna.trial.TrialState.FAIL if value is None else optuna.trial.TrialState.COMPLETE
+                confirm.add_trial(optuna.trial.create_trial(value=value, state=state, user_attrs={
                     records.ROLE: records.ROLE_SEARCHED, records.SOURCE_TRIAL: number}))
     return study
 
@@ -88,6 +89,14 @@ def test_confirmed_winners_come_first_by_their_confirmed_mean(tmp_path):
     plant_source(source, {0.1: 0.9, 0.15: 0.8, 0.25: 0.7}, confirmed={1: [0.6, 0.6], 3: [0.9, 0.8]})
     study, _ = plan(tmp_path / "new", str(source), top=3)  # one sweep study there: no :ARCH needed
     assert [t.user_attrs[records.WARM_SOURCE_TRIAL] for t in study.trials[1:]] == [3, 1, 2]
+
+
+def test_a_confirmed_recipe_with_a_failed_seed_ranks_after_those_that_completed_every_seed(tmp_path):
+    # the report's rule (lightrecipe.ranking): #3's one seed beats #1's mean, but its other seed failed
+    source = tmp_path / "src"
+    plant_source(source, {0.1: 0.9, 0.15: 0.8, 0.25: 0.7}, confirmed={1: [0.6, 0.6], 3: [0.95, None]})
+    study, _ = plan(tmp_path / "new", str(source), top=3)
+    assert [t.user_attrs[records.WARM_SOURCE_TRIAL] for t in study.trials[1:]] == [1, 3, 2]
 
 
 def test_resume_enqueues_nothing_twice(tmp_path):
