@@ -22,7 +22,7 @@ MAX_MODULES = 12
 ROOMS = [
     ("lightrecipe.errors", 0), ("lightrecipe.plain_json", 0), ("lightrecipe.words", 0), ("lightrecipe.ranking", 0),
     # trainers: the recipe's rules, then data | parallel, method, run, and the commands on top
-    ("lightrecipe.trainers.yaml_files", 10), ("lightrecipe.trainers.fit_rule", 10), ("lightrecipe.trainers.arch_names", 10), ("lightrecipe.trainers.presets", 11), ("lightrecipe.trainers.recipe", 12),
+    ("lightrecipe.trainers.fields", 10), ("lightrecipe.trainers.presets", 11), ("lightrecipe.trainers.recipe", 12),
     ("lightrecipe.trainers.data", 13), ("lightrecipe.trainers.parallel", 13),
     ("lightrecipe.trainers.method", 14), ("lightrecipe.trainers.run", 15),
     ("lightrecipe.trainers", 16),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.space import Space
-from lightrecipe.trainers.yaml_files import parse_yaml
+from lightrecipe.trainers.fields.yaml_files import parse_yaml
 
 BUILTIN_PACKAGE = "lightrecipe.spaces"
 BUILTIN_DIR = "builtin"

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from lightrecipe.trainers.fit_rule import fitted_batch, fitted_queue
+from lightrecipe.trainers.fields.fit_rule import fitted_batch, fitted_queue
 from lightrecipe.trainers.presets import FITTED_PRESETS
 from lightrecipe.trainers.recipe import Recipe, preset
 

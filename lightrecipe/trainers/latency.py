@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.arch_names import check_arch
+from lightrecipe.trainers.fields.arch_names import check_arch
 
 WARMUP_RUNS = 10  # untimed: oneDNN/cuDNN pick their kernels and caches fill in the first few calls
 RUNS = 50  # timed batch-1 runs: enough for a stable p90 (5 runs above it), under a few seconds for small nets

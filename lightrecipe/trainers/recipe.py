@@ -18,10 +18,12 @@ from typing import Any, Mapping
 import yaml
 
 from lightrecipe.errors import UserError, nearest
-from lightrecipe.trainers.arch_names import check_arch
-from lightrecipe.trainers.fit_rule import fitted_batch, fitted_queue
+from lightrecipe.trainers.fields.arch_names import check_arch
+from lightrecipe.trainers.fields.fit_rule import fitted_batch, fitted_queue
+from lightrecipe.trainers.fields.smoothing_groups import EXAMPLE as SMOOTHING_EXAMPLE
+from lightrecipe.trainers.fields.smoothing_groups import neighbours, parse_groups
 from lightrecipe.trainers.presets import preset_fields
-from lightrecipe.trainers.yaml_files import parse_yaml
+from lightrecipe.trainers.fields.yaml_files import parse_yaml
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "cifar10", "cifar100", "imagefolder", "unlabeled"),
@@ -30,8 +32,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "key_momentum_schedule": ("constant", "cosine"),
     "residual_init": ("timm", "torchvision"),
     "loss_scale_rule": ("constant", "temperature"),
-    "smoothing": ("none", "topk", "uniform"),
+    "smoothing": ("none", "topk", "uniform", "graded"),
     "smoothing_schedule": ("constant", "warmup", "cosine"),
+    "smoothing_schedule_unit": ("step", "epoch"),
     "probe_method": ("lbfgs", "sgd"),
     "precision": ("fp32", "bf16", "fp16"),
 }
@@ -145,13 +148,17 @@ class Recipe:
     bn_splits: int = 8
 
     # --- smoothed InfoNCE (docs/science.md) ------------------------------------------------------------
-    smoothing: str = "none"  # topk: alpha spread over the k most similar negatives; uniform: over all
+    # topk: alpha spread over the k most similar negatives; uniform: over all; graded: over groups of neighbour
+    # ranks with their own shares (smoothing_groups, the authors' other rules)
+    smoothing: str = "none"
     smoothing_alpha: float = 0.0  # target mass moved off the positive; third-party notes: 0.02 to 0.2
     smoothing_k: int = 0  # neighbours that share alpha; third-party notes: about 20
     # constant: alpha throughout; cosine: ramps 0 -> alpha over the run (docs/science.md); warmup: 0 during the lr
     # warm-up (the first `warmup_epochs`), alpha after. "warmup" takes its length from warmup_epochs, as
     # docs/science.md defines it, so with warmup_epochs 0 it would silently equal "constant": that is rejected.
     smoothing_schedule: str = "constant"
+    smoothing_schedule_unit: str = "step"  # step: alpha follows its schedule every step; epoch: once per epoch
+    smoothing_groups: str = ""  # graded: "SIZE:WEIGHT ...", e.g. "2:1 6:1 12:1" (fields/smoothing_groups.py)
 
     # --- augmentation (MoCo v2 "aug+" at aug_strength 1) ----------------------------------------
     aug_strength: float = 1.0  # multiplies the four jitter strengths below (a one-knob search of colour strength)
@@ -255,6 +262,7 @@ class Recipe:
                 f"recipe field 'smoothing_k' ({self.smoothing_k}) exceeds queue_size ({self.queue_size}); "
                 "valid: 1..queue_size"
             )
+        self._validate_smoothing_groups()
         if self.queue_size > 0 and self.queue_size % self.batch_size != 0:
             raise UserError(
                 f"recipe field 'queue_size' ({self.queue_size}) must be a multiple of batch_size "
@@ -283,6 +291,21 @@ class Recipe:
         if self.eval_root and self.dataset != "unlabeled":
             raise UserError(f"recipe field 'eval_root' is set but dataset is '{self.dataset}'; only dataset "
                             "'unlabeled' reads it (its own data is scored)")
+
+    def _validate_smoothing_groups(self) -> None:
+        if self.smoothing != "graded":
+            if self.smoothing_groups:
+                raise UserError(f"recipe field 'smoothing_groups' is set but smoothing is '{self.smoothing}'; only "
+                                "smoothing 'graded' reads it (set smoothing: graded, or smoothing_groups: '')")
+            return
+        try:
+            groups = parse_groups(self.smoothing_groups)
+        except ValueError as exc:
+            raise UserError(f"recipe field 'smoothing_groups' is {self.smoothing_groups!r}: {exc}; valid: groups of "
+                            f"neighbour ranks as SIZE:WEIGHT, e.g. '{SMOOTHING_EXAMPLE}'") from None
+        if self.queue_size > 0 and neighbours(groups) > self.queue_size:
+            raise UserError(f"recipe field 'smoothing_groups' weighs {neighbours(groups)} neighbours, more than "
+                            f"queue_size ({self.queue_size}); valid: at most queue_size in all")
 
     # --- serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

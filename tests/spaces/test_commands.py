@@ -20,7 +20,7 @@ def test_list_shows_every_builtin_with_its_param_count(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:3] == ["name", "params", "description"]
     rows = {line.split()[0]: line.split()[1] for line in out[1:]}
-    assert rows == {"digits-demo": "11", "paper-efficient": "11", "smoothing-ablation": "4", "wide": "24"}
+    assert rows == {"digits-demo": "11", "paper-efficient": "11", "smoothing-ablation": "6", "wide": "24"}
     assert "Smoothed InfoNCE only" in "\n".join(out)
 
 

@@ -98,8 +98,9 @@ def test_conditional_params_sampled_only_when_active():
 
 def test_condition_with_a_list_of_values():
     space = load_space("smoothing-ablation")
-    for smoothing, expected in [("none", set()), ("uniform", {"smoothing_alpha", "smoothing_schedule"}),
-                                ("topk", {"smoothing_alpha", "smoothing_schedule", "smoothing_k"})]:
+    schedule = {"smoothing_alpha", "smoothing_schedule", "smoothing_schedule_unit"}
+    for smoothing, expected in [("none", set()), ("uniform", schedule), ("topk", schedule | {"smoothing_k"}),
+                                ("graded", schedule | {"smoothing_groups"})]:
         trial = FixedTrial(_corner(space, 0, smoothing=smoothing))
         space.suggest(trial)
         assert set(trial.params) - {"smoothing"} == expected
@@ -161,7 +162,7 @@ def test_enqueued_baseline_params_reproduce_the_baseline(name, overrides):
 def test_baseline_params_include_active_conditionals():
     space = load_space("smoothing-ablation")
     params = space.baseline_params({"smoothing": "topk", "smoothing_alpha": 0.1, "smoothing_k": 5})
-    assert params == {"smoothing_schedule": "constant"}
+    assert params == {"smoothing_schedule": "constant", "smoothing_schedule_unit": "step"}
 
 
 def test_baseline_outside_the_space_is_named():

@@ -8,7 +8,9 @@ For N queries q and their positive keys k (both (N, D), L2-normalised) and K neg
     loss        = mean_n -sum_c p[n, c] * log_softmax(z[n])[c]
 
 Plain InfoNCE: p is one-hot on index 0. Smoothed ("topk"): p[n, 0] = 1 - alpha and the k_nn negatives most
-similar to q[n] share alpha equally; "uniform" spreads alpha over all K negatives (label-smoothing control).
+similar to q[n] share alpha equally; "uniform" spreads alpha over all K negatives (label-smoothing control);
+"graded": the negatives ranked by similarity to q[n] get alpha times their rank's share, from groups of ranks
+with weights (trainers/fields/smoothing_groups.py: "2:1 6:1 12:1" gives each group alpha/3).
 The target is a constant: neighbours are chosen without gradient, afresh at every call.
 """
 
@@ -17,7 +19,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SMOOTHING_MODES = ("topk", "uniform")
+from lightrecipe.trainers.fields.smoothing_groups import Groups, rank_shares
+
+SMOOTHING_MODES = ("topk", "uniform", "graded")
 
 
 # Logit given to excluded negatives: finite, so a zero target times its log-probability stays 0 (not NaN).
@@ -64,9 +68,11 @@ def info_nce(
 
 
 def smoothing_target(
-    logits: torch.Tensor, *, alpha: float, k_nn: int, mode: str = "topk", exclude: torch.Tensor | None = None
+    logits: torch.Tensor, *, alpha: float, k_nn: int, mode: str = "topk", exclude: torch.Tensor | None = None,
+    groups: Groups = (),
 ) -> torch.Tensor:
-    """The (N, 1 + K) target distribution p for given logits (no gradient); excluded negatives get 0."""
+    """The (N, 1 + K) target distribution p for given logits (no gradient); excluded negatives get 0. `groups`
+    (graded only): (size, share of alpha) per group of neighbour ranks, shares summing to 1."""
     if mode not in SMOOTHING_MODES:
         raise ValueError(f"smoothing mode {mode!r}; valid: {', '.join(SMOOTHING_MODES)}")
     n, width = logits.shape
@@ -80,6 +86,8 @@ def smoothing_target(
     if mode == "uniform":
         target[:, 1:] = valid.float() * (alpha / valid.sum(dim=1, keepdim=True).clamp(min=1))
         return target
+    if mode == "graded":
+        return _graded(target, logits, alpha, groups, num_neg)
     if k_nn < 1:
         raise ValueError("top-k smoothing with alpha > 0 needs k_nn >= 1")
     k_eff = min(k_nn, num_neg)
@@ -87,6 +95,17 @@ def smoothing_target(
         # Ranking by l_neg / T is the same as ranking by similarity (T > 0).
         neighbours = logits[:, 1:].topk(k_eff, dim=1).indices + 1
     target.scatter_(1, neighbours, alpha / k_eff)
+    return target
+
+
+def _graded(target: torch.Tensor, logits: torch.Tensor, alpha: float, groups: Groups, num_neg: int) -> torch.Tensor:
+    shares = rank_shares(groups, num_neg)
+    if not shares:
+        raise ValueError("graded smoothing with alpha > 0 needs at least one group of neighbours")
+    with torch.no_grad():
+        neighbours = logits[:, 1:].topk(len(shares), dim=1, sorted=True).indices + 1  # rank 1 first
+    mass = torch.tensor(shares, dtype=target.dtype, device=target.device) * alpha
+    target.scatter_(1, neighbours, mass.expand(len(target), -1))
     return target
 
 
@@ -100,6 +119,7 @@ def smoothed_info_nce(
     k_nn: int,
     mode: str = "topk",
     exclude: torch.Tensor | None = None,
+    groups: Groups = (),
 ) -> torch.Tensor:
     """Mean smoothed InfoNCE (scalar); alpha = 0 equals `info_nce`. Shapes as in `info_nce`.
 
@@ -108,5 +128,5 @@ def smoothed_info_nce(
     if alpha == 0:
         return info_nce(q, k, negatives, temperature=temperature, exclude=exclude)
     logits = contrastive_logits(q, k, negatives, temperature, exclude)
-    target = smoothing_target(logits.detach(), alpha=alpha, k_nn=k_nn, mode=mode, exclude=exclude)
+    target = smoothing_target(logits.detach(), alpha=alpha, k_nn=k_nn, mode=mode, exclude=exclude, groups=groups)
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lightrecipe.trainers.fields.smoothing_groups import Groups, parse_groups
 from lightrecipe.trainers.method.losses import smoothed_info_nce
 from lightrecipe.trainers.method.split_bn import (
     convert_to_split_bn,
@@ -130,6 +131,7 @@ class MoCo(nn.Module):
         temperature: float = 0.2,
         smoothing_mode: str = "topk",  # how smoothed InfoNCE picks its neighbours; the mass is forward's alpha
         smoothing_k: int = 0,
+        smoothing_groups: Groups = (),  # graded: (size, share of alpha) per group of neighbour ranks
         loss_scale: float = 1.0,  # the loss multiplier itself (loss_multiplier turns a recipe's rule into it)
         residual_init: str = "timm",
         bn_splits: int = 1,  # BatchNorm groups in the global batch (ShuffleBN); 1: BatchNorm over the whole batch
@@ -139,6 +141,7 @@ class MoCo(nn.Module):
         self.world = world or World()
         self.symmetric, self.temperature, self.loss_scale = symmetric, temperature, loss_scale
         self.smoothing_mode, self.smoothing_k, self.bn_splits = smoothing_mode, smoothing_k, bn_splits
+        self.smoothing_groups = smoothing_groups
         self.backbone = build_backbone(arch, residual_init)
         feat_dim = backbone_dim(self.backbone)
         hidden = proj_hidden_dim or feat_dim
@@ -175,6 +178,7 @@ class MoCo(nn.Module):
             queue_size=recipe.queue_size, symmetric=recipe.symmetric, temperature=recipe.temperature,
             smoothing_mode=recipe.smoothing if recipe.smoothing != "none" else "topk",
             smoothing_k=recipe.smoothing_k, residual_init=recipe.residual_init, bn_splits=recipe.bn_splits,
+            smoothing_groups=parse_groups(recipe.smoothing_groups) if recipe.smoothing == "graded" else (),
             loss_scale=loss_multiplier(recipe.loss_scale, recipe.loss_scale_rule, recipe.temperature), world=world,
         )
 
@@ -234,5 +238,5 @@ class MoCo(nn.Module):
             exclude = self.world.own_positions(len(q), len(all_keys), q.device)
         return smoothed_info_nce(
             q, self.world.shard(all_keys), negatives, temperature=self.temperature, alpha=alpha,
-            k_nn=self.smoothing_k, mode=self.smoothing_mode, exclude=exclude,
+            k_nn=self.smoothing_k, mode=self.smoothing_mode, exclude=exclude, groups=self.smoothing_groups,
         )

@@ -37,6 +37,16 @@ def key_momentum(step: float, total: float, base: float, schedule: str) -> float
     raise ValueError(f"key momentum schedule {schedule!r}; valid: constant, cosine")
 
 
+def schedule_step(step: int, steps_per_epoch: int, unit: str) -> int:
+    """The step a schedule is read at: `step` itself, or with unit "epoch" the first step of its epoch, so that
+    the value changes once per epoch (as schedules written per epoch do)."""
+    if unit == "step":
+        return step
+    if unit == "epoch":
+        return step - step % steps_per_epoch
+    raise ValueError(f"schedule unit {unit!r}; valid: step, epoch")
+
+
 def smoothing_alpha(step: float, total: float, alpha_max: float, schedule: str, warmup: float = 0.0) -> float:
     """Smoothing mass: constant; `warmup`: 0 during warm-up steps, alpha_max after;
     `cosine`: alpha_max * (1 - cos(pi * step / total)) / 2, rising from 0 (docs/science.md)."""

@@ -110,7 +110,8 @@ class Trainer:
             group["lr"] = lr
         momentum = schedules.key_momentum(step, total, r.key_momentum, r.key_momentum_schedule)
         alpha_max = r.smoothing_alpha if r.smoothing != "none" else 0.0  # no smoothing: plain InfoNCE
-        alpha = schedules.smoothing_alpha(step, total, alpha_max, r.smoothing_schedule, warmup)
+        at = schedules.schedule_step(step, self.steps_per_epoch, r.smoothing_schedule_unit)
+        alpha = schedules.smoothing_alpha(at, total, alpha_max, r.smoothing_schedule, warmup)
         return momentum, alpha
 
     def step(self, batch: torch.Tensor, step: int) -> torch.Tensor | None:

@@ -1,17 +1,19 @@
 """Losses against a literal NumPy transcription of docs/science.md's formula, analytic values and properties."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lightrecipe.trainers.method.losses import info_nce, smoothed_info_nce
+from lightrecipe.trainers.fields.smoothing_groups import parse_groups
+from lightrecipe.trainers.method.losses import info_nce, smoothed_info_nce, smoothing_target
 
 
-def reference_loss(q, k, neg, T, alpha=0.0, k_nn=0, mode="topk"):
-    """docs/science.md, line by line, with explicit loops."""
+def reference_loss(q, k, neg, T, alpha=0.0, k_nn=0, mode="topk", groups=()):
+    """docs/science.md, line by line, with explicit loops; `groups`: graded's [(s_g, w_g), ...] as written."""
     q, k, neg = (np.asarray(a, dtype=np.float64) for a in (q, k, neg))
     total = 0.0
     for n in range(len(q)):
@@ -26,6 +28,14 @@ def reference_loss(q, k, neg, T, alpha=0.0, k_nn=0, mode="topk"):
                 p[1 + j] = alpha / k_nn
         elif alpha > 0 and mode == "uniform":
             p[1:] = alpha / len(neg)
+        elif alpha > 0 and mode == "graded":
+            W = sum(w for _, w in groups)
+            ranked = np.argsort(-l_neg, kind="stable")
+            for r in range(1, len(neg) + 1):
+                for g in range(len(groups)):
+                    if sum(s for s, _ in groups[:g]) < r <= sum(s for s, _ in groups[:g + 1]):
+                        s_g, w_g = groups[g]
+                        p[1 + ranked[r - 1]] = alpha * w_g / (W * s_g)
         else:
             p[0] = 1.0
         total += -np.sum(p * log_softmax)
@@ -49,6 +59,28 @@ def test_smoothed_topk_matches_reference(alpha, k_nn):
     q, k, neg = unit(8, 16, seed=4), unit(8, 16, seed=5), unit(32, 16, seed=6)
     got = smoothed_info_nce(q, k, neg, temperature=0.1, alpha=alpha, k_nn=k_nn).item()
     assert got == pytest.approx(reference_loss(q, k, neg, 0.1, alpha, k_nn), rel=1e-5)
+
+
+# the authors' rules as graded groups: 20 in groups of 2, 6, 12 at alpha/3 each; alpha/2, alpha/4, alpha/4; geometric
+@pytest.mark.parametrize("spec", ["2:1 6:1 12:1", "5:2 5:1 5:1", " ".join(f"1:{2 ** (9 - i)}" for i in range(10)),
+                                  "3:1/3 4:2/3"])
+def test_smoothed_graded_matches_the_formula_of_the_science_page(spec):
+    q, k, neg = unit(8, 16, seed=10), unit(8, 16, seed=11), unit(32, 16, seed=12)
+    written = [(int(s), float(Fraction(w))) for s, w in (g.split(":") for g in spec.split())]
+    got = smoothed_info_nce(q, k, neg, temperature=0.1, alpha=0.2, k_nn=0, mode="graded", groups=parse_groups(spec))
+    assert got.item() == pytest.approx(reference_loss(q, k, neg, 0.1, 0.2, mode="graded", groups=written), abs=1e-12)
+
+
+def test_graded_with_one_group_is_topk_and_every_row_moves_all_of_alpha():
+    logits = unit(6, 8, seed=13) @ unit(24, 8, seed=14).t()
+    logits = torch.cat([torch.ones(6, 1, dtype=logits.dtype), logits], dim=1)
+    topk = smoothing_target(logits, alpha=0.3, k_nn=5, mode="topk")
+    graded = smoothing_target(logits, alpha=0.3, k_nn=0, mode="graded", groups=parse_groups("5:1"))
+    assert torch.allclose(topk, graded, rtol=0, atol=1e-15)
+    short = smoothing_target(logits[:, :4], alpha=0.3, k_nn=0, mode="graded", groups=parse_groups("2:1 6:1 12:1"))
+    assert torch.allclose(short.sum(dim=1), torch.ones(6, dtype=short.dtype)) and (short[:, 1:] > 0).all()
+    assert torch.allclose(short[:, 1:].sort(dim=1, descending=True).values[0],  # 3 negatives: ranks 1-2 weigh 1/6, rank 3 1/18, renormalised
+                          torch.tensor([0.3 * 3 / 7, 0.3 * 3 / 7, 0.3 / 7], dtype=short.dtype))
 
 
 def test_smoothed_uniform_matches_reference():

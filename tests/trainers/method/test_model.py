@@ -70,6 +70,14 @@ def test_symmetric_in_batch_topk_smoothing_steps():
     assert model.queue is None and loss > 0
 
 
+def test_graded_smoothing_reaches_the_loss_through_the_recipe():
+    r = Recipe(arch="mobilenetv3_small_050", smoothing="graded", smoothing_alpha=0.2, smoothing_groups="2:1 6:1 12:1",
+               **SMALL)
+    model, loss = one_step(r)
+    assert model.smoothing_mode == "graded" and [size for size, _ in model.smoothing_groups] == [2, 6, 12]
+    assert loss > 0
+
+
 def test_queue_is_fifo_and_wraps():
     queue = KeyQueue(6, 2)
     for i in range(4):  # 4 pushes of 2 keys into a queue of 6: the last push overwrites slots 0-1

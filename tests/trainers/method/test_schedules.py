@@ -70,6 +70,13 @@ def test_smoothing_alpha_table(step, schedule, expected):
     assert s.smoothing_alpha(step, 100, 0.2, schedule, warmup=10) == pytest.approx(expected)
 
 
+def test_a_schedule_read_per_epoch_holds_its_value_through_the_epoch():
+    assert [s.schedule_step(step, 10, "epoch") for step in (0, 9, 10, 19, 25)] == [0, 0, 10, 10, 20]
+    assert [s.schedule_step(step, 10, "step") for step in (0, 9, 25)] == [0, 9, 25]
+    alphas = [s.smoothing_alpha(s.schedule_step(step, 10, "epoch"), 100, 0.2, "cosine") for step in range(20)]
+    assert len(set(alphas[:10])) == 1 and len(set(alphas[10:])) == 1 and alphas[10] > alphas[0]
+
+
 def test_unknown_schedule_is_rejected():
     with pytest.raises(ValueError, match="valid"):
         s.key_momentum(0, 10, 0.9, "linear")

@@ -9,7 +9,7 @@ import pytest
 import timm
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.arch_names import check_arch, snapshot
+from lightrecipe.trainers.fields.arch_names import check_arch, snapshot
 
 
 def test_the_snapshot_is_the_installed_timm_list():

@@ -1,0 +1,3 @@
+"""What a recipe's fields may hold, below the Recipe itself: the timm architecture names, the rule that fits
+MoCo's queue and batch to the training images, the groups of graded smoothing, and the one strict YAML reader
+that recipe and space files are read with. Pure rules: imports nothing of lightrecipe but the ground."""
