@@ -22,8 +22,8 @@ from lightrecipe.trainers.fields.arch_names import check_arch
 from lightrecipe.trainers.fields.fit_rule import fitted_batch, fitted_queue
 from lightrecipe.trainers.fields.smoothing_groups import EXAMPLE as SMOOTHING_EXAMPLE
 from lightrecipe.trainers.fields.smoothing_groups import neighbours, parse_groups
-from lightrecipe.trainers.presets import preset_fields
 from lightrecipe.trainers.fields.yaml_files import parse_yaml
+from lightrecipe.trainers.presets import preset_fields
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "cifar10", "cifar100", "imagefolder", "unlabeled"),
