@@ -4,19 +4,26 @@ A recipe is only better than no training when it beats this number. On small dat
 MobileNet-V3 on the bundled digits: about 83% val kNN), so a report without it cannot tell a better recipe from
 less damage. The backbone is the one train() would start from for that seed (`Trainer.build` seeds torch with
 `recipe.seed` before it builds the model), and the scores come from `scoring.final_scores`, so the floor and a
-trained trial are measured on one footing: same splits, same kNN and linear probe.
+trained trial are measured on one footing: same splits, same kNN and linear probe, and the same device and
+precision: where trials hold GPUs or run on a joined cluster, the floor is a Ray task holding one trial's CPUs
+and GPUs, started beside the study's first trials (on a cluster the driver may have no GPU, and at ImageNet
+scale the floor takes hours); where they run on this machine's CPUs, it is measured in the driver (seconds, no
+worker to start). Each row names the device and precision it was measured with.
 
-Measured in the driver: no training, a few seconds per seed on a CPU. A sweep measures one seed per arch
-study when the study is created (or on `--resume` when it has none yet); `lightrecipe confirm` measures
-`--seeds` of them. Stored as the study attribute `records.FLOOR` (see records.py).
+A sweep measures one seed per arch study (or on `--resume` when it has none yet); `lightrecipe confirm`
+measures `--seeds` of them. Stored as the study attribute `records.FLOOR` (see records.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 import optuna
 
+from lightrecipe.errors import UserError
+from lightrecipe.search.cluster.interrupts import received
 from lightrecipe.search.store import records
 from lightrecipe.search.store.study import jsonable
 
@@ -35,12 +42,70 @@ def random_init_scores(recipe: Any, data: Any = None, device: str = "cpu") -> di
     return {k: float(v) for k, v in final_scores(backbone, data, recipe, torch.device(device)).items()}
 
 
-def measure(recipe: Any, seeds: Iterable[int]) -> list[dict[str, Any]]:
-    """One row per seed: {"seed": s, knn_top1, linear_top1, test_knn_top1, test_linear_top1}."""
+def measure(recipe: Any, seeds: Iterable[int], device: str = "cpu") -> list[dict[str, Any]]:
+    """One row per seed: {"seed": s, knn_top1, linear_top1, test_knn_top1, test_linear_top1, ..., device,
+    precision}."""
     from lightrecipe.trainers.data.datasets import load_dataset
 
     data = load_dataset(recipe)  # the splits do not depend on the seed: load once
-    return [{"seed": int(s), **random_init_scores(recipe.replace(seed=int(s)), data)} for s in seeds]
+    return [{"seed": int(s), **random_init_scores(recipe.replace(seed=int(s)), data, device),
+             "device": device, "precision": recipe.precision} for s in seeds]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the floor is measured: in the driver, or in a Ray task holding one trial's CPUs and GPUs."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    on_ray: bool = False
+
+
+def place_of(settings: Any) -> Place:
+    """A sweep's (or confirm's) trials' place: a Ray task when they hold GPUs or run on a joined cluster."""
+    return Place(float(settings.cpus_per_trial), float(settings.gpus_per_trial),
+                 on_ray=bool(settings.address) or settings.gpus_per_trial > 0)
+
+
+def _measure_in_a_trial_place(recipe: dict[str, Any], seeds: list[int], gpus: float) -> list[dict[str, Any]]:
+    """The Ray task: the floor on the device a trial with these resources trains on (trainable.py's choice)."""
+    from lightrecipe.search.tune.devices import check_cuda
+    from lightrecipe.trainers.recipe import Recipe
+
+    check_cuda(gpus)
+    return measure(Recipe.from_dict(recipe), seeds, "cuda" if gpus > 0 else "cpu")
+
+
+@dataclass
+class Pending:
+    """A floor being measured: `finish` stores it (a Ray task's result, or nothing left to do)."""
+
+    study: optuna.Study
+    known: dict[int, dict[str, Any]]
+    task: Any = None  # the Ray ObjectRef of the task measuring the missing seeds
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Waits for the task (if any), stores every row; returns them in seed order."""
+        if self.task is not None:
+            import ray
+
+            try:
+                rows = ray.get(self.task)
+            except ray.exceptions.RayTaskError as exc:  # the task's own error, not Ray's wrapping of it
+                raise (exc.cause if isinstance(exc.cause, UserError) else RuntimeError(
+                    f"the random-init floor could not be measured: {exc.cause}")) from None
+            finally:
+                self.task = None
+            _store(self.study, self.known, rows)
+        return [self.known[s] for s in sorted(self.known)]
+
+    def cancel(self) -> None:
+        """Drops an unfinished task (an interrupted sweep): `--resume` measures its seeds again."""
+        if self.task is not None:
+            import ray
+
+            ray.cancel(self.task)
+            self.task = None
 
 
 def recorded(study: optuna.Study) -> list[dict[str, Any]]:
@@ -49,14 +114,47 @@ def recorded(study: optuna.Study) -> list[dict[str, Any]]:
     return [r for r in rows if isinstance(r, dict) and "seed" in r]
 
 
-def ensure(study: optuna.Study, recipe: Any, seeds: Iterable[int] | None = None) -> list[dict[str, Any]]:
-    """Measure the seeds (default: the recipe's own) the study has no floor for yet and store all rows;
-    returns them in seed order."""
+def start(study: optuna.Study, recipe: Any, seeds: Iterable[int] | None = None, place: Place = Place()) -> Pending:
+    """Starts measuring the seeds (default: the recipe's own) the study has no floor for yet: at once in the
+    driver, or as a Ray task that runs beside the trials (Ray must be initialised)."""
     seeds = [recipe.seed] if seeds is None else seeds
-    rows = {int(r["seed"]): r for r in recorded(study)}
-    missing = [int(s) for s in seeds if int(s) not in rows]
-    if missing:
-        for row in measure(recipe, missing):
-            rows[row["seed"]] = row
-        study.set_user_attr(records.FLOOR, jsonable([rows[s] for s in sorted(rows)]))
-    return [rows[s] for s in sorted(rows)]
+    known = {int(r["seed"]): r for r in recorded(study)}
+    missing = [int(s) for s in seeds if int(s) not in known]
+    if not missing:
+        return Pending(study, known)
+    if not place.on_ray:
+        _store(study, known, measure(recipe, missing))
+        return Pending(study, known)
+    import ray
+
+    task = ray.remote(num_cpus=place.cpus, num_gpus=place.gpus, max_retries=0)(_measure_in_a_trial_place)
+    return Pending(study, known, task.remote(recipe.to_dict(), missing, place.gpus))
+
+
+def ensure(study: optuna.Study, recipe: Any, seeds: Iterable[int] | None = None,
+           place: Place = Place()) -> list[dict[str, Any]]:
+    """`start` and `finish` in one: every row, in seed order."""
+    return start(study, recipe, seeds, place).finish()
+
+
+@contextmanager
+def beside_the_trials(study: optuna.Study, recipe: Any, seeds: Iterable[int] | None = None,
+                      place: Place = Place()) -> Iterator[None]:
+    """Measures the floor while the block runs the study's trials and stores it after; an interrupted or failed
+    block drops an unfinished measurement (`--resume` takes it up again)."""
+    pending = start(study, recipe, seeds, place)
+    try:
+        yield
+    except BaseException:
+        pending.cancel()
+        raise
+    if received() is None:
+        pending.finish()
+    else:
+        pending.cancel()
+
+
+def _store(study: optuna.Study, known: dict[int, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        known[int(row["seed"])] = row
+    study.set_user_attr(records.FLOOR, jsonable([known[s] for s in sorted(known)]))

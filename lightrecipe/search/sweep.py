@@ -75,12 +75,12 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
                     stream.write(f"[{plan.name}] not started: interrupted; --resume runs it\n")
                 elif budget is not None and budget <= 0:
                     stream.write(f"[{plan.name}] not started: --time-budget used up; --resume runs it\n")
-                else:  # the random-init floor and the latency once per study, in the driver: seconds
+                else:  # the latency once per study in the driver; the random-init floor where trials run
                     study = optuna.load_study(study_name=plan.name, storage=storage)
                     baseline = space.baseline(plan.overrides, fit_to=fit_to)
-                    floor.ensure(study, baseline)
                     latency.ensure(study, plan.arch, baseline.image_size)
-                    run_study(plan, space, settings, storage, out, concurrency, budget, stream, fit_to=fit_to)
+                    with floor.beside_the_trials(study, baseline, place=floor.place_of(settings)):
+                        run_study(plan, space, settings, storage, out, concurrency, budget, stream, fit_to=fit_to)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), settings.trials))
         if received() is not None:
             raise Interrupted(received())

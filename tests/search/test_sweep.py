@@ -68,6 +68,7 @@ def assert_the_floor_is_the_untrained_backbone(study: optuna.Study, baseline, mo
     expected = final_scores(trainer.model.backbone, data, baseline, torch.device("cpu"))
     rows = study.user_attrs[records.FLOOR]
     assert [r["seed"] for r in rows] == [baseline.seed]
+    assert (rows[0]["device"], rows[0]["precision"]) == ("cpu", baseline.precision)  # as the trials are scored
     assert rows[0]["knn_top1"] == expected["knn_top1"] and rows[0]["test_knn_top1"] == expected["test_knn_top1"]
     for key in ("linear_top1", "test_linear_top1"):  # the lbfgs probe under another thread count can land a
         assert rows[0][key] == pytest.approx(expected[key], abs=0.01), key  # sample or two apart

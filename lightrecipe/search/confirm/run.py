@@ -93,7 +93,10 @@ def run_confirm(settings: ConfirmSettings, stream: TextIO | None = None) -> list
                 if received() is not None or (budget is not None and budget <= 0):
                     stream.write(f"[{plan.name}] not started: interrupted or out of time; --resume runs it\n")
                 else:
-                    run_study(plan, space, study_settings, storage, out, concurrency, budget, stream)
+                    study = optuna.load_study(study_name=plan.name, storage=storage)
+                    with floor.beside_the_trials(study, _floor_recipe(study), _seeds(study, settings),
+                                                 floor.place_of(settings.run)):
+                        run_study(plan, space, study_settings, storage, out, concurrency, budget, stream)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), trials))
         if received() is not None:
             raise Interrupted(received())
@@ -228,10 +231,7 @@ def _plan(source: optuna.Study, settings: ConfirmSettings, storage: Any, stream:
         raise UserError(f"--resume: confirm study '{name}' was run with {study.user_attrs.get(records.CONFIRM)}, "
                         f"this command gives {wanted}; pass the same --top/--seeds/--epochs")
     trials = sum(1 for t in study.get_trials(deepcopy=False))
-    floor_recipe = _floor_recipe(study)
-    seeds = study.user_attrs.get(records.CONFIRM_SEEDS) or list(range(settings.seeds))  # older studies: 0..N-1
-    stream.write(f"[{name}] random-init floor: seeds {', '.join(map(str, seeds))}\n")
-    floor.ensure(study, floor_recipe, seeds)
+    stream.write(f"[{name}] random-init floor: seeds {', '.join(map(str, _seeds(study, settings)))}\n")
     plan = StudyPlan(arch=arch, name=name, overrides={"arch": arch}, max_epochs=epochs, grace=epochs,
                      census=census(study), seed=0, params_count=_params_count(source))
     return plan, trials, ConfirmSpace(space)
@@ -259,6 +259,11 @@ def _create(storage: Any, name: str, source: optuna.Study, space: str, arch: str
                 records.CONFIRM_RECIPE: recipe, records.SOURCE_TRIAL: pick.source_trial, records.ROLE: pick.role,
                 records.SEED: seed, records.SHORT_VALUE: pick.short_value, **fitted}))
     return study
+
+
+def _seeds(study: optuna.Study, settings: ConfirmSettings) -> list[int]:
+    """The seeds every recipe and the floor are confirmed with."""
+    return study.user_attrs.get(records.CONFIRM_SEEDS) or list(range(settings.seeds))  # older studies: 0..N-1
 
 
 def _floor_recipe(study: optuna.Study) -> Any:
