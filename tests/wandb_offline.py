@@ -94,7 +94,9 @@ def read_runs(folder: Path) -> list[OfflineRun]:
 
 
 def offline(monkeypatch: Any, folder: Path) -> None:
-    """W&B offline, its caches and settings in `folder`: no network call, no API key asked for, nothing in $HOME."""
+    """W&B offline, its caches and settings in `folder`: no network call, no API key asked for. (A sweep's runs
+    are written by Ray's logging actor, which keeps the environment Ray started with; the tracker passes the
+    mode on to it.)"""
     monkeypatch.setenv("WANDB_MODE", "offline")
     for name in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(name, str(folder / name.lower()))
