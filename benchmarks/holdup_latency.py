@@ -17,7 +17,8 @@ import sys
 
 import pandas as pd
 
-from lightrecipe.reports.figures.latency import caption, latency_title, pareto, plot_latency
+from lightrecipe.reports.figures.latency import latency_title, pareto, plot_latency
+from lightrecipe.reports.tables import latency_caption
 
 # README, "Does the search find recipes that hold up?": val kNN (%) of the confirmed winner, the ResNet-50
 # settings and the untrained floor, and the backbone parameters (timm, num_classes=0).
@@ -35,7 +36,7 @@ def main(jsonl: str, png: str) -> None:
                                **v) for a, v in HOLDUP.items()])
     frame["pareto"] = pareto(frame["latency_ms"], frame["best"])
     frame.attrs.update(order=list(HOLDUP), metric="knn_top1", title=latency_title(frame),
-                       caption=caption(pd.Series(one[next(iter(HOLDUP))])))
+                       caption=latency_caption(pd.Series(one[next(iter(HOLDUP))])))
     plot_latency(frame).savefig(png, dpi=110)
     print("| arch | params (M) | threads | batch-1 latency, median / p90 (ms) | images/s at batch 32 | format |")
     print("|---|---:|---:|---:|---:|---|")

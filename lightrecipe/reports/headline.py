@@ -20,7 +20,9 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
     """Per arch: floor, baseline (ResNet-50 settings) and best top-1 in percent with `*_ci` (95% half-width,
     NaN for single sweep runs), `baseline_fit` (what fitting to the data changed in those settings, "" when
     nothing), the delta in points, `basis` ("sweep val" or "confirm test, N seeds"), the best
-    trial and its run folder(s), the most important knobs, and trial counts by state. `importance` is the
+    trial and its run folder(s), the most important knobs, trial counts by state, `params_m` (backbone parameters,
+    millions) and `latency_ms` (batch-1 latency as the sweep measured it, NaN where it did not; attrs
+    ["latency_caption"] names the device and threads, tables.latency_by_arch). `importance` is the
     importance figure's data when the caller already has it (fANOVA takes seconds), `confirmed` is
     `holdup.holdup_data`; each is computed when not given."""
     trials = frames.trials
@@ -29,6 +31,7 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
     best = tables.best_trials(trials, metric)
     confirmed = holdup.holdup_data(frames, metric) if confirmed is None else confirmed
     winners = holdup.confirmed_winners(confirmed, metric)
+    latency = tables.latency_by_arch(frames.latency)
     rows = []
     for arch in tables.arch_order(trials):
         sub = trials[trials["arch"] == arch]
@@ -49,6 +52,8 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
             top_knobs=knobs,
             trials=len(sub),
             baseline_fit=tables.baseline_fit(sub[sub["baseline"]]),
+            params_m=tables.params_millions(trials, arch),
+            latency_ms=float(latency.loc[arch, "latency_ms"]) if arch in latency.index else math.nan,
             **{s: int(counts.get(s, 0)) for s in records.STATES},
         )
         if arch in winners.index:
@@ -58,7 +63,9 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
             row["baseline_fit"] = tables.baseline_fit(
                 runs[(runs["study"] == winner.study) & (runs["role"] == records.ROLE_RESNET50)])
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["latency_caption"] = latency.attrs["caption"]
+    return frame
 
 
 def _confirmed(part: pd.DataFrame, winner: pd.Series, metric: str) -> dict:

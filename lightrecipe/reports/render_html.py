@@ -68,8 +68,8 @@ def _table(frame: pd.DataFrame, numeric: Sequence[str] = ()) -> str:
 
 
 def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Path]) -> str:
-    """One row per arch, eight columns: the counts by state share one cell and the recipe file sits under
-    the best trial, so the table fits the page."""
+    """One row per arch, nine columns: params and latency share one cell, the counts by state another, and the
+    recipe file sits under the best trial, so the table fits the page."""
     rows = []
     for r in headline.itertuples():
         cls = "up" if r.delta > 0 else ("down" if r.delta < 0 else "")
@@ -79,18 +79,20 @@ def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Pa
         fitted = f"<br><span class=sub>{_cell(r.baseline_fit)}</span>" if r.baseline_fit else ""
         rows.append(
             f"<tr><td><b>{_cell(r.arch)}</b><br><span class=sub>{escape_text(r.basis)}</span></td>"
+            f"<td class=num>{number(r.params_m, '{:.2f}')} · {number(r.latency_ms, '{:.1f}', tables.NOT_MEASURED)}</td>"
             f"<td class=num>{plus_minus(r.floor, r.floor_ci)}</td><td class=num>{plus_minus(r.baseline, r.baseline_ci)}{fitted}</td>"
             f"<td class=num>{plus_minus(r.best, r.best_ci)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
             f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}{run}</td>"
             f"<td class=num>{r.complete}/{r.trials} · {r.pruned} · {r.failed + r.diverged} · {r.running}</td></tr>"
         )
-    return (f"<table><thead><tr><th>arch</th><th>random-init floor (%)</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th>"
+    return (f"<table><thead><tr><th>arch</th><th>params (M) · latency (ms)</th><th>random-init floor (%)</th><th>ResNet-50 settings (%)</th><th>best recipe (%)</th>"
             f"<th>delta (pts)</th><th>most important knobs</th><th>best trial and its recipe file</th>"
             f"<th>trials: complete · pruned · failed · running</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p class=meta>val {escape_text(figures.metric_label(metric))} ({escape_text(metric)}); ResNet-50 settings and best "
             "recipe are means over repeated seeds of that recipe (± a 95% t-interval where `lightrecipe confirm` "
             "ran the recipe with several seeds: those rows show the test split); the random-init floor is the same backbone untrained, "
-            "scored the same way: a recipe below it has done harm, not good.</p>")
+            "scored the same way: a recipe below it has done harm, not good. Latency: "
+            f"{escape_text(headline.attrs.get('latency_caption', ''))}.</p>")
 
 
 def _holdup_html(report: Report) -> str:

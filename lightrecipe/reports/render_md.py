@@ -21,17 +21,19 @@ def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], dr
              f"Sources: {', '.join(_md(s) for s in sources)}; ranked by val `{metric}`; "
              f"{counted(len(trials), 'trial')}.",
              "", "## Headline", "",
-             "| arch | numbers | random-init floor (%) | ResNet-50 settings (%) | best recipe (%) | delta (pts) | most important knobs | best trial | run folder | recipe file |",
-             "|---|---|---:|---:|---:|---:|---|---|---|---|"]
+             "| arch | numbers | params (M) | latency (ms) | random-init floor (%) | ResNet-50 settings (%) | best recipe (%) | delta (pts) | most important knobs | best trial | run folder | recipe file |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|"]
     for r in report.headline.itertuples():
         recipe = report.best_recipes.get(r.arch)
         fitted = f" ({_md(r.baseline_fit)})" if r.baseline_fit else ""
-        lines.append(f"| {_md(r.arch)} | {_md(r.basis)} | {plus_minus(r.floor, r.floor_ci)} | {plus_minus(r.baseline, r.baseline_ci)}{fitted} | "
+        lines.append(f"| {_md(r.arch)} | {_md(r.basis)} | {number(r.params_m, '{:.2f}')} | "
+                     f"{number(r.latency_ms, '{:.1f}', tables.NOT_MEASURED)} | {plus_minus(r.floor, r.floor_ci)} | {plus_minus(r.baseline, r.baseline_ci)}{fitted} | "
                      f"{plus_minus(r.best, r.best_ci)} | {number(r.delta, '{:+.1f}')} | "
                      f"{_md(r.top_knobs) or '–'} | {_md(r.best_trial)} | {_md(r.best_run_dir) or '–'} | "
                      f"{_md(recipe.name) if recipe else '–'} |")
     lines += ["", "The random-init floor is the same backbone untrained, scored the same way: a recipe below it has "
-              "done harm, not good. ± is a 95% t-interval over seeds (rows from `lightrecipe confirm`, test split)."]
+              "done harm, not good. ± is a 95% t-interval over seeds (rows from `lightrecipe confirm`, test split). "
+              f"Latency: {_md(report.headline.attrs.get('latency_caption', ''))}."]
     if not report.holdup.empty:
         lines += _holdup_markdown(report)
     if report.notes:

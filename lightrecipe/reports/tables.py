@@ -372,3 +372,48 @@ def floor_by_arch(floor: pd.DataFrame, metric: str) -> pd.DataFrame:
                  seeds=",".join(str(int(s)) for s in sorted(part["seed"])))
             for arch, part in once.groupby("arch", sort=True)]
     return pd.DataFrame(rows, columns=columns).set_index("arch", drop=False)
+
+
+# --- latency: what the report table and the latency figure show --------------------------------------------
+
+# Shown: one CPU thread, batch 1 (a serving worker per core); the nearest thing to a number another machine can
+# compare with. The other measurements stay in the frame (Frames.latency).
+LATENCY_SHOWN = ("cpu", 1)
+NOT_MEASURED = "not measured"
+
+
+def shown_latency(latency: pd.DataFrame) -> pd.DataFrame:
+    """The measurements at LATENCY_SHOWN, else (no such measurement) the first setting measured; empty when
+    no study recorded a latency."""
+    if latency is None or latency.empty:
+        return pd.DataFrame(columns=list(LATENCY_COLUMNS))
+    key = latency["device"].astype(str) + "/" + latency["threads"].astype(str)  # threads None on a GPU
+    wanted = f"{LATENCY_SHOWN[0]}/{LATENCY_SHOWN[1]}"
+    return latency[key == (wanted if (key == wanted).any() else key.iloc[0])]
+
+
+def latency_caption(measured: pd.Series) -> str:
+    """Where a shown latency was measured: the chip, the device, the threads and the image size."""
+    threads = "" if pd.isna(measured["threads"]) else int(measured["threads"])
+    on = f", {threads} thread{'' if threads == 1 else 's'}" if threads else ""
+    return (f"batch-1 latency, median of warm runs: {measured['device_name']} ({measured['device']}{on}), "
+            f"{int(measured['image_size'])} px")
+
+
+def latency_by_arch(latency: pd.DataFrame) -> pd.DataFrame:
+    """Per arch (index): latency_ms and latency_p90_ms at the shown setting (an arch's last study's numbers);
+    attrs["caption"] says where they were measured, or that nothing was."""
+    shown = shown_latency(latency)
+    frame = pd.DataFrame({"latency_ms": pd.to_numeric(shown[records.LATENCY_MS]).values,
+                          "latency_p90_ms": pd.to_numeric(shown["batch1_ms_p90"]).values},
+                         index=pd.Index(shown["arch"].values, name="arch"))
+    frame = frame[~frame.index.duplicated(keep="last")]
+    frame.attrs["caption"] = latency_caption(shown.iloc[0]) if len(shown) else (
+        f"latency {NOT_MEASURED}: no sweep study recorded one (sweeps measure it on their driver)")
+    return frame
+
+
+def params_millions(trials: pd.DataFrame, arch: str) -> float:
+    """The arch's backbone parameters in millions, as its trials recorded them (NaN when none did)."""
+    counts = pd.to_numeric(trials.loc[trials["arch"] == arch, "params_count"], errors="coerce")
+    return float(counts.max()) / 1e6 if counts.notna().any() else math.nan

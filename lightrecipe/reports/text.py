@@ -9,9 +9,9 @@ import re
 from typing import Any
 
 
-def number(value: Any, fmt: str = "{:.1f}") -> str:
-    """A number for a table cell; a missing one (None, NaN) is an en dash."""
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+def number(value: Any, fmt: str = "{:.1f}", missing: str = "–") -> str:
+    """A number for a table cell; a missing one (None, NaN) is `missing`, an en dash unless told."""
+    return missing if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
 
 def percent(fraction: Any) -> str:

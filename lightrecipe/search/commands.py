@@ -105,7 +105,8 @@ def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
                    f"default {DEFAULT_STARTUP_TRIALS})")
     p.add_argument("--log-to", action="append", default=[], metavar="TRACKER[:WHERE]", dest="log_to",
                    help="also log every trial to mlflow[:URI] (default file store DIR/mlruns), tensorboard[:DIR] "
-                        "(default DIR/tensorboard); repeatable; needs the extra of that name")
+                        "(default DIR/tensorboard), wandb[:PROJECT] (default project lightrecipe, files in "
+                        "WANDB_DIR or DIR); repeatable; needs the extra of that name")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -32,8 +32,9 @@ def register(subparsers) -> None:
                    help="data-parallel processes on this machine: one GPU each (nccl), or CPU processes (gloo); "
                         "batch_size stays the global batch")
     p.add_argument("--log-to", action="append", default=[], metavar="TRACKER[:WHERE]", dest="log_to",
-                   help="also log the run to mlflow[:URI] (default file store OUT/mlruns) or tensorboard[:DIR] "
-                        "(default OUT/tensorboard); repeatable; needs the extra of that name")
+                   help="also log the run to mlflow[:URI] (default file store OUT/mlruns), tensorboard[:DIR] "
+                        "(default OUT/tensorboard) or wandb[:PROJECT] (default project lightrecipe, files in "
+                        "WANDB_DIR or OUT); repeatable; needs the extra of that name")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("presets", help="list the recipe presets")

@@ -143,3 +143,36 @@ def test_linear_probe_metric_picks_the_trial_that_wins_the_probe_and_loses_on_kn
     recipe = Recipe.from_file(folder / f"best-{EFF}.yaml")
     assert (recipe.temperature, recipe.smoothing) == (params["temperature"], params["smoothing"])
     assert Recipe.from_file(report.best_recipes[EFF]).temperature == planted.best_params[EFF]["temperature"]
+
+
+def test_the_headline_shows_params_and_the_measured_latency_with_its_device_and_threads(report, planted):
+    head = report.headline.set_index("arch")
+    for arch in planted.archs:  # planted: 1 and 2 threads; the table shows 1 thread, as the latency figure
+        assert head.loc[arch, "params_m"] == pytest.approx(planted.params_count[arch] / 1e6)
+        assert head.loc[arch, "latency_ms"] == pytest.approx(sweepdb.latency_ms(planted.params_count[arch]))
+    where = "batch-1 latency, median of warm runs: Planted CPU (cpu, 1 thread), 32 px"
+    assert report.headline.attrs["latency_caption"] == where
+    md, html = report.markdown.read_text(), report.html.read_text()
+    latency = f"{sweepdb.latency_ms(planted.params_count[EFF]):.1f}"
+    assert f"| {planted.params_count[EFF] / 1e6:.2f} | {latency} |" in md and f"Latency: {where}." in md
+    assert "<th>params (M) · latency (ms)</th>" in html and f"{planted.params_count[EFF] / 1e6:.2f} · {latency}" in html
+    assert f"Latency: {where}." in html
+
+
+def test_a_study_without_a_latency_says_not_measured(report, frames):
+    import dataclasses
+
+    from lightrecipe.reports import tables
+    from lightrecipe.reports.headline import headline_data
+    from lightrecipe.reports.render_html import render_html
+    from lightrecipe.reports.render_md import render_markdown
+
+    unmeasured = frames._replace(latency=frames.latency.iloc[0:0])  # a sweep from before latency was recorded
+    head = headline_data(unmeasured, "knn_top1", importance=pd.DataFrame(columns=["arch", "knob", "importance"]))
+    assert head["latency_ms"].isna().all() and head["params_m"].notna().all()
+    assert head.attrs["latency_caption"].startswith(f"latency {tables.NOT_MEASURED}: no sweep study recorded one")
+    context = dict(trials=frames.trials, metric="knn_top1", sources=["s"], drawn=[],
+                   report=dataclasses.replace(report, headline=head))
+    md, html = render_markdown(**context), render_html(**context)
+    assert md.count(f"| {tables.NOT_MEASURED} |") == len(head)
+    assert html.count(f" · {tables.NOT_MEASURED}</td>") == len(head)

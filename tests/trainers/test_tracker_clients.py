@@ -1,5 +1,6 @@
-"""`lightrecipe train --log-to`: one real epoch on the bundled digits, logged through MLflow's and tensorboardX's
-plain clients and read back with MLflow's search API and TensorBoard's EventAccumulator."""
+"""`lightrecipe train --log-to`: one real epoch on the bundled digits, logged through MLflow's, tensorboardX's and
+W&B's plain clients and read back with MLflow's search API, TensorBoard's EventAccumulator and W&B's offline run
+folder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from lightrecipe import cli
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run import trackers
+from tests import wandb_offline
 
 pytestmark = pytest.mark.slow
 SECRET = "s3cr3t-must-not-leave"
@@ -17,15 +19,18 @@ TINY = ["--preset", "digits-small", "--set", "epochs=2", "--set", "data_fraction
         "--set", "queue_size=128", "--set", "probe_weight_decay=0.01", "--device", "cpu"]
 
 
-def test_a_train_run_logs_recipe_curves_final_metrics_state_and_tags_to_both_trackers(tmp_path, capsys,
-                                                                                      monkeypatch):
+def test_a_train_run_logs_recipe_curves_final_metrics_state_and_tags_to_every_tracker(tmp_path, capsys,
+                                                                                       monkeypatch):
     import mlflow
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.setenv("PGPASSWORD", SECRET)
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    wandb_offline.offline(monkeypatch, tmp_path)
     out = tmp_path / "run"
-    assert cli.main(["train", *TINY, "--out", str(out), "--log-to", "mlflow", "--log-to", "tensorboard"]) == 0
+    assert cli.main(["train", *TINY, "--out", str(out), "--log-to", "mlflow", "--log-to", "tensorboard",
+                     "--log-to", "wandb:my-project"]) == 0
     final = json.loads(capsys.readouterr().out.splitlines()[-1])
     recipe = Recipe.from_dict(json.loads((out / "recipe.json").read_text()))  # what the run trained
 
@@ -52,9 +57,31 @@ def test_a_train_run_logs_recipe_curves_final_metrics_state_and_tags_to_both_tra
     assert [e.value for e in events.Scalars("test_linear_top1")] == [pytest.approx(final["test_linear_top1"])]
     state = events.Tensors(f"{trackers.STATE_TAG}/text_summary")[-1].tensor_proto.string_val[0].decode()
     assert state == "complete"
-    for folder in (out / "mlruns", out / "tensorboard"):
+
+    (run,) = wandb_offline.read_runs(out / "wandb")  # default: next to the run
+    assert run.project == "my-project" and run.exit_code == 0
+    assert {"arch:mobilenetv3_small_050", "kind:train"} <= set(run.tags)
+    assert run.config[trackers.RECIPE_CONFIG] == json.loads(recipe.to_json())
+    assert run.config[trackers.STATE_TAG] == "complete"
+    for name in trackers.EPOCH_METRICS:
+        assert sorted(run.history[name]) == [1, 2], name
+    for name in ("linear_top1", "test_knn_top1", "test_linear_top1"):
+        assert run.history[name] == {2: pytest.approx(final[name])}, name
+    (artifact,) = run.artifacts
+    (entry,) = artifact.manifest.contents
+    assert artifact.type == "recipe" and entry.path == trackers.RECIPE_ARTIFACT
+    assert entry.digest == md5_b64(recipe.to_yaml()) == md5_b64((run.folder / "files" / entry.path).read_text())
+    for folder in (out / "mlruns", out / "tensorboard", out / "wandb", tmp_path / "wandb_data_dir"):
         for path in (p for p in folder.rglob("*") if p.is_file()):
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+def md5_b64(text: str) -> str:
+    """How a W&B artifact manifest writes a file's digest."""
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.md5(text.encode()).digest()).decode()
 
 
 def test_train_names_an_unknown_tracker_and_a_missing_extra_in_one_line(tmp_path, capsys, monkeypatch):
@@ -63,3 +90,6 @@ def test_train_names_an_unknown_tracker_and_a_missing_extra_in_one_line(tmp_path
     monkeypatch.setitem(__import__("sys").modules, "tensorboardX", None)  # the extra not installed
     assert cli.main(["train", *TINY, "--out", str(tmp_path), "--log-to", "tensorboard"]) == 2
     assert "pip install -e '.[tensorboard]'" in capsys.readouterr().err
+    monkeypatch.setitem(__import__("sys").modules, "wandb", None)
+    assert cli.main(["train", *TINY, "--out", str(tmp_path), "--log-to", "wandb:p"]) == 2
+    assert "--log-to wandb needs the wandb extra: pip install -e '.[wandb]'" in capsys.readouterr().err

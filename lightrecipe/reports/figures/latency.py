@@ -16,17 +16,13 @@ from lightrecipe.reports import holdup, style, tables
 from lightrecipe.reports.figures.common import arch_legend, empty_frame, metric_label, suptitle
 from lightrecipe.search.store import records
 
-# Plotted: one CPU thread, batch 1 (a serving worker per core); the nearest thing to a number another machine
-# can compare with. The other measurements stay in the table.
-PLOTTED = ("cpu", 1)
-
 
 def latency_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """Per arch: latency_ms (median) and latency_p90_ms, params_m, best (percent) and its `basis`, baseline,
     floor, and `pareto` (on the front); attrs: title, caption (device, threads, image size, batch)."""
     order = tables.arch_order(frames.trials)
-    chosen = _plotted_rows(frames.latency)
-    if chosen.empty:
+    measured = tables.latency_by_arch(frames.latency)  # as the report's table shows it
+    if measured.empty:
         return empty_frame("no sweep study recorded a latency (sweeps measure it on their driver)", order=order,
                       metric=metric)
     confirmed = holdup.holdup_data(frames, metric)
@@ -34,44 +30,22 @@ def latency_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFram
     swept = tables.best_trials(frames.trials, metric)
     floor = tables.floor_by_arch(frames.floor, metric)
     rows = []
-    for arch in [a for a in order if a in set(chosen["arch"])]:
-        lat = chosen[chosen["arch"] == arch].iloc[-1]
+    for arch in [a for a in order if a in measured.index]:
         if arch in winners.index:
             best, basis = float(winners.loc[arch, metric]), f"confirmed, {int(winners.loc[arch, 'n'])} seeds"
         elif arch in swept.index:
             best, basis = float(swept.loc[arch, metric]), "swept, 1 seed"
         else:
             best, basis = math.nan, ""
-        rows.append(dict(arch=arch, latency_ms=float(lat[records.LATENCY_MS]),
-                         latency_p90_ms=float(lat["batch1_ms_p90"]), params_m=_params_m(frames.trials, arch),
+        rows.append(dict(arch=arch, latency_ms=float(measured.loc[arch, "latency_ms"]),
+                         latency_p90_ms=float(measured.loc[arch, "latency_p90_ms"]),
+                         params_m=tables.params_millions(frames.trials, arch),
                          best=100 * best, basis=basis, baseline=100 * _baseline(frames.trials, confirmed, arch, metric),
                          floor=100 * float(floor.loc[arch, "value"]) if arch in floor.index else math.nan))
     frame = pd.DataFrame(rows)
     frame["pareto"] = pareto(frame["latency_ms"], frame["best"])
-    frame.attrs.update(order=order, metric=metric, title=latency_title(frame), caption=caption(chosen.iloc[0]))
+    frame.attrs.update(order=order, metric=metric, title=latency_title(frame), caption=measured.attrs["caption"])
     return frame
-
-
-def caption(measured: pd.Series) -> str:
-    """Where the plotted latency was measured: the chip, the device, the threads and the image size."""
-    threads = "" if pd.isna(measured["threads"]) else int(measured["threads"])
-    on = f", {threads} thread{'' if threads == 1 else 's'}" if threads else ""
-    return (f"batch-1 latency, median of warm runs: {measured['device_name']} ({measured['device']}{on}), "
-            f"{int(measured['image_size'])} px")
-
-
-def _plotted_rows(latency: pd.DataFrame) -> pd.DataFrame:
-    """The measurements at PLOTTED, else (no such measurement) the first setting every arch has."""
-    if latency is None or latency.empty:
-        return pd.DataFrame()
-    key = latency["device"].astype(str) + "/" + latency["threads"].astype(str)  # threads None on a GPU
-    wanted = f"{PLOTTED[0]}/{PLOTTED[1]}"
-    return latency[key == (wanted if (key == wanted).any() else key.iloc[0])]
-
-
-def _params_m(trials: pd.DataFrame, arch: str) -> float:
-    counts = pd.to_numeric(trials.loc[trials["arch"] == arch, "params_count"], errors="coerce")
-    return float(counts.max()) / 1e6 if counts.notna().any() else math.nan
 
 
 def _baseline(trials: pd.DataFrame, confirmed: pd.DataFrame, arch: str, metric: str) -> float:

@@ -1,5 +1,5 @@
-"""`--log-to` on a sweep or confirm: Ray Tune's own logger callbacks (MLflowLoggerCallback, TBXLoggerCallback),
-run in the driver, each told what trainers/run/trackers.py says a run carries.
+"""`--log-to` on a sweep or confirm: Ray Tune's own logger callbacks (MLflowLoggerCallback, TBXLoggerCallback,
+WandbLoggerCallback), run in the driver, each told what trainers/run/trackers.py says a run carries.
 
 Each trial's config holds its recipe, its sampled params and its tags (searcher.py puts them there), so the
 callbacks log them from the trial itself. What Ray's callbacks do not do, these subclasses add: the tags of
@@ -42,16 +42,10 @@ def epoch_of(result: dict[str, Any]) -> int:
 def callbacks(chosen: list[trackers.Tracker], out: Path, *, study: str,
               stopped_by_scheduler: Callable[[int], bool]) -> list[Any]:
     """One Tune callback per tracker, for one study's Tune run."""
-    made = []
-    for t in chosen:
-        if t.kind == "mlflow":
-            made.append(_mlflow(t.where(out), study, stopped_by_scheduler))
-        elif t.kind == "tensorboard":
-            made.append(_TensorBoard(Path(t.where(out)), study, stopped_by_scheduler))
-    return made
+    return [CALLBACKS[t.kind](t.where(out), out, study, stopped_by_scheduler) for t in chosen]
 
 
-def _mlflow(uri: str, study: str, stopped_by_scheduler: Callable[[int], bool]) -> Any:
+def _mlflow(uri: str, out: Path, study: str, stopped_by_scheduler: Callable[[int], bool]) -> Any:
     from mlflow import MlflowClient
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
@@ -82,9 +76,9 @@ class _TensorBoard(TBXLoggerCallback):
     """Ray's TBX callback writing to DIR/<study>/trial-NNNN (not Tune's trial folder), steps as epochs; the
     recipe YAML, the sampled params, the tags and the state as text summaries."""
 
-    def __init__(self, root: Path, study: str, stopped_by_scheduler: Callable[[int], bool]):
+    def __init__(self, root: str, out: Path, study: str, stopped_by_scheduler: Callable[[int], bool]):
         super().__init__()
-        self.folder = root / slug(study)
+        self.folder = Path(root) / slug(study)
         self.stopped_by_scheduler = stopped_by_scheduler
 
     def log_trial_start(self, trial: Any) -> None:
@@ -109,3 +103,39 @@ class _TensorBoard(TBXLoggerCallback):
             state = state_of(trial, failed, self.stopped_by_scheduler)
             self._trial_writer[trial].add_text(trackers.STATE_TAG, state)
         super().log_trial_end(trial, failed)
+
+
+def _wandb(project: str, out: Path, study: str, stopped_by_scheduler: Callable[[int], bool]) -> Any:
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    from lightrecipe.search.tune.wandb_actor import RecipeLoggingActor
+
+    class WandB(WandbLoggerCallback):
+        """Ray's W&B callback, one W&B group per study and a run per trial; its logging actor also logs the
+        recipe YAML (wandb_actor.py); the state goes into the run's config at the end."""
+
+        _logger_actor_cls = RecipeLoggingActor
+
+        def log_trial_start(self, trial: Any) -> None:
+            # Ray passes self.kwargs to wandb.init (after its own id, name, group, config): the trial's own tags
+            number = int(trial.config.get("number", 0))
+            self.kwargs = {**self.kwargs, "tags": trackers.wandb_tags(trial.config.get(CFG_TAGS) or {}),
+                           "name": f"trial-{number:04d}"}
+            super().log_trial_start(trial)
+
+        def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+            # Ray logs at step = training_iteration (Tune's count of reports); here that count is the epoch.
+            super().log_trial_result(iteration, trial, {**result, TRAINING_ITERATION: epoch_of(result)})
+
+        def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+            # A result's `config` updates the run's config: the state, at the last epoch's step.
+            state = state_of(trial, failed, stopped_by_scheduler)
+            self.log_trial_result(0, trial, {"config": {trackers.STATE_TAG: state},
+                                             TRAINING_ITERATION: epoch_of(trial.last_result or {})})
+            super().log_trial_end(trial, failed)
+
+    init = trackers.wandb_init(project, out, {})
+    return WandB(project=init.pop("project"), group=study, **init)
+
+
+CALLBACKS = {"mlflow": _mlflow, "tensorboard": _TensorBoard, "wandb": _wandb}  # kind -> (where, out, study, stop)

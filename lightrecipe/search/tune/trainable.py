@@ -31,6 +31,7 @@ from lightrecipe.errors import UserError
 from lightrecipe.search.store import records
 from lightrecipe.search.tune import collapse
 from lightrecipe.search.tune.devices import check_cuda
+from lightrecipe.trainers.run.trackers import RECIPE_CONFIG
 
 OBJECTIVE = records.DEFAULT_OBJECTIVE
 KIND = "kind"
@@ -44,7 +45,7 @@ FULL_HISTORY = "history"  # the final result carries the run folder's whole hist
 TRACEBACK = "traceback"  # a failed result carries the worker's traceback, for the driver's log
 
 # Keys of the config that the searcher hands to each trial.
-CFG_RECIPE = "recipe"
+CFG_RECIPE = RECIPE_CONFIG  # where the trackers find it too (W&B logs the config as it is)
 CFG_RECIPE_ERROR = "recipe_error"
 CFG_RUN_DIR = "run_dir"
 CFG_CPUS = "cpus"

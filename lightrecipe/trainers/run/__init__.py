@@ -1,6 +1,8 @@
 """A run: `train(recipe, workdir=..., device=..., report=...)`, its scoring (kNN monitor, linear probe, feature
-rank), the run folder's files (recipe, history, checkpoints, metrics), the progress bar, and `--nproc` runs.
+rank), the run folder's files (recipe, history, checkpoints, metrics), the progress bar, `--nproc` runs, and
+what a run tells the `--log-to` trackers.
 
-Owns: train.py, scoring.py, evaluate.py, run_files.py, progress.py, launch.py. May import: errors, trainers'
+Owns: train.py, scoring.py, evaluate.py, run_files.py, progress.py, launch.py, outcome.py, trackers.py,
+tracker_clients.py. May import: errors, trainers'
 recipe rules, data, parallel, method.
 """

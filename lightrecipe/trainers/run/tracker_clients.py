@@ -1,5 +1,5 @@
-"""`lightrecipe train --log-to ...`: the trackers' plain clients (MlflowClient, tensorboardX's SummaryWriter),
-writing what trainers/run/trackers.py says a run carries. A sweep uses Ray Tune's callbacks instead
+"""`lightrecipe train --log-to ...`: the trackers' plain clients (MlflowClient, tensorboardX's SummaryWriter,
+a wandb run), writing what trainers/run/trackers.py says a run carries. A sweep uses Ray Tune's callbacks instead
 (search/tune/trackers.py). The final metrics go in at the last epoch's step, as a sweep's final result does;
 TensorBoard shows a sweep's scalars under Ray's `ray/tune/` prefix and a train run's without it.
 """
@@ -16,7 +16,7 @@ from lightrecipe.trainers.run.outcome import COMPLETE
 
 
 class _MLflow:
-    def __init__(self, uri: str, recipe: Recipe, tags: dict[str, str]):
+    def __init__(self, uri: str, recipe: Recipe, tags: dict[str, str], out: Path):
         import mlflow
         from mlflow import MlflowClient
 
@@ -42,7 +42,7 @@ class _MLflow:
 
 
 class _TensorBoard:
-    def __init__(self, folder: str, recipe: Recipe, tags: dict[str, str]):
+    def __init__(self, folder: str, recipe: Recipe, tags: dict[str, str], out: Path):
         from tensorboardX import SummaryWriter
 
         self.writer = SummaryWriter(folder)
@@ -60,7 +60,30 @@ class _TensorBoard:
         self.writer.close()
 
 
-CLIENTS = {"mlflow": _MLflow, "tensorboard": _TensorBoard}
+class _WandB:
+    """A W&B run of its own (`reinit`), so a process already holding one keeps it; steps are epochs."""
+
+    def __init__(self, project: str, recipe: Recipe, tags: dict[str, str], out: Path):
+        import wandb
+
+        self.wandb = wandb
+        self.run = wandb.init(**trackers.wandb_init(project, out, tags), group="lightrecipe-train",
+                              config={trackers.RECIPE_CONFIG: recipe.to_dict(), "tags": tags}, reinit="create_new")
+        self.recipe_file = Path(self.run.dir) / trackers.RECIPE_ARTIFACT  # inside the W&B run's own folder
+        self.recipe_file.write_text(recipe.to_yaml())
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        self.run.log(trackers.numbers(row, trackers.EPOCH_METRICS), step=int(row["epoch"]))
+
+    def end(self, metrics: dict[str, Any]) -> None:
+        self.run.log(trackers.numbers(metrics, trackers.FINAL_METRICS), step=int(metrics.get("epoch") or 0))
+        state = str(metrics.get("state") or COMPLETE)
+        self.run.config.update({trackers.STATE_TAG: state})
+        self.run.log_artifact(trackers.wandb_recipe_artifact(self.wandb, self.run.id, self.recipe_file))
+        self.run.finish(exit_code=0 if state == COMPLETE else 1)
+
+
+CLIENTS = {"mlflow": _MLflow, "tensorboard": _TensorBoard, "wandb": _WandB}  # kind -> plain client
 
 
 class TrainTrackers:
@@ -68,7 +91,7 @@ class TrainTrackers:
 
     def __init__(self, chosen: list[trackers.Tracker], recipe: Recipe, out: Path):
         tags = trackers.tags(study=None, arch=recipe.arch, kind="train")
-        self.clients = [CLIENTS[t.kind](t.where(out), recipe, tags) for t in chosen]
+        self.clients = [CLIENTS[t.kind](t.where(out), recipe, tags, out) for t in chosen]
 
     def epoch(self, row: dict[str, Any]) -> None:
         for client in self.clients:

@@ -1,5 +1,6 @@
-"""`--log-to` on a sweep: one real two-trial sweep on the session's Ray logging to MLflow (a local file store)
-and TensorBoard (event files), each read back with its own library, and no secret of the driver in either."""
+"""`--log-to` on a sweep: one real two-trial sweep on the session's Ray logging to MLflow (a local file store),
+TensorBoard (event files) and W&B (offline run folders), each read back with its own library (W&B's records
+with its own protobuf classes), and no secret of the driver in any."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lightrecipe import cli
 from lightrecipe.search.store import records
 from lightrecipe.search.store.study import slug
 from lightrecipe.trainers.run import trackers
+from tests import wandb_offline
 from tests.search.helpers import ARCH, DATA, TINY_SPACE, load
 
 pytestmark = pytest.mark.slow
@@ -23,17 +25,18 @@ FINAL_NAMES = ("linear_top1", "test_knn_top1", "test_linear_top1")
 
 @pytest.fixture(scope="module")
 def swept(ray_local, tmp_path_factory):
-    """A two-trial, two-epoch sweep with both trackers, run with secrets where a careless client finds them:
+    """A two-trial, two-epoch sweep with every tracker, run with secrets where a careless client finds them:
     an API key and a database password in the environment, and a password in the command line."""
     out = tmp_path_factory.mktemp("trk") / "sweep"
     mp = pytest.MonkeyPatch()
+    wandb_offline.offline(mp, out.parent)
     mp.setenv("WANDB_API_KEY", SECRET)
     mp.setenv("PGPASSWORD", SECRET)
     mp.setattr(sys, "argv", ["lightrecipe", "sweep", "--storage", f"postgresql://u:{SECRET}@db/x"])
     try:
         code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "2", "--epochs", "2",
                          "--grace-epochs", "2", "--out", str(out), "--log-to", "mlflow",
-                         "--log-to", f"tensorboard:{out / 'tb'}", *DATA])
+                         "--log-to", f"tensorboard:{out / 'tb'}", "--log-to", "wandb:sweep-project", *DATA])
     finally:
         mp.undo()
     assert code == 0
@@ -105,10 +108,39 @@ def test_tensorboard_event_files_hold_each_trial_as_its_library_reads_them(swept
     no_secret_in(out / "tb")
 
 
+def test_wandb_offline_runs_hold_each_trial_with_config_curves_final_metrics_state_tags_and_recipe(swept):
+    out, study = swept
+    by_trial = {r.config["number"]: r for r in wandb_offline.read_runs(out / "wandb")}  # default: in the sweep folder
+    assert sorted(by_trial) == [t.number for t in study.trials] == [0, 1]
+    for t in study.trials:
+        run = by_trial[t.number]
+        assert run.project == "sweep-project" and run.group == STUDY and run.name == f"trial-{t.number:04d}"
+        assert {f"study:{STUDY}", f"arch:{ARCH}", "kind:sweep", f"trial:{t.number}"} <= set(run.tags)
+        assert f"baseline:{str(t.number == 0).lower()}" in run.tags
+        recipe = t.user_attrs[records.RECIPE]
+        assert run.config[trackers.RECIPE_CONFIG] == recipe
+        assert run.config["params"]["temperature"] == pytest.approx(t.params["temperature"])
+        assert run.config[trackers.STATE_TAG] == t.user_attrs[records.STATE] == "complete"
+        for name in EPOCH_NAMES:  # one point per epoch, at the epoch
+            assert sorted(run.history[name]) == [1, 2], name
+        final = t.user_attrs[records.METRICS]
+        for name in FINAL_NAMES:
+            assert run.history[name] == {2: pytest.approx(final[name])}, name
+        (artifact,) = run.artifacts
+        (entry,) = artifact.manifest.contents
+        assert artifact.type == "recipe" and entry.path == trackers.RECIPE_ARTIFACT
+        assert (run.folder / "files" / entry.path).read_text() == trackers.recipe_yaml(recipe)
+        assert run.exit_code == 0
+    no_secret_in(out / "wandb")
+
+
 def test_an_unknown_tracker_or_a_missing_extra_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     argv = ["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--out", str(tmp_path)]
     assert cli.main([*argv, "--log-to", "neptune"]) == 2
-    assert "unknown tracker 'neptune'; valid: mlflow[:URI], tensorboard[:DIR]" in capsys.readouterr().err
+    assert "unknown tracker 'neptune'; valid: mlflow[:URI], tensorboard[:DIR], wandb[:PROJECT]" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "mlflow", None)  # Python's own way to make an import fail: no extra
     assert cli.main([*argv, "--log-to", "mlflow"]) == 2
     assert "--log-to mlflow needs the mlflow extra: pip install -e '.[mlflow]'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    assert cli.main([*argv, "--log-to", "wandb"]) == 2
+    assert "--log-to wandb needs the wandb extra: pip install -e '.[wandb]'" in capsys.readouterr().err
