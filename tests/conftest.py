@@ -22,6 +22,13 @@ if "RAY_AUTH_TOKEN" not in os.environ and "RAY_AUTH_TOKEN_PATH" not in os.enviro
         _f.write(secrets.token_hex(32))  # the form `ray get-auth-token --generate` writes
     os.environ["RAY_AUTH_TOKEN_PATH"] = _token_file
 
+# W&B's own folders (cache, settings, staging) in a temp dir for every process of the session, Ray's workers and
+# their logging actors included (they start with this environment): a test run writes nothing under ~/.
+_wandb_home = tempfile.mkdtemp(prefix="lr-wandb-")
+atexit.register(shutil.rmtree, _wandb_home, True)
+for _name in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+    os.environ.setdefault(_name, os.path.join(_wandb_home, _name.lower()))
+
 import pytest  # noqa: E402
 
 # slow_guard: a test not marked slow fails when it starts a process or Ray, or trains (see its docstring).
