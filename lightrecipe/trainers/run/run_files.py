@@ -75,7 +75,7 @@ class RunFiles:
     def write_history(self, history: list[dict[str, Any]]) -> None:
         if not history:
             return
-        columns = list(history[0])
+        columns = list(dict.fromkeys(key for row in history for key in row))  # a resumed older run may lack some
         tmp = self.dir / (HISTORY_FILE + ".tmp")
         with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)

@@ -35,8 +35,9 @@ def val_knn(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: to
 
 
 def val_monitor(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> dict[str, float]:
-    """The per-epoch monitor: val kNN top-1 (as `val_knn`) and `feature_rank`, the effective rank of the
-    backbone's features on the kNN memory bank (one feature pass serves both), which shows collapse.
+    """The per-epoch monitor: val kNN top-1 (as `val_knn`), `knn_chance` (the top-1 of guessing the commonest
+    class), and two views of the geometry of the backbone's features on the kNN memory bank (one feature pass
+    serves all): `feature_rank`, their effective rank, and `feature_spread`, how far they spread on the sphere.
     Data-parallel, rank 0 scores and every rank gets its numbers."""
     world = World.current()
     memory = features(backbone, data.memory, recipe, device)
@@ -46,9 +47,25 @@ def val_monitor(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device
 
 def _monitor(memory, query, recipe: Recipe, num_classes: int) -> dict[str, float]:
     if not torch.isfinite(memory[0]).all():  # weights that overflowed in the epoch's last steps: nothing to score
-        return {"knn_top1": float("nan"), "feature_rank": float("nan")}
+        return {"knn_top1": float("nan"), "knn_chance": chance(query[1]), "feature_rank": float("nan"),
+                "feature_spread": float("nan")}
     knn = knn_top1(*memory, *query, k=recipe.knn_k, temperature=recipe.knn_temperature, num_classes=num_classes)
-    return {"knn_top1": knn, "feature_rank": effective_rank(memory[0])}
+    return {"knn_top1": knn, "knn_chance": chance(query[1]), "feature_rank": effective_rank(memory[0]),
+            "feature_spread": feature_spread(memory[0])}
+
+
+def chance(labels: torch.Tensor) -> float:
+    """The top-1 of always answering the most common class: what a kNN over collapsed features scores."""
+    return float(torch.bincount(labels.long()).max()) / len(labels) if len(labels) else float("nan")
+
+
+def feature_spread(feats: torch.Tensor) -> float:
+    """How far the L2-normalised features (N, D) spread on the unit sphere: sqrt(1 - |their mean|^2), the root
+    mean square distance of each from their mean, in [0, 1]. 0 when every image points one way, whatever the
+    scale (the effective rank, computed on centred features, calls one point plus noise full rank); it is the
+    geometry the cosine kNN monitor sees."""
+    x = torch.nn.functional.normalize(feats.double(), dim=1)  # as the distance, not 1 - |mean|^2: no cancellation
+    return float((x - x.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt())
 
 
 def effective_rank(feats: torch.Tensor) -> float:
