@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -53,3 +54,13 @@ def test_a_bad_flag_to_any_subcommand_is_one_line_that_starts_as_every_user_erro
     assert exit_.value.code == 2
     assert err.startswith("lightrecipe: error: ") and err.count("\n") == 1, err
     assert f"(see '{path} --help')" in err or "(see 'lightrecipe --help')" in err, err
+
+
+@pytest.mark.parametrize("path", [path for path, _ in _parsers(build_parser())])
+def test_no_example_in_a_help_epilog_runs_two_lines_into_one(path):
+    """A continued example ends its line with a backslash in the printed help (two in the source); one in the source
+    joins the two lines into one command with a long gap in it, its flags far off the screen."""
+    parser = dict(_parsers(build_parser()))[path]
+    for line in (parser.epilog or "").splitlines():
+        command = re.split(r"\s{2,}#", line.strip())[0]
+        assert not re.search(r"\S\s{3,}\S", command), f"{path} --help: {line.strip()!r}"

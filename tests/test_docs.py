@@ -33,3 +33,14 @@ def test_every_install_hint_works_in_a_checkout():
     named |= {m for text in texts.values() for m in re.findall(r"install_extra\(['\"](\w+)['\"]\)", text)}
     assert {"dashboard", "postgres", "mlflow"} <= named <= extras
     assert install_extra("postgres").startswith("pip install -e '.[postgres]' in the lightrecipe checkout")
+
+
+def test_every_test_or_benchmark_file_the_readme_or_the_package_names_exists():
+    """Tests and benchmarks move between folders; a path the README or a docstring cites must move with them."""
+    import re
+
+    files = [ROOT / "README.md", *(ROOT / "lightrecipe").rglob("*.py")]
+    cited = {(str(p.relative_to(ROOT)), path) for p in files
+             for path in re.findall(r"\b(?:tests|benchmarks)/[\w./-]+\.py\b", p.read_text())}
+    assert cited, "the pattern finds no path: it is broken"
+    assert sorted((where, path) for where, path in cited if not (ROOT / path).is_file()) == []

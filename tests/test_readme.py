@@ -4,8 +4,9 @@ Each indented block of the README is read; a line starting with `$ lightrecipe` 
 it (up to the next `$`) are its output as the README shows it, which must appear in the real output in that
 order and contiguously (the README may show only part, e.g. only the table of `spaces show`). The YAML block
 that defines `my-space.yaml` is written to that file first, as a reader would. Commands run in a scratch folder.
-Blocks without `$` (trainings on ImageNet or CIFAR folders, cluster sweeps) need data or machines this suite has
-not; `make demo` runs in tests/test_demo.py, the Python section in tests/test_front_door.py.
+Every other `lightrecipe` command of the README's blocks (CIFAR trainings and sweeps, caches, cluster sweeps) runs
+in tests/test_readme_blocks.py, which fails on a command no test runs; `make demo` runs in tests/test_demo.py, the
+Python section in tests/test_front_door.py.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ EPILOG = """examples:
   lightrecipe sweep --space paper-efficient --arch mobilenetv3_large_100 --arch efficientnet_b0 \\
       --trials 40 --epochs 20 --out sweeps/paper
   lightrecipe sweep ... --out sweeps/paper --resume           # after a crash: continue, same flags
-  lightrecipe sweep --space paper-efficient --arch efficientnet_b0 --trials 40 --out sweeps/effnet \
+  lightrecipe sweep --space paper-efficient --arch efficientnet_b0 --trials 40 --out sweeps/effnet \\
       --warm-start sweeps/paper:mobilenetv3_large_100           # start from the MobileNet study's top 3
   lightrecipe sweep ... --address 10.0.0.1:6379 --gpus-per-trial 0.5 \\
       --storage postgresql://user@db/lightrecipe                # on a Ray cluster (see README, "Running on a cluster")

@@ -1,6 +1,6 @@
 """The two places where lightrecipe needs more of Ray than its public API offers, kept in one small module.
 
-`tests/search/test_ray_private.py` pins each behaviour relied on, so a Ray release that moves them fails a
+`tests/search/cluster/test_ray_private.py` pins each behaviour relied on, so a Ray release that moves them fails a
 fast test instead of silently exposing a sweep's Ray on the network or printing Ray's notices again.
 
 1. Loopback only. A single-node Ray keeps every port on 127.0.0.1 only when its multi-node mode is off

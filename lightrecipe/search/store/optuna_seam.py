@@ -1,4 +1,4 @@
-"""The one place lightrecipe uses Optuna beyond its ask-and-tell API; `tests/search/test_optuna_seam.py` pins it.
+"""The one place lightrecipe uses Optuna beyond its ask-and-tell API; `tests/search/store/test_optuna_seam.py` pins it.
 
 Everything else in search/ drives Optuna through `study.ask()`, `trial.suggest_*`, `trial.report`,
 `trial.set_user_attr` and `study.tell(number, ...)`. One need has no ask-and-tell form: a new driver taking

@@ -2,13 +2,15 @@
 
 One Ray Train worker is killed with SIGKILL during epoch 2; Ray Train restarts the worker group, every rank's
 train() resumes from the run folder's epoch-1 checkpoint, and the trial ends with the metrics of an uninterrupted
-2-process run of the same recipe (trainers/distributed.py's launcher, no Ray).
+2-process run of the same recipe (trainers/run/launch.py's launcher, no Ray). The sweep is the README's own
+example of `--workers-per-trial 2` on one machine, run as written but for its `/tmp` folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -22,12 +24,11 @@ from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run.launch import launch
 from tests.search.helpers import ARCH, TINY_SPACE, descendants, load, processes_mentioning, trial_rows, wait_for
+from tests.test_readme_blocks import readme_command_of
 
 pytestmark = pytest.mark.slow  # about a minute on 2 idle cores: Ray Train starts its workers twice
 STUDY = records.study_name("tiny", ARCH)
-# Smaller than the other sweep tests' trials: ~5 steps of a global batch of 64 an epoch, a short probe.
-DATA = ["--set", "dataset=digits", "--set", "image_size=32", "--set", "batch_size=64", "--set", "queue_size=128",
-        "--set", "data_fraction=0.3", "--set", "bn_splits=4", "--set", "probe_weight_decay=0.01"]
+README_EXAMPLE = "--out /tmp/ddp_sweep --workers-per-trial 2"  # tests/test_readme_blocks.py: CLAIMS
 METRICS = ("loss", "knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")
 TRAIN_WORKER = "RayTrainWorker"  # the class of Ray Train's worker actors: their process titles name it
 
@@ -57,9 +58,12 @@ def test_a_killed_train_worker_resumes_from_the_checkpoint_and_ends_as_an_uninte
 
     optuna.storages.RDBStorage("sqlite://")  # import SQLAlchemy before a second thread does
     thread = threading.Thread(target=kill_one_worker_during_epoch_two, daemon=True)
+    argv = shlex.split(readme_command_of(README_EXAMPLE).replace("/tmp/ddp_sweep", str(out)))[1:]
+    assert argv[:7] == ["sweep", "--space", "tests/search/tiny.yaml", "--arch", ARCH, "--trials", "1"]
+    argv[2] = TINY_SPACE  # the README runs in the checkout
+    assert argv[argv.index("--epochs") + 1] == "2"  # a worker is killed in epoch 2
     thread.start()
-    code = cli.main(["sweep", "--space", TINY_SPACE, "--arch", ARCH, "--trials", "1", "--epochs", "2",
-                     "--grace-epochs", "2", "--out", str(out), "--workers-per-trial", "2", *DATA])
+    code = cli.main(argv)
     thread.join(timeout=60)
     assert not failure, failure[0]
     assert code == 0 and killed, "no Ray Train worker was killed during the trial"
