@@ -45,7 +45,8 @@ def register(subparsers, *, sweep_parser: argparse.ArgumentParser, summary: Call
     p.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
                    help=f"recipes per arch, best first by the sweep's objective (default {DEFAULT_TOP})")
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
-                   help=f"seeds per recipe and for the floor: the N smallest no sweep trial trained with (default {DEFAULT_SEEDS})")
+                   help="seeds per recipe and for the floor: the N smallest no sweep trial trained with "
+                        f"(default {DEFAULT_SEEDS})")
     p.add_argument("--epochs", type=int, metavar="E",
                    help=f"epochs of each run (default: {EPOCHS_FACTOR}x the sweep's)")
     p.add_argument("--arch", action="append", default=[], metavar="ARCH",
