@@ -84,6 +84,7 @@ CLAIMS: dict[str, str] = {
     "sweep ... --out sweeps/paper --log-to mlflow": "not run: `...` stands for a sweep's flags",
     "sweep ... --log-to mlflow:http": "not run: `...` stands for a sweep's flags; the URI is a server's",
     "train --preset digits-small --out runs/one --log-to mlflow": "here",
+    "train --preset digits-small --out runs/two --log-to wandb": "here",
     # The warm-start measurement: how it was made, not a command to copy (SEED and `...` are placeholders)
     "--seed SEED --out $D/cold-sSEED": WARM_MEASURE,
     "--out $D/warm-mn-sSEED": WARM_MEASURE,
@@ -402,9 +403,13 @@ def test_train_on_two_cpu_processes(places):
 
 
 @pytest.mark.slow
-def test_train_logs_to_mlflow(places):
+def test_train_logs_to_mlflow_and_to_wandb_offline(places, monkeypatch):
     ok(run("train --preset digits-small --out runs/one --log-to mlflow", places))
     assert (places.scratch / "runs" / "one" / "mlruns").is_dir()
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the README's line sets it for the command
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    ok(run("train --preset digits-small --out runs/two --log-to wandb", places))
+    assert list((places.scratch / "runs" / "two" / "wandb").glob("**/offline-run-*/run-*.wandb"))
 
 
 @pytest.mark.slow
