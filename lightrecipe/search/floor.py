@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TextIO
 
 import optuna
 
@@ -84,19 +84,26 @@ class Pending:
     known: dict[int, dict[str, Any]]
     task: Any = None  # the Ray ObjectRef of the task measuring the missing seeds
 
-    def finish(self) -> list[dict[str, Any]]:
-        """Waits for the task (if any), stores every row; returns them in seed order."""
+    def finish(self, stream: TextIO | None = None) -> list[dict[str, Any]]:
+        """Waits for the task (if any), stores every row; returns them in seed order. A task that failed (a
+        worker without the GPU it was promised, a lost node) stores nothing and says so on `stream`: the
+        trials' own results stand, and `--resume` measures the floor again."""
         if self.task is not None:
             import ray
 
             try:
                 rows = ray.get(self.task)
-            except ray.exceptions.RayTaskError as exc:  # the task's own error, not Ray's wrapping of it
-                raise (exc.cause if isinstance(exc.cause, UserError) else RuntimeError(
-                    f"the random-init floor could not be measured: {exc.cause}")) from None
+            except (ray.exceptions.RayError, UserError) as exc:
+                cause = getattr(exc, "cause", None) or exc  # a task's own error, not Ray's wrapping of it
+                reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+                if stream is not None:
+                    stream.write(f"[{self.study.study_name}] random-init floor not measured: {reason}; "
+                                 "--resume measures it again\n")
+                rows = []
             finally:
                 self.task = None
-            _store(self.study, self.known, rows)
+            if rows:
+                _store(self.study, self.known, rows)
         return [self.known[s] for s in sorted(self.known)]
 
     def cancel(self) -> None:
@@ -139,9 +146,10 @@ def ensure(study: optuna.Study, recipe: Any, seeds: Iterable[int] | None = None,
 
 @contextmanager
 def beside_the_trials(study: optuna.Study, recipe: Any, seeds: Iterable[int] | None = None,
-                      place: Place = Place()) -> Iterator[None]:
-    """Measures the floor while the block runs the study's trials and stores it after; an interrupted or failed
-    block drops an unfinished measurement (`--resume` takes it up again)."""
+                      place: Place = Place(), stream: TextIO | None = None) -> Iterator[None]:
+    """Measures the floor while the block runs the study's trials and stores it after (a failure to measure it
+    is a line on `stream`, not the sweep's outcome); an interrupted or failed block drops an unfinished
+    measurement (`--resume` takes it up again)."""
     pending = start(study, recipe, seeds, place)
     try:
         yield
@@ -149,7 +157,7 @@ def beside_the_trials(study: optuna.Study, recipe: Any, seeds: Iterable[int] | N
         pending.cancel()
         raise
     if received() is None:
-        pending.finish()
+        pending.finish(stream)
     else:
         pending.cancel()
 

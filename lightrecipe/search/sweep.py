@@ -79,7 +79,7 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
                     study = optuna.load_study(study_name=plan.name, storage=storage)
                     baseline = space.baseline(plan.overrides, fit_to=fit_to)
                     latency.ensure(study, plan.arch, baseline.image_size)
-                    with floor.beside_the_trials(study, baseline, place=floor.place_of(settings)):
+                    with floor.beside_the_trials(study, baseline, place=floor.place_of(settings), stream=stream):
                         run_study(plan, space, settings, storage, out, concurrency, budget, stream, fit_to=fit_to)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), settings.trials))
         if received() is not None:

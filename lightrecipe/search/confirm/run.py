@@ -95,7 +95,7 @@ def run_confirm(settings: ConfirmSettings, stream: TextIO | None = None) -> list
                 else:
                     study = optuna.load_study(study_name=plan.name, storage=storage)
                     with floor.beside_the_trials(study, _floor_recipe(study), _seeds(study, settings),
-                                                 floor.place_of(settings.run)):
+                                                 floor.place_of(settings.run), stream):
                         run_study(plan, space, study_settings, storage, out, concurrency, budget, stream)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), trials))
         if received() is not None:
