@@ -12,7 +12,7 @@ README writes them):
   `postgresql://` URL is the session's PostgreSQL server. Relative paths (`runs/`, `sweeps/`, `demo/`) stay, in
   the test's scratch folder.
 - `BUDGET`: trials, epochs and seeds are cut to test size (`--trials 40` -> 2, `--epochs 20` -> 1,
-  `--set epochs=50` -> 1); a command that names no budget trains 1 epoch (`train`) or 1 seed of 1 epoch
+  `--set epochs=50` -> 1); a command that names no budget trains 1 epoch (`train`) or 2 seeds of 1 epoch
   (`confirm`).
 - `lightrecipe train` in-process keeps torch at 1 thread, as every trainer test on these 2 shared cores does
   (tests/trainers/conftest.py); a sweep's trials run on 1 CPU each anyway.
@@ -154,7 +154,7 @@ BUDGET = [  # README budget -> test budget; every other flag stays
     (r"--grace-epochs \d+", "--grace-epochs 1"),
     (r"(?<=--set )epochs=\d+", "epochs=1"),
 ]
-NO_BUDGET = {"train": "--set epochs=1", "confirm": "--seeds 1 --epochs 1"}  # appended when the command names none
+NO_BUDGET = {"train": "--set epochs=1", "confirm": "--seeds 2 --epochs 1"}  # appended when the command names none
 
 
 @dataclass
