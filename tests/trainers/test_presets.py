@@ -15,6 +15,7 @@ SHARED = dict(
     lr_scaling="linear",  # both scale lr by batch / 256 (MoCo v2 states 0.03 at 256; moco-v3 multiplies)
     channels_last=False, compile=False,  # speed knobs, no effect on the maths
     smoothing="none", smoothing_alpha=0.0, smoothing_k=0, smoothing_schedule="constant",  # plain InfoNCE
+    smoothing_schedule_unit="step", smoothing_groups="",
     aug_strength=1.0,  # jitter strengths as written
     knn_k=20, knn_temperature=0.1,  # kNN monitor (MoCo CIFAR demo t 0.1)
     probe_method="lbfgs", probe_epochs=100, probe_lr=30.0, probe_weight_decay=0.0,  # one probe for every trial
