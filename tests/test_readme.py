@@ -59,6 +59,18 @@ def _my_space_yaml() -> str:
 EXAMPLES = _examples()
 
 
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    """`lightrecipe ARGV` through the real CLI in this process: its exit code and what it printed (stdout, then
+    stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, out.getvalue() + err.getvalue()
+
+
 def test_the_readme_has_the_examples_this_file_runs():
     commands = [command for command, _ in EXAMPLES]
     assert "lightrecipe presets" in commands and "lightrecipe spaces validate my-space.yaml" in commands
@@ -70,13 +82,8 @@ def test_a_readme_example_prints_what_the_readme_shows(command, shown, tmp_path,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my-space.yaml").write_text(_my_space_yaml())
     argv = shlex.split(re.sub(r"\s+#.*$", "", command))[1:]  # without `lightrecipe` and a trailing comment
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exit_:
-            code = exit_.code
-    printed = (out.getvalue() + err.getvalue()).splitlines()
+    code, text = run_cli(argv)
+    printed = text.splitlines()
     says_error = any(line.startswith("lightrecipe: error:") for line in shown)
     assert code == (2 if says_error else 0), printed
     assert any(printed[i:i + len(shown)] == shown for i in range(len(printed) - len(shown) + 1)), (

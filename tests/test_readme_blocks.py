@@ -23,7 +23,6 @@ refusal and exit code 2: every flag parsed and checked before anything trained.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import re
 import shlex
@@ -38,9 +37,9 @@ from pathlib import Path
 
 import pytest
 
-from lightrecipe.cli import build_parser, main
+from lightrecipe.cli import build_parser
 from tests.cifar_release import write_cifar10
-from tests.test_readme import EXAMPLES, README, _blocks
+from tests.test_readme import EXAMPLES, README, _blocks, run_cli
 
 ROOT = README.parent
 SUBCOMMANDS = tuple(next(a for a in build_parser()._actions if a.choices and "train" in a.choices).choices)
@@ -214,14 +213,7 @@ class Ran:
 
 def run(fragment: str, places: Places) -> Ran:
     """The README command holding `fragment`, through the real CLI in this process."""
-    argv = as_tested(readme_command(fragment), places)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exit_:
-            code = exit_.code
-    return Ran(code, out.getvalue() + err.getvalue())
+    return Ran(*run_cli(as_tested(readme_command(fragment), places)))
 
 
 def ok(ran: Ran) -> Ran:
