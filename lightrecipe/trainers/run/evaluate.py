@@ -121,7 +121,9 @@ def _lbfgs_probe(x, y, evals, num_classes, weight_decay):
     std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a constant feature carries no information
     x = (x - mean) / std
     evals = {name: ((f - mean) / std, lab) for name, (f, lab) in evals.items()}
-    weight = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
+    # (classes, features), as nn.Linear keeps it: the gradient is then grad_logits^T @ x, a matmul over x's rows,
+    # about 4x faster on a CPU than x^T @ grad_logits (which reads x by columns) for every L-BFGS evaluation.
+    weight = torch.zeros(num_classes, x.shape[1], device=x.device, requires_grad=True)
     bias = torch.zeros(num_classes, device=x.device, requires_grad=True)
     l2 = weight_decay if weight_decay > 0 else _choose_l2(x, y, weight, bias)
     _lbfgs_fit(x, y, weight, bias, l2)  # on every training feature, from the chosen fit when there was a choice
@@ -160,7 +162,7 @@ def _lbfgs_fit(x, y, weight, bias, l2):
 
     def closure():
         optimizer.zero_grad()
-        loss = F.cross_entropy(x @ weight + bias, y) + 0.5 * l2 * weight.pow(2).sum()
+        loss = F.cross_entropy(F.linear(x, weight, bias), y) + 0.5 * l2 * weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -170,7 +172,7 @@ def _lbfgs_fit(x, y, weight, bias, l2):
 
 def _sgd_fit(x, y, num_classes, epochs, lr, weight_decay, seed):
     generator = torch.Generator().manual_seed(seed)
-    weight = (torch.randn(x.shape[1], num_classes, generator=generator) * SGD_INIT_STD).to(x.device)
+    weight = (torch.randn(num_classes, x.shape[1], generator=generator) * SGD_INIT_STD).to(x.device)
     weight.requires_grad_(True)
     bias = torch.zeros(num_classes, device=x.device, requires_grad=True)
     optimizer = torch.optim.SGD([weight, bias], lr=lr, momentum=SGD_MOMENTUM, weight_decay=weight_decay)
@@ -181,7 +183,7 @@ def _sgd_fit(x, y, num_classes, epochs, lr, weight_decay, seed):
             order = torch.randperm(len(x), generator=generator).to(x.device)
             for start in range(0, len(x), SGD_BATCH):
                 idx = order[start:start + SGD_BATCH]
-                loss = F.cross_entropy(x[idx] @ weight + bias[None], y[idx])
+                loss = F.cross_entropy(F.linear(x[idx], weight, bias), y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -194,4 +196,4 @@ def _top1(feats, labels, weight, bias) -> float:
         return float("nan")
     if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
         return float("nan")
-    return (feats @ weight + bias).argmax(dim=1).eq(labels).float().mean().item()
+    return F.linear(feats, weight, bias).argmax(dim=1).eq(labels).float().mean().item()
