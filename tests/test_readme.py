@@ -5,7 +5,7 @@ it (up to the next `$`) are its output as the README shows it, which must appear
 order and contiguously (the README may show only part, e.g. only the table of `spaces show`). The YAML block
 that defines `my-space.yaml` is written to that file first, as a reader would. Commands run in a scratch folder.
 Every other `lightrecipe` command of the README's blocks (CIFAR trainings and sweeps, caches, cluster sweeps) runs
-in tests/test_readme_blocks.py, which fails on a command no test runs; `make demo` runs in tests/test_demo.py, the
+in tests/test_readme_blocks.py, which fails on a command no test runs (`make demo`'s job too, in the README's hold-up study); the
 Python section in tests/test_front_door.py.
 """
 

@@ -273,13 +273,72 @@ def test_the_cluster_examples_are_refused_here_for_the_gpus_they_ask_for(places,
 
 
 # --- the hold-up study; its demo folder stands in for `make demo`'s ---------------------------------------------
+@dataclass
+class DemoFolder:
+    """What `lightrecipe demo` left in its folder, read before confirm and report add to it."""
+
+    studies: dict[str, list]  # study name -> its trials
+    floors: dict[str, list]  # study name -> the random-init floor rows the sweep measured
+    report_files: dict[str, int]  # file name -> size in bytes
+    notes: str  # report.md
+    table: object  # trials.csv as a DataFrame
+
+
+def read_demo_folder(out: Path) -> DemoFolder:
+    import optuna
+    import pandas as pd
+
+    from lightrecipe.search.store import records
+
+    storage = records.default_storage_url(str(out / "sweep"))
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+    studies = {name: optuna.load_study(study_name=name, storage=storage) for name in names}
+    return DemoFolder(studies={name: study.trials for name, study in studies.items()},
+                      floors={name: study.user_attrs[records.FLOOR] for name, study in studies.items()},
+                      report_files={f.name: f.stat().st_size for f in (out / "report").iterdir()},
+                      notes=(out / "report" / "report.md").read_text(),
+                      table=pd.read_csv(out / "report" / "trials.csv"))
+
+
 @pytest.fixture(scope="module")
-def holdup(workspace, cifar, ray_local) -> dict[str, Ran]:
+def holdup(workspace, cifar, ray_local) -> dict:
     places = Places(cifar=cifar, scratch=workspace)
     with contextlib.chdir(workspace):
-        return {"demo": ok(run("demo --arch mobilenetv3_small_050 --arch resnet10t", places)),
+        demo = ok(run("demo --arch mobilenetv3_small_050 --arch resnet10t", places))
+        return {"demo": demo, "demo folder": read_demo_folder(workspace / "measured"),
                 "confirm": ok(run("confirm measured/sweep", places)),
                 "report": ok(run("report measured/sweep --out measured/report", places))}
+
+
+@pytest.mark.slow
+def test_the_demo_sweeps_each_arch_on_the_digits_folder_and_writes_its_report(holdup, workspace):
+    """`make demo`'s job (`lightrecipe demo`), here with the README's second arch: one study per arch, the
+    ResNet-50 baseline first, the digits' properties fixed in every recipe, a floor above chance, a report."""
+    from lightrecipe.demo import DEMO_SPACE, demo_archs
+    from lightrecipe.reports.figures import FIGURES
+    from lightrecipe.search.store import records
+
+    out, folder = workspace / "measured", holdup["demo folder"]
+    archs = demo_archs(["mobilenetv3_small_050", "resnet10t"])
+    printed = holdup["demo"].printed
+    assert f"report: {out / 'report' / 'report.html'}" in printed
+    assert f"data: the bundled digits as an image folder, {out / 'data' / 'digits'}" in printed
+    assert sorted(folder.studies) == sorted(f"{DEMO_SPACE}/{arch}" for arch in archs)
+    fixed = {"hflip_prob": 0.0, "grayscale_prob": 0.0, "blur_prob": 0.0, "image_size": 32}  # the data's properties
+    for name, trials in folder.studies.items():
+        assert len(trials) == 2 and trials[0].user_attrs[records.BASELINE] is True, name
+        for trial in trials:  # the data and its properties are fixed for every trial, the baseline included
+            recipe = trial.user_attrs[records.RECIPE]
+            assert (recipe["dataset"], recipe["data_root"]) == ("imagefolder", str(out / "data" / "digits"))
+            assert {k: recipe[k] for k in fixed} == fixed
+        floor = folder.floors[name]
+        assert len(floor) == 1 and 0.1 < floor[0]["knn_top1"] <= 1.0  # above chance (10 classes) untrained
+    for name in ("report.html", "report.md", "trials.csv", "comparison.png", "history.png", "curves.png"):
+        assert folder.report_files.get(name, 0) > 0, name
+    for stem, *_ in FIGURES:  # with 2 trials some figures have nothing to show: then the report says why
+        assert f"{stem}.png" in folder.report_files or f"figure '{stem}' skipped" in folder.notes, stem
+    assert set(folder.table["arch"]) == set(archs) and len(folder.table) == 2 * len(archs)
+    assert "best-mobilenetv3_small_050.yaml" in folder.report_files
 
 
 @pytest.mark.slow
@@ -368,6 +427,8 @@ def shell_block(first_line: str) -> str:
 
 @pytest.mark.slow
 def test_the_cache_path_prepares_sweeps_confirms_and_reports(places, ray_local):
+    import optuna
+
     script = shell_block("python -c \"from lightrecipe.trainers.data.digits_folder")
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     made = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=places.scratch, env=environment,
@@ -378,7 +439,19 @@ def test_the_cache_path_prepares_sweeps_confirms_and_reports(places, ray_local):
     again = ok(run("prepare photos --out photos-cache --size 32", places))  # the README's "again: nothing to do"
     assert f"reusing the complete cache '{places.scratch / 'photos-cache'}' (1438 images" in again.printed
     assert "prepared 1797 images" in ok(run("prepare labeled --out labeled-cache", places)).printed
+    shutil.rmtree(places.scratch / "photos")  # from here on the floor and every trial can only read the caches
+    shutil.rmtree(places.scratch / "labeled")
     ok(run("--set data_root=$PWD/photos-cache", places))
+    from lightrecipe.search.store import records
+
+    storage = records.default_storage_url(str(places.scratch / "sweep"))
+    study = optuna.load_study(study_name="digits-demo/mobilenetv3_small_050", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    for trial in study.trials:
+        recipe = trial.user_attrs[records.RECIPE]
+        assert (recipe["dataset"], recipe["data_root"]) == ("unlabeled", str(places.scratch / "photos-cache"))
+        assert 0.0 < trial.user_attrs[records.METRICS]["test_knn_top1"] <= 1.0
+    assert study.user_attrs[records.FLOOR][0]["knn_top1"] > 0.5  # the driver's floor, scored from the cache
     confirm = ok(run("confirm sweep --top 1 --seeds 2", places))
     assert "random init (untrained)" in confirm.printed
     ok(run("report sweep --out report", places))
