@@ -33,8 +33,6 @@ import torch.distributed as dist
 
 from lightrecipe.errors import UserError
 
-RANK_SEED_STRIDE = 7_919  # augmentation generator seed = recipe seed + stride * rank (rank 0: the recipe seed)
-
 
 @dataclass(frozen=True)
 class World:

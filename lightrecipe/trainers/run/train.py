@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lightrecipe.trainers.data.augment import TwoViewAugment
+from lightrecipe.trainers.data.augment import RowShare, TwoViewAugment
 from lightrecipe.trainers.data.datasets import load_dataset
 from lightrecipe.trainers.data.splits import Dataset
 from lightrecipe.trainers.method import schedules
@@ -30,7 +30,6 @@ from lightrecipe.trainers.method.optim import build_optimizer
 from lightrecipe.trainers.method.precision import autocast
 from lightrecipe.trainers.method.split_bn import average_batch_norm_stats
 from lightrecipe.trainers.parallel.world import (
-    RANK_SEED_STRIDE,
     World,
     local_bn_splits,
     shard_split,
@@ -88,9 +87,10 @@ class Trainer:
         optimizer = build_optimizer([model.backbone, model.projector, model.predictor], recipe)
         scaler = torch.amp.GradScaler(device.type, enabled=recipe.precision == "fp16")
         generator = torch.Generator(device=device)
-        generator.manual_seed(recipe.seed + RANK_SEED_STRIDE * world.rank)  # ranks draw different views
+        generator.manual_seed(recipe.seed)  # every rank draws the global batch's views and keeps its own rows
         steps = train_size // recipe.batch_size  # batch_size is the global batch
-        return cls(recipe, device, model, optimizer, scaler, TwoViewAugment(recipe), generator, steps, world,
+        augment = TwoViewAugment(recipe, RowShare(world.rank, world.size))
+        return cls(recipe, device, model, optimizer, scaler, augment, generator, steps, world,
                    wrap_for_gradients(model, world, device))
 
     @property
@@ -154,11 +154,12 @@ class Trainer:
         return autocast(self.device.type, self.recipe.precision)
 
     def state_dict(self) -> dict[str, Any]:
-        """The resumable state; data-parallel, `ranks` holds every rank's random states (a collective call)."""
+        """The resumable state; data-parallel, `ranks` holds every rank's torch RNG states (a collective call).
+
+        The augmentation generator is rank 0's alone: every rank draws the same stream (augment.RowShare)."""
         state = self._own_state()
         if self.world.parallel:
-            state["ranks"] = self.world.gather_objects(
-                {k: state[k] for k in ("generator", "generator_device", "torch_rng", "cuda_rng")})
+            state["ranks"] = self.world.gather_objects({k: state[k] for k in ("torch_rng", "cuda_rng")})
         return state
 
     def _own_state(self) -> dict[str, Any]:
@@ -185,14 +186,12 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
-        ranks = state.get("ranks", [])
-        if self.world.rank > 0:  # this rank's own random states when saved at this world size, else reseeded
-            state = ranks[self.world.rank] if len(ranks) == self.world.size else {
-                "torch_rng": torch.get_rng_state(), "generator": torch.zeros(0, dtype=torch.uint8),
-                "generator_device": "none"}
-        torch.set_rng_state(state["torch_rng"])
         restore_generator(self.generator, state["generator"], state.get("generator_device"),
-                          reseed=epoch_seed(self.recipe, epoch) + RANK_SEED_STRIDE * self.world.rank)
+                          reseed=epoch_seed(self.recipe, epoch))  # rank 0's on every rank: one stream of views
+        ranks = state.get("ranks", [])
+        if self.world.rank > 0:  # this rank's own torch RNG states when saved at this world size
+            state = ranks[self.world.rank] if len(ranks) == self.world.size else {"torch_rng": torch.get_rng_state()}
+        torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda":
             for index, cuda_state in enumerate(state.get("cuda_rng", [])[: torch.cuda.device_count()]):
                 torch.cuda.set_rng_state(cuda_state, index)
@@ -299,8 +298,8 @@ def _resume(trainer: Trainer, files: RunFiles, data: Dataset) -> tuple[int, list
 
 
 def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, float]:
-    """Mean loss and training throughput (images/s of the global batch) of one epoch; the loss is NaN as soon
-    as one step's is not finite."""
+    """Mean loss over the global batch and training throughput (images/s of the global batch) of one epoch; the
+    loss is NaN as soon as one step's is not finite on any rank (all ranks leave the loop at the same step)."""
     r, world = trainer.recipe, trainer.world
     trainer.model.train()
     total = torch.zeros((), device=trainer.device)
@@ -313,13 +312,14 @@ def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, fl
         loss = trainer.step(batch, (epoch - 1) * trainer.steps_per_epoch + i)
         if loss is None:  # a batch of mostly unreadable files: nothing to learn from
             continue
-        if not torch.isfinite(loss):  # one sync per step is cheap next to a MoCo step, and stops a NaN run at once
+        # One sync per step is cheap next to a MoCo step, and stops a NaN run at once on every rank together.
+        if not world.minimum(int(bool(torch.isfinite(loss)))):
             return float("nan"), 0.0
         total += loss
         steps += 1
         seen += batch.shape[0] * world.size
     elapsed = time.perf_counter() - started
-    return float(total) / max(steps, 1), seen / max(elapsed, 1e-9)
+    return float(world.mean(total / max(steps, 1))), seen / max(elapsed, 1e-9)  # each rank's loss is its share's
 
 
 def backbone_params(trainer: Trainer) -> int:

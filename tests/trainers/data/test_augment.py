@@ -6,7 +6,7 @@ import torch
 from scipy.stats import ks_2samp
 from torchvision.transforms import RandomResizedCrop
 
-from lightrecipe.trainers.data.augment import CROP_RATIO, TwoViewAugment, crop_boxes, grayscale, rotate_hue
+from lightrecipe.trainers.data.augment import CROP_RATIO, RowShare, TwoViewAugment, crop_boxes, grayscale, rotate_hue
 from lightrecipe.trainers.data.pixels import IMAGENET_MEAN, IMAGENET_STD
 from lightrecipe.trainers.recipe import Recipe
 
@@ -177,3 +177,28 @@ def test_from_crops_colours_loader_views():
     flip = TwoViewAugment(Recipe(image_size=32, **dict(OFF, hflip_prob=1.0)))
     f1, _ = flip.from_crops(pairs, torch.Generator().manual_seed(0))
     torch.testing.assert_close(unnormalise(f1), pairs[:, 0].flip(3).float() / 255, atol=1e-5, rtol=0)
+
+
+
+def images_views(aug: TwoViewAugment, x: torch.Tensor, g: torch.Generator):
+    return aug(x, g)
+
+
+def loader_crop_views(aug: TwoViewAugment, x: torch.Tensor, g: torch.Generator):
+    return aug.from_crops(x, g)
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+@pytest.mark.parametrize("entry,batch", [(images_views, images(b=16, s=32, seed=3)),
+                                         (loader_crop_views, images(b=32, s=24, seed=4).view(16, 2, 3, 24, 24))])
+def test_ranks_augment_their_rows_of_the_global_batch_as_one_process_does(ranks, entry, batch):
+    """Each rank draws with the same generator state and keeps its strided rows (rank, rank + W, ...): the
+    ranks' views are one process's views of the global batch, every op on, from images and from loader crops."""
+    recipe = Recipe(image_size=24, blur_prob=0.5, solarize_prob=0.5, grayscale_prob=0.5)
+    one = entry(TwoViewAugment(recipe), batch, torch.Generator().manual_seed(7))
+    other_draw = entry(TwoViewAugment(recipe), batch, torch.Generator().manual_seed(8))
+    assert not torch.allclose(one[0], other_draw[0])  # the comparison below can tell two draws apart
+    for rank in range(ranks):
+        mine = entry(TwoViewAugment(recipe, RowShare(rank, ranks)), batch[rank::ranks], torch.Generator().manual_seed(7))
+        for view_one, view_mine in zip(one, mine):
+            torch.testing.assert_close(view_mine, view_one[rank::ranks], rtol=0, atol=1e-5)
