@@ -12,6 +12,10 @@ the driver reports them to Tune exactly as a one-worker trial does (trainable.py
 trial database see one kind of trial. A worker that dies makes Ray Train restart the worker group (up to
 `max_failures` times); every rank's `train()` then resumes from the run folder's last checkpoint.
 
+A user's mistake that shows only on the workers (the data missing on a node) is raised on every rank together
+(`World.agree`); the workers then end without an error, so Ray Train does not restart them `max_failures` times
+for nothing, and rank 0's one line fails the trial as a one-worker trial's does.
+
 When Tune stops the trial (ASHA, a signal, the time budget), its `tune.report` raises in the driver; the driver
 then asks the workers to stop through a second queue, which rank 0 reads at the end of every epoch and passes to
 the other ranks, so all of them leave train() together, after that epoch's checkpoint, and the run ends cleanly
@@ -24,9 +28,11 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from lightrecipe.errors import UserError
+
 QUEUE_POLL_S = 1.0  # how often the driver looks for worker results while fit() runs
 STOP_WAIT_S = 600.0  # how long a stopped trial's driver waits for its workers to finish the epoch they are in
-EPOCH, FINAL = "epoch", "final"
+EPOCH, FINAL, USER_ERROR = "epoch", "final", "user_error"
 TRAIN_RUN_FOLDER = "ray-train"  # Ray Train's own run state, inside the trial's run folder
 
 
@@ -50,12 +56,14 @@ def train_on_workers(recipe: dict[str, Any], run_dir: Path, *, workers: int, cpu
     outcome: dict[str, Any] = {}
     fit = threading.Thread(target=_fit, args=(trainer, outcome), daemon=True)
     fit.start()
-    final = None
+    final, user_error = None, None
     try:
         while fit.is_alive() or not results.empty():
             for kind, payload in _drain(results):
                 if kind == EPOCH:
                     report(payload)
+                elif kind == USER_ERROR:
+                    user_error = payload
                 else:
                     final = payload
         fit.join()
@@ -66,6 +74,8 @@ def train_on_workers(recipe: dict[str, Any], run_dir: Path, *, workers: int, cpu
     finally:
         results.shutdown()
         stop.shutdown()
+    if user_error is not None:
+        raise UserError(user_error)
     if "error" in outcome:
         raise outcome["error"]
     if final is None:
@@ -131,5 +141,9 @@ def _worker_loop(config: dict[str, Any]) -> None:
                         report=_epoch_callback(lead, results, config["stop"]))
     except _Stopped:
         return
+    except UserError as exc:  # raised on every rank at once (World.agree): no rank is left waiting
+        if lead:
+            results.put((USER_ERROR, str(exc)))
+        return  # not a worker failure: restarting the group would only meet the same mistake again
     if lead:
         results.put((FINAL, metrics))

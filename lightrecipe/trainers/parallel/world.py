@@ -25,13 +25,16 @@ MoCo under data parallelism, as the reference code (facebookresearch/moco `_batc
 from __future__ import annotations
 
 import copy
+import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from lightrecipe.errors import UserError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,29 @@ class World:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def agree(self, attempt: Callable[[], T]) -> T:
+        """`attempt()` on every rank; a UserError on any rank is raised on every rank.
+
+        Without it a rank that stops (its node lacks the data) leaves the others waiting in their next collective
+        until the group times out; with it all ranks stop together with the one line the user has to act on: the
+        message itself when every rank failed alike, else the first failing rank's, naming the rank and its host.
+        """
+        if not self.parallel:
+            return attempt()
+        result, problem = None, ""
+        try:
+            result = attempt()
+        except UserError as exc:
+            problem = str(exc)
+        failed = [(rank, host, text) for rank, (host, text) in
+                  enumerate(self.gather_objects((socket.gethostname(), problem))) if text]
+        if not failed:
+            return result
+        if len(failed) == self.size and len({text for _, _, text in failed}) == 1:
+            raise UserError(failed[0][2])
+        rank, host, text = failed[0]
+        raise UserError(f"rank {rank} of {self.size} (on {host}): {text}")
 
     def barrier(self) -> None:
         if self.parallel:

@@ -221,13 +221,14 @@ def train(
     world = World.current()
     lead = world.rank == 0  # the one rank that writes the run folder
     files = RunFiles(workdir)
-    files.check_recipe(recipe)
+    world.agree(lambda: files.check_recipe(recipe))  # a folder of another recipe: every rank stops, none waits
     finished = world.from_rank0(files.finished_metrics() if lead else None)  # one decision for every rank
     if finished is not None:
         return finished
     dev = resolve_device(device)
-    data = load_dataset(recipe)  # before anything is written: a bad data path leaves no half-made run folder
-    recipe.check_train_size(len(data.train))
+    # Before anything is written: a bad data path leaves no half-made run folder. Data-parallel, a rank whose
+    # node lacks the data stops every rank with its one line (World.agree) instead of leaving them waiting.
+    data = world.agree(lambda: _checked_data(recipe))
     if lead:
         files.prepare(recipe)
     trainer = Trainer.build(recipe, dev, len(data.train), world)
@@ -246,6 +247,12 @@ def train(
         if report is not None:
             report(dict(history[-1]))
     return _finish(trainer, files if lead else None, history, data)
+
+
+def _checked_data(recipe: Recipe) -> Dataset:
+    data = load_dataset(recipe)
+    recipe.check_train_size(len(data.train))
+    return data
 
 
 def _epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[dict[str, Any], str]:

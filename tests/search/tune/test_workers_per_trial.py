@@ -3,7 +3,8 @@
 One Ray Train worker is killed with SIGKILL during epoch 2; Ray Train restarts the worker group, every rank's
 train() resumes from the run folder's epoch-1 checkpoint, and the trial ends with the metrics of an uninterrupted
 2-process run of the same recipe (trainers/run/launch.py's launcher, no Ray). The sweep is the README's own
-example of `--workers-per-trial 2` on one machine, run as written but for its `/tmp` folder.
+example of `--workers-per-trial 2` on one machine, run as written but for its `/tmp` folder. And a user's
+mistake that only the workers meet (the data missing on their node) fails the trial at once, with its one line.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import pytest
 import torch
 
 from lightrecipe import cli
+from lightrecipe.errors import UserError
+from lightrecipe.search.tune.data_parallel import train_on_workers
 from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run.launch import launch
 from tests.search.helpers import ARCH, TINY_SPACE, descendants, load, processes_mentioning, trial_rows, wait_for
 from tests.test_readme_blocks import readme_command_of
 
-pytestmark = pytest.mark.slow  # about a minute on 2 idle cores: Ray Train starts its workers twice
+pytestmark = pytest.mark.slow  # about a minute on 2 idle cores each: Ray Train starts its workers
 STUDY = records.study_name("tiny", ARCH)
 README_EXAMPLE = "--out /tmp/ddp_sweep --workers-per-trial 2"  # tests/test_readme_blocks.py: CLAIMS
 METRICS = ("loss", "knn_top1", "linear_top1", "test_knn_top1", "test_linear_top1")
@@ -81,3 +84,19 @@ def test_a_killed_train_worker_resumes_from_the_checkpoint_and_ends_as_an_uninte
         torch.set_num_threads(threads)
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert {k: resumed[k] for k in METRICS} == pytest.approx({k: reference[k] for k in METRICS}, rel=1e-6)
+
+
+def test_a_mistake_the_workers_meet_fails_the_trial_at_once_with_its_one_line(ray_local, tmp_path):
+    """The data missing where the workers run (the driver's own check saw it elsewhere): every rank raises the
+    user's error together, so Ray Train has no worker failure to restart `max_failures` times, and the trial's
+    error is the one line a one-worker trial records, not Ray Train's wrapped traceback."""
+    missing = tmp_path / "imagenet"
+    recipe = Recipe(arch=ARCH, dataset="imagefolder", data_root=str(missing), image_size=32, batch_size=8,
+                    queue_size=0, bn_splits=2, epochs=1)
+    reported: list[dict] = []
+    with pytest.raises(UserError) as raised:
+        train_on_workers(recipe.to_dict(), tmp_path / "run", workers=2, cpus=1, gpus=0, max_failures=2,
+                         report=reported.append)
+    message = str(raised.value)
+    assert f"data_root '{missing}' does not exist" in message and "\n" not in message, message
+    assert reported == [] and not (tmp_path / "run" / "recipe.json").exists()  # nothing trained, nothing written

@@ -204,3 +204,26 @@ def test_train_on_two_processes_gives_the_one_process_run(tmp_path, seed):
     # here; different views move the loss by 1e-3 of itself, far outside the bound above.
     for key in ("knn_top1", "test_knn_top1"):
         assert abs(two[key] - one[key]) <= KNN_ROUNDING, (key, two[key], one[key])
+
+
+def fail_on(ranks: tuple[int, ...], message: str) -> int:
+    """World.agree around a step that raises the user's error on `ranks` ({rank} in `message`: each its own)."""
+    world = World.current()
+
+    def attempt() -> int:
+        if world.rank in ranks:
+            raise UserError(message.format(rank=world.rank))
+        return world.rank
+
+    return world.agree(attempt)
+
+
+@pytest.mark.slow
+def test_a_user_error_on_one_rank_stops_every_rank_with_its_line():
+    """Rank 1 alone lacks the data: rank 0 raises rank 1's line instead of waiting in the next collective."""
+    with pytest.raises(UserError, match=r"^rank 1 of 2 \(on .+\): data_root '/data/1' does not exist$"):
+        run_parallel(fail_on, 2, args=((1,), "data_root '/data/{rank}' does not exist"), device="cpu",
+                     timeout_s=TIMEOUT_S)
+    with pytest.raises(UserError, match=r"^data_root '/data' does not exist$"):  # every rank alike: as one process
+        run_parallel(fail_on, 2, args=((0, 1), "data_root '/data' does not exist"), device="cpu", timeout_s=TIMEOUT_S)
+    assert run_parallel(fail_on, 2, args=((), ""), device="cpu", timeout_s=TIMEOUT_S) == 0
