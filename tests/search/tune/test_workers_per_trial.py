@@ -22,8 +22,8 @@ import torch
 
 from lightrecipe import cli
 from lightrecipe.errors import UserError
-from lightrecipe.search.tune.data_parallel import train_on_workers
 from lightrecipe.search.store import records
+from lightrecipe.search.tune.data_parallel import train_on_workers
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run.launch import launch
 from tests.search.helpers import ARCH, TINY_SPACE, descendants, load, processes_mentioning, trial_rows, wait_for
