@@ -37,8 +37,10 @@ TRAIN_RUN_FOLDER = "ray-train"  # Ray Train's own run state, inside the trial's 
 
 
 def train_on_workers(recipe: dict[str, Any], run_dir: Path, *, workers: int, cpus: float, gpus: float,
-                     max_failures: int, report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """train() on `workers` Ray Train workers; epoch metrics go to `report`; returns the final metrics."""
+                     max_failures: int, report: Callable[[dict[str, Any]], None],
+                     history: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
+    """train() on `workers` Ray Train workers; epoch metrics go to `report`, each epoch once and in order
+    (`EpochRelay`, which reads the run folder's epochs through `history`); returns the final metrics."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
@@ -56,12 +58,12 @@ def train_on_workers(recipe: dict[str, Any], run_dir: Path, *, workers: int, cpu
     outcome: dict[str, Any] = {}
     fit = threading.Thread(target=_fit, args=(trainer, outcome), daemon=True)
     fit.start()
-    final, user_error = None, None
+    final, user_error, relay = None, None, EpochRelay(report, history)
     try:
         while fit.is_alive() or not results.empty():
             for kind, payload in _drain(results):
                 if kind == EPOCH:
-                    report(payload)
+                    relay.forward(payload)
                 elif kind == USER_ERROR:
                     user_error = payload
                 else:
@@ -81,6 +83,33 @@ def train_on_workers(recipe: dict[str, Any], run_dir: Path, *, workers: int, cpu
     if final is None:
         raise RuntimeError(f"the {workers} Ray Train workers finished without final metrics")
     return final
+
+
+class EpochRelay:
+    """Passes rank 0's epoch rows on to `report` once each, with none missing.
+
+    Rank 0 writes an epoch's checkpoint before it sends the epoch, so a worker group that Ray Train restarts
+    between the two resumes at the next epoch, and the one in between would never reach Tune: ASHA would judge
+    that rung without it. The run folder's history holds it, so an epoch that arrives after a gap brings the
+    missing ones first. Epochs the folder held when the workers started went out already (trainable.py).
+    """
+
+    def __init__(self, report: Callable[[dict[str, Any]], None], history: Callable[[], list[dict[str, Any]]]):
+        self.report, self.history = report, history
+        self.sent = {int(row["epoch"]) for row in history()}
+
+    def forward(self, row: dict[str, Any]) -> None:
+        epoch = int(row["epoch"])
+        if any(earlier not in self.sent for earlier in range(1, epoch)):
+            for earlier in self.history():
+                if int(earlier["epoch"]) < epoch and int(earlier["epoch"]) not in self.sent:
+                    self._send(earlier)
+        if epoch not in self.sent:
+            self._send(row)
+
+    def _send(self, row: dict[str, Any]) -> None:
+        self.sent.add(int(row["epoch"]))
+        self.report(row)
 
 
 def _fit(trainer, outcome: dict[str, Any]) -> None:

@@ -130,7 +130,8 @@ def _train(config: dict[str, Any], run_dir: Path, send: Any, held: dict[str, Any
         from lightrecipe.search.tune.data_parallel import train_on_workers
 
         return train_on_workers(config[CFG_RECIPE], run_dir, workers=workers, cpus=cpus, gpus=gpus,
-                                max_failures=int(config.get(CFG_WORKER_FAILURES, 0) or 0), report=report)
+                                max_failures=int(config.get(CFG_WORKER_FAILURES, 0) or 0), report=report,
+                                history=lambda: read_history(run_dir))
     return train(recipe, workdir=run_dir, device="cuda" if gpus > 0 else "cpu", report=report)
 
 

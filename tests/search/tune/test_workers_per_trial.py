@@ -96,7 +96,7 @@ def test_a_mistake_the_workers_meet_fails_the_trial_at_once_with_its_one_line(ra
     reported: list[dict] = []
     with pytest.raises(UserError) as raised:
         train_on_workers(recipe.to_dict(), tmp_path / "run", workers=2, cpus=1, gpus=0, max_failures=2,
-                         report=reported.append)
+                         report=reported.append, history=list)
     message = str(raised.value)
     assert f"data_root '{missing}' does not exist" in message and "\n" not in message, message
     assert reported == [] and not (tmp_path / "run" / "recipe.json").exists()  # nothing trained, nothing written
