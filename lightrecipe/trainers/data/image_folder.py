@@ -137,16 +137,24 @@ class FileSplit(Split):
         return CropPairs(self.paths, self.image_size, scale, seed)
 
     def _batches(self, order, batch_size, device):
-        yield from self._load(self.items(), order, batch_size, device)
+        for images, labels, readable in self._load(self.items(), order, batch_size, device):
+            if readable.any():
+                yield images[readable], labels[readable]
+
+    def evaluation_batches(self, batch_size, *, device):
+        order = self.epoch_order(batch_size, shuffle=False, drop_last=False)  # this rank's share, data-parallel
+        yield from self._load(self.items(), order, batch_size, torch.device(device))
 
     def training_batches(self, batch_size, *, device, generator, crop_scale, seed):
         """Two crops per image, cut by the workers at the file's resolution: uint8 (B, 2, 3, S, S).
 
-        A batch can come out shorter than `batch_size` when it held unreadable files.
+        A batch comes out shorter than `batch_size` when it held unreadable files, and empty when it held
+        nothing else: every batch is yielded, so data-parallel ranks count the same steps (Trainer.views skips
+        a batch too short to learn from on every rank together).
         """
         order = self.epoch_order(batch_size, shuffle=True, drop_last=True, generator=generator)
-        for views, _ in self._load(self.items(crop_scale, seed), order, batch_size, torch.device(device)):
-            yield views
+        for views, _, readable in self._load(self.items(crop_scale, seed), order, batch_size, torch.device(device)):
+            yield views[readable]
 
     def skipped_files(self) -> list[str]:
         return sorted(self._skipped)
@@ -155,30 +163,37 @@ class FileSplit(Split):
         mine = set(self.paths)
         self._skipped.update(p for p in paths if p in mine)
 
+    def check_unreadable(self, example: str = "") -> None:
+        """The 1% rule on the files skipped so far. Data-parallel, the trainer first pools every rank's skipped
+        files into each rank (restore_skipped), so all ranks decide it on the whole split together."""
+        if len(self._skipped) > MAX_UNREADABLE_SHARE * len(self):
+            example = example or f"'{sorted(self._skipped)[0]}'"
+            raise UserError(
+                f"{len(self._skipped)} of {counted(len(self), 'image file')} of this split cannot be read (more than "
+                f"{MAX_UNREADABLE_SHARE:.0%}), e.g. {example}; every file under train/ and val/ must be an image"
+            )
+
     def _load(self, dataset, order: torch.Tensor, batch_size: int, device: torch.device):
+        """(images, labels, readable mask) per batch of `order`; an unreadable file's row is blank, not dropped."""
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, sampler=order.tolist(), num_workers=self.num_workers,
             pin_memory=device.type == "cuda",
         )
         for images, idx, errors in loader:
-            bad = [i for i, e in enumerate(errors) if e]
-            if bad:
-                for i in bad:
-                    self._skip(self.paths[int(idx[i])], errors[i])
-                keep = torch.tensor([i for i in range(len(errors)) if not errors[i]], dtype=torch.long)
-                images, idx = images[keep], idx[keep]
-            if len(idx):
-                yield images.to(device, non_blocking=True), self.labels[idx].to(device, non_blocking=True)
+            for i, error in enumerate(errors):
+                if error:
+                    self._skip(self.paths[int(idx[i])], error)
+            readable = torch.tensor([not e for e in errors], dtype=torch.bool)
+            yield (images.to(device, non_blocking=True), self.labels[idx].to(device, non_blocking=True),
+                   readable.to(device))
 
     def _skip(self, path: str, error: str) -> None:
         if path in self._skipped:
             return
         self._skipped.add(path)
-        if len(self._skipped) > MAX_UNREADABLE_SHARE * len(self):
-            raise UserError(
-                f"{len(self._skipped)} of {counted(len(self), 'image file')} of this split cannot be read (more than "
-                f"{MAX_UNREADABLE_SHARE:.0%}), e.g. {error}; every file under train/ and val/ must be an image"
-            )
+        # This rank's own skips alone past 1% of the whole split: the split's total is past it too, so stop now
+        # rather than at the next pooled check (an epoch of a broken ImageNet folder is hours).
+        self.check_unreadable(error)
         warnings.warn(f"skipping unreadable image {error}", stacklevel=2)
 
 

@@ -56,6 +56,15 @@ class Split:
         end = len(self) - len(self) % batch_size if drop_last else len(self)
         return order[:end]
 
+    def evaluation_batches(self, batch_size: int, *, device: torch.device
+                           ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Every image in order, none dropped: (uint8 images, labels, readable (B,) bool), on `device`.
+
+        An unreadable file keeps its row (a blank image, `readable` False), so row n of the epoch order stays
+        row n: data-parallel ranks gather their shares by position and drop the unreadable rows afterwards."""
+        for images, labels in self.batches(batch_size, shuffle=False, drop_last=False, device=device):
+            yield images, labels, torch.ones(len(labels), dtype=torch.bool, device=labels.device)
+
     def _batches(self, order: torch.Tensor, batch_size: int, device: torch.device):
         raise NotImplementedError
 
@@ -71,7 +80,10 @@ class Split:
         return []
 
     def restore_skipped(self, paths: Sequence[str]) -> None:
-        """Files a resumed run skipped before (image folders only: not warned about again)."""
+        """Files a resumed run or another rank skipped before (image folders only: not warned about again)."""
+
+    def check_unreadable(self) -> None:
+        """UserError when too many of this split's files were skipped (image folders only)."""
 
 
 class TensorSplit(Split):
@@ -125,6 +137,10 @@ class Dataset:
     def restore_skipped(self, paths: Sequence[str]) -> None:
         for split in self._splits():
             split.restore_skipped(paths)
+
+    def check_unreadable(self) -> None:
+        for split in self._splits():
+            split.check_unreadable()
 
     def _splits(self) -> tuple[Split, ...]:
         return (self.train, self.memory, self.val, self.test)

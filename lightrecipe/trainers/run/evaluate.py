@@ -32,22 +32,32 @@ SGD_MOMENTUM = 0.9  # MoCo v2 linear probe
 SGD_INIT_STD = 0.01  # MoCo's main_lincls: fc.weight ~ N(0, 0.01), bias 0
 
 
-@torch.no_grad()
 def extract_features(backbone: torch.nn.Module, split: Split, *, device, batch_size: int = 256,
                      precision: str = "fp32", channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, D) float32 and labels (N,) int64 of every image of `split`, both on `device`.
+    """Features (N, D) float32 and labels (N,) int64 of every readable image of `split`, both on `device`.
 
     No augmentation; `normalize` is applied. The backbone runs in eval mode and every submodule gets its
     previous train/eval mode back afterwards. bf16/fp16 run under `torch.autocast(device.type)`.
     """
+    feats, labels, readable = extract_all_features(backbone, split, device=device, batch_size=batch_size,
+                                                   precision=precision, channels_last=channels_last)
+    return (feats, labels) if bool(readable.all()) else (feats[readable], labels[readable])
+
+
+@torch.no_grad()
+def extract_all_features(backbone: torch.nn.Module, split: Split, *, device, batch_size: int = 256,
+                         precision: str = "fp32", channels_last: bool = False
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """As `extract_features`, with a row for every image in order, unreadable ones included, and the (N,) bool
+    mask of the readable rows: rows that other processes' rows interleave with must keep their places."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
     device = torch.device(device)
     modes = [(m, m.training) for m in backbone.modules()]
     backbone.eval()
-    feats, labels = [], []
+    feats, labels, readable = [], [], []
     try:
-        for images, y in split.batches(batch_size, shuffle=False, drop_last=False, device=device):
+        for images, y, ok in split.evaluation_batches(batch_size, device=device):
             x = normalize(images)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -55,12 +65,14 @@ def extract_features(backbone: torch.nn.Module, split: Split, *, device, batch_s
                 out = backbone(x)
             feats.append(out.float().flatten(1))
             labels.append(y)
+            readable.append(ok)
     finally:
         for module, training in modes:
             module.training = training
     if not feats:
-        return torch.zeros(0, backbone_dim(backbone), device=device), torch.zeros(0, dtype=torch.int64, device=device)
-    return torch.cat(feats), torch.cat(labels)
+        return (torch.zeros(0, backbone_dim(backbone), device=device), torch.zeros(0, dtype=torch.int64, device=device),
+                torch.zeros(0, dtype=torch.bool, device=device))
+    return torch.cat(feats), torch.cat(labels), torch.cat(readable)
 
 
 @torch.no_grad()

@@ -13,20 +13,28 @@ import torch
 from lightrecipe.trainers.data.splits import Dataset, Split
 from lightrecipe.trainers.parallel.world import World, shard_split
 from lightrecipe.trainers.recipe import Recipe
-from lightrecipe.trainers.run.evaluate import extract_features, knn_top1, linear_probe
+from lightrecipe.trainers.run.evaluate import extract_all_features, extract_features, knn_top1, linear_probe
 
 EVAL_BATCH = 256  # feature extraction batch: no gradients, so larger than training batches is fine
 
 
 def features(backbone: torch.nn.Module, split: Split, recipe: Recipe, device: torch.device):
-    """(features (N, D) float32, labels (N,)) of every image of `split`, in the recipe's precision.
+    """(features (N, D) float32, labels (N,)) of every readable image of `split`, in the recipe's precision.
 
     Data-parallel, each rank extracts its share (parallel/world.py) and rank 0 gets all of them; the other ranks
-    get (None, None): scores are computed once, on rank 0, and sent to every rank."""
+    get (None, None): scores are computed once, on rank 0, and sent to every rank. An unreadable file keeps
+    its row until the shares are in place (the gather knows rows by position) and is dropped on rank 0."""
     world = World.current()
-    feats, labels = extract_features(backbone, shard_split(split, world), device=device, batch_size=EVAL_BATCH,
-                                     precision=recipe.precision, channels_last=recipe.channels_last)
-    return world.rows_on_rank0(feats, len(split)), world.rows_on_rank0(labels, len(split))
+    if not world.parallel:
+        return extract_features(backbone, split, device=device, batch_size=EVAL_BATCH, precision=recipe.precision,
+                                channels_last=recipe.channels_last)
+    feats, labels, readable = extract_all_features(backbone, shard_split(split, world), device=device,
+                                                   batch_size=EVAL_BATCH, precision=recipe.precision,
+                                                   channels_last=recipe.channels_last)
+    feats, labels, readable = (world.rows_on_rank0(t, len(split)) for t in (feats, labels, readable.to(torch.uint8)))
+    if feats is None:
+        return None, None
+    return feats[readable.bool()], labels[readable.bool()]
 
 
 def val_knn(backbone: torch.nn.Module, data: Dataset, recipe: Recipe, device: torch.device) -> float:

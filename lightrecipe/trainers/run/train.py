@@ -263,6 +263,7 @@ def _epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[dict[str, Any],
         return {}, f"loss became {loss}"
     average_batch_norm_stats(trainer.model, trainer.world)
     monitor = val_monitor(trainer.model.backbone, data, trainer.recipe, trainer.device)  # knn_top1, feature_rank
+    pool_skipped_files(data, trainer.world)
     if not math.isfinite(monitor["knn_top1"]):
         return {}, "the features became non-finite (the weights overflowed after the last finite loss)"
     return {
@@ -281,12 +282,22 @@ def _finish(trainer: Trainer, files: RunFiles | None, history: list[dict[str, An
     """The final metrics: the last epoch's row, the final scores (kNN, probe, test) and how the run went."""
     metrics = dict(history[-1]) if history else {}
     metrics.update(final_scores(trainer.model.backbone, data, trainer.recipe, trainer.device))  # rank 0's
+    pool_skipped_files(data, trainer.world)
     metrics.update(params=backbone_params(trainer), skipped_files=len(data.skipped_files()),
                    skipped_steps=trainer.skipped_steps, state=COMPLETE, diverged_epoch=None, error="",
                    epochs_run=len(history), **cpu_threads(trainer))
     if files is not None:
         files.write_metrics(metrics)
     return metrics
+
+
+def pool_skipped_files(data: Dataset, world: World) -> None:
+    """Every rank learns the files every rank skipped as unreadable, then all decide the 1% rule on the whole
+    split together (the same answer on every rank: none is left waiting in a collective). The run's count of
+    skipped files and its checkpoint then cover every rank's share."""
+    if world.parallel:
+        data.restore_skipped(sorted(set().union(*world.gather_objects(data.skipped_files()))))
+    data.check_unreadable()
 
 
 def _resume(trainer: Trainer, files: RunFiles, data: Dataset) -> tuple[int, list[dict[str, Any]]]:

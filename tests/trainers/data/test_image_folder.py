@@ -184,6 +184,35 @@ def test_one_unreadable_file_in_a_large_folder_is_skipped_with_one_warning(tmp_p
     assert len(labels) == 108 and data.skipped_files() == [str(bad)]
 
 
+def test_a_batch_of_unreadable_files_comes_out_empty_so_every_rank_counts_the_same_steps(tmp_path):
+    """Batches of one image: the bad file's batch is yielded empty, not left out. Data-parallel ranks that each
+    met a different number of bad files would otherwise take different numbers of steps and wait on each other."""
+    write_folder(tmp_path, train_per_class=40, val_per_class=1, size=16)
+    (tmp_path / "train" / "bee" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    data = load_dataset(folder_recipe(tmp_path, image_size=16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sizes = [len(b) for b in data.train.training_batches(
+            1, device=CPU, generator=torch.Generator().manual_seed(0), crop_scale=(0.2, 1.0), seed=0)]
+    assert len(sizes) == len(data.train) and sorted(sizes)[:2] == [0, 1]
+
+
+def test_unreadable_files_keep_their_rows_in_evaluation_batches(tmp_path):
+    """Evaluation batches keep a blank row for a bad file, flagged unreadable: rows stay in their places for the
+    data-parallel gather, and the scorer drops them."""
+    write_folder(tmp_path, train_per_class=40, val_per_class=1, size=16)
+    bad = tmp_path / "train" / "bee" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
+    data = load_dataset(folder_recipe(tmp_path, image_size=16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = list(data.train.evaluation_batches(16, device=CPU))
+    readable = torch.cat([ok for _, _, ok in batches])
+    assert len(readable) == len(data.train) and (~readable).nonzero().flatten().tolist() == [
+        data.train.paths.index(str(bad))]
+    assert torch.equal(torch.cat([y for _, y, _ in batches]), data.train.labels)
+
+
 def test_more_than_one_percent_unreadable_is_an_error(tmp_path):
     write_folder(tmp_path, train_per_class=2, val_per_class=1)
     bad = tmp_path / "val" / "bee" / "broken.jpg"
