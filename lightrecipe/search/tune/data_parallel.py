@@ -33,6 +33,8 @@ from lightrecipe.errors import UserError
 QUEUE_POLL_S = 1.0  # how often the driver looks for worker results while fit() runs
 STOP_WAIT_S = 600.0  # how long a stopped trial's driver waits for its workers to finish the epoch they are in
 EPOCH, FINAL, USER_ERROR = "epoch", "final", "user_error"
+WORKER_NODES = "worker_nodes"  # a final metric of a data-parallel trial: each rank's node (devices.node_label),
+#                                 space-separated in rank order (a string, as every tracker takes it)
 TRAIN_RUN_FOLDER = "ray-train"  # Ray Train's own run state, inside the trial's run folder
 
 
@@ -155,7 +157,8 @@ def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
 
-    from lightrecipe.search.tune.devices import check_cuda
+    from lightrecipe.search.tune.devices import check_cuda, node_label
+    from lightrecipe.trainers.parallel.world import World
     from lightrecipe.trainers.recipe import Recipe
     from lightrecipe.trainers.run.train import train
 
@@ -174,5 +177,6 @@ def _worker_loop(config: dict[str, Any]) -> None:
         if lead:
             results.put((USER_ERROR, str(exc)))
         return  # not a worker failure: restarting the group would only meet the same mistake again
+    nodes = World.current().gather_objects(node_label())  # every rank's, in rank order: where the trial ran
     if lead:
-        results.put((FINAL, metrics))
+        results.put((FINAL, {**metrics, WORKER_NODES: " ".join(nodes)}))

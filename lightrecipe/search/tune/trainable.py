@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sys
 import time
 import traceback
@@ -30,7 +29,7 @@ from typing import Any
 from lightrecipe.errors import UserError
 from lightrecipe.search.store import records
 from lightrecipe.search.tune import collapse
-from lightrecipe.search.tune.devices import check_cuda
+from lightrecipe.search.tune.devices import check_cuda, node_label
 from lightrecipe.trainers.run.trackers import RECIPE_CONFIG
 
 OBJECTIVE = records.DEFAULT_OBJECTIVE
@@ -180,18 +179,6 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
         row["epoch"] = int(row["epoch"])
         rows.append(row)
     return rows
-
-
-def node_label() -> str:
-    """host/IP/Ray node id: two Ray nodes on one machine share host and IP, never the node id."""
-    import ray
-
-    try:
-        node_id = ray.get_runtime_context().get_node_id()[:8]
-        ip = ray.util.get_node_ip_address()
-    except Exception:  # noqa: BLE001 - outside Ray (a direct call in a test or a script)
-        node_id, ip = "local", "127.0.0.1"
-    return f"{socket.gethostname()}/{ip}/{node_id}"
 
 
 class WallClock:

@@ -124,6 +124,18 @@ def test_the_readme_two_node_cluster_runs_with_token_auth_and_refuses_a_driver_w
     assert "the cluster refused this driver's Ray authentication token" in refused_err
     assert refused_err.count("\n") == 1, refused_err  # Ray's ~20 retry warnings stay hidden
 
+    # A trial of two Ray Train workers, one CPU each, runs across the two 1-CPU nodes and says so.
+    wide = subprocess.run([sys.executable, "-m", "lightrecipe.cli", "sweep", "--space", TINY_SPACE, "--arch", ARCH,
+                           "--trials", "1", "--epochs", "1", "--workers-per-trial", "2", "--address",
+                           f"127.0.0.1:{head_port}", "--out", str(tmp_path / "wide"), *DATA],
+                          env=user_env(home, RAY_AUTH_MODE="token"), capture_output=True, text=True, timeout=600)
+    assert wide.returncode == 0, wide.stdout[-3000:] + wide.stderr[-3000:]
+    assert "concurrency 1" in wide.stdout  # two 1-CPU workers: one trial at a time on the two nodes together
+    (trial,) = load(tmp_path / "wide", STUDY).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get(records.ERROR)
+    workers = trial.user_attrs[records.METRICS]["worker_nodes"].split()
+    assert len(workers) == 2 and len({w.rsplit("/", 1)[1] for w in workers}) == 2, workers
+
 
 @pytest.fixture
 def gpu_head(cluster_dir, tmp_path):

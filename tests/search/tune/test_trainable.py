@@ -6,6 +6,7 @@ import pytest
 
 from lightrecipe.errors import UserError
 from lightrecipe.search.tune import trainable
+from lightrecipe.search.tune.devices import node_label
 from lightrecipe.trainers.run.run_files import HISTORY_FILE
 
 EPOCH_KEYS = {"epoch": 3, "loss": 5.1, "lr": 0.01, "knn_top1": 0.7, "images_per_s": 900.0, "epoch_seconds": 1.5}
@@ -67,5 +68,5 @@ def test_history_of_a_run_folder_skips_rows_that_are_not_epochs_and_missing_fold
 
 @pytest.mark.slow  # asks Ray for its node id, which starts Ray helper processes
 def test_node_label_outside_ray_is_still_a_label():
-    host, ip, node = trainable.node_label().split("/")
+    host, ip, node = node_label().split("/")
     assert host and ip and node
