@@ -70,10 +70,14 @@ def cluster_dir():
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_the_readme_two_node_cluster_runs_with_token_auth_and_refuses_a_driver_without_it(cluster_dir, tmp_path):
+def test_the_readme_two_node_cluster_runs_with_token_auth_and_refuses_a_driver_without_it(cluster_dir, tmp_path,
+                                                                                         request):
     commands = readme_commands()
     assert commands[-1] == "ray stop"  # the README's last step; here the nodes are stopped by PID instead
     head_port = free_port()
+    # The head's Ray client server names neither temp dir, only the head's address: stop it by that
+    # (its argument ends in the port; /proc's command lines separate arguments with NUL).
+    request.addfinalizer(lambda: stop_pids(processes_mentioning(f":{head_port}\0"), grace_s=1.0))
     script = "\n".join(commands[:-1])
     for old, new in [("6390", str(head_port)), ("/tmp/rh", str(cluster_dir / "h")), ("/tmp/rw", str(cluster_dir / "w")),
                      ("/tmp/two-nodes", str(tmp_path / "sweep"))] + [(str(p), str(free_port())) for p in range(52401, 52405)]:
