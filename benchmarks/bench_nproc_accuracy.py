@@ -58,16 +58,16 @@ def main() -> None:
                 results[way].append(run(way, seed, Path(tmp) / f"{way}-{seed}"))
             floors.append(random_init_scores(preset("digits-small", seed=seed, **RECIPE)))
     print(f"digits-small, {RECIPE}, seeds {args.seeds}; val / test kNN top-1 in %")
-    header = f"{'seed':>6} " + " ".join(f"{way:>22}" for way in WAYS) + f" {'random init':>14}"
+    header = f"{'seed':>9} " + " ".join(f"{way:>22}" for way in WAYS) + f" {'random init':>14}"
     print(header)
     for i, seed in enumerate(args.seeds):
         cells = [" / ".join(f"{100 * results[way][i][m]:.1f}" for m in METRICS) for way in WAYS]
         floor = " / ".join(f"{100 * floors[i][m]:.1f}" for m in METRICS)
-        print(f"{seed:>6} " + " ".join(f"{c:>22}" for c in cells) + f" {floor:>14}")
+        print(f"{seed:>9} " + " ".join(f"{c:>22}" for c in cells) + f" {floor:>14}")
     for m in METRICS:
         cells = [plus_minus(*(100 * v for v in t_interval([r[m] for r in results[way]]))) for way in WAYS]
         floor = plus_minus(*(100 * v for v in t_interval([f[m] for f in floors])))
-        print(f"{'mean ' + ('val' if m == 'knn_top1' else 'test'):>6} " + " ".join(f"{c:>22}" for c in cells)
+        print(f"{'mean ' + ('val' if m == 'knn_top1' else 'test'):>9} " + " ".join(f"{c:>22}" for c in cells)
               + f" {floor:>14}")
     base = results[WAYS[0]]
     for way in WAYS[1:]:
