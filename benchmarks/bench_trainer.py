@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from lightrecipe.trainers.bench import bench_recipe
 from lightrecipe.trainers.data.datasets import load_dataset
 from lightrecipe.trainers.method.model import backbone_dim
-from lightrecipe.trainers.run.train import Trainer
+from lightrecipe.trainers.run.trainer import Trainer
 from lightrecipe.words import counted
 
 CASES = [("mobilenetv3_large_100", 32), ("mobilenetv3_large_100", 64), ("resnet18", 32), ("resnet18", 64)]

@@ -10,7 +10,7 @@ import torch
 
 from lightrecipe.trainers.data.datasets import load_dataset
 from lightrecipe.trainers.recipe import preset
-from lightrecipe.trainers.run.train import Trainer, resolve_device
+from lightrecipe.trainers.run.trainer import Trainer, resolve_device
 
 QUEUE = 1024  # below the 1078 digits train images (a queue must be smaller than the train split); fits power-of-two batches
 

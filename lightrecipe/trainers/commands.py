@@ -91,7 +91,7 @@ def set_cpu_threads(recipe_file: str | None, device: str | None) -> None:
     import torch
 
     from lightrecipe.trainers.recipe import CPU_THREADS, cpu_threads_of
-    from lightrecipe.trainers.run.train import resolve_device
+    from lightrecipe.trainers.run.trainer import resolve_device
     from lightrecipe.words import counted
 
     threads = cpu_threads_of(recipe_file) if recipe_file is not None else None

@@ -61,7 +61,7 @@ def assert_the_floor_is_the_untrained_backbone(study: optuna.Study, baseline, mo
     from lightrecipe.search import floor
     from lightrecipe.trainers.data.datasets import load_dataset
     from lightrecipe.trainers.run.scoring import final_scores
-    from lightrecipe.trainers.run.train import Trainer
+    from lightrecipe.trainers.run.trainer import Trainer
 
     data = load_dataset(baseline)
     trainer = Trainer.build(baseline, torch.device("cpu"), len(data.train))  # what train() builds before epoch 1

@@ -169,7 +169,7 @@ class MoCo(nn.Module):
     @classmethod
     def from_recipe(cls, recipe: Recipe, world: World | None = None) -> "MoCo":
         """The model a recipe describes. Without smoothing the loss is plain InfoNCE: the trainer's alpha
-        schedule gives 0 (train.Trainer.set_schedules), and the neighbour mode is then irrelevant."""
+        schedule gives 0 (trainer.Trainer.set_schedules), and the neighbour mode is then irrelevant."""
         world = world or World()
         check_parallel(recipe, world.size)
         return cls(

@@ -7,7 +7,7 @@ import contextlib
 import torch
 
 # fp32 runs without autocast; bf16 and fp16 run the network under torch.autocast (fp16 also scales the loss,
-# see train.Trainer).
+# see trainer.Trainer).
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISIONS = ("fp32", *AUTOCAST_DTYPES)
 

@@ -20,7 +20,8 @@ from lightrecipe.trainers.method.split_bn import average_batch_norm_stats
 from lightrecipe.trainers.parallel.launch import run_parallel
 from lightrecipe.trainers.parallel.world import World, check_parallel
 from lightrecipe.trainers.recipe import preset
-from lightrecipe.trainers.run.train import Trainer, train
+from lightrecipe.trainers.run.train import train
+from lightrecipe.trainers.run.trainer import Trainer
 
 GLOBAL_BATCH = 64
 STEPS = 2

@@ -15,7 +15,8 @@ from lightrecipe.trainers.data.datasets import load_dataset, load_digits_arrays
 from lightrecipe.trainers.method.model import MoCo
 from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.run.scoring import final_scores, val_knn
-from lightrecipe.trainers.run.train import divergence_advice, restore_generator, train
+from lightrecipe.trainers.run.train import divergence_advice, train
+from lightrecipe.trainers.run.trainer import restore_generator
 
 EPOCH_KEYS = {"epoch", "loss", "lr", "knn_top1", "images_per_s", "epoch_seconds", "skipped_steps", "skipped_files"}
 FINAL_KEYS = EPOCH_KEYS | {"linear_top1", "test_knn_top1", "test_linear_top1", "params", "state", "error",
