@@ -139,13 +139,20 @@ class _Stopped(Exception):
 
 def _epoch_callback(lead: bool, results, stop):
     """train()'s per-epoch report on a worker: rank 0 sends the row; all ranks agree on rank 0's reading of
-    the stop queue (a broadcast, at the same point of every rank's train())."""
+    the stop queue (a broadcast, at the same point of every rank's train()). Queues the driver has closed (it
+    stopped the trial, or went down) are a stop too: nobody is listening, and an error here would count as a
+    worker failure, which Ray Train answers by starting the workers again."""
     from lightrecipe.trainers.parallel.world import World
 
     def on_epoch(row: dict[str, Any]) -> None:
+        stopping = False
         if lead:
-            results.put((EPOCH, row))
-        if World.current().from_rank0(lead and not stop.empty()):
+            try:
+                results.put((EPOCH, row))
+                stopping = not stop.empty()
+            except Exception:  # noqa: BLE001 - the queue actors are gone (RayActorError and kin)
+                stopping = True
+        if World.current().from_rank0(stopping):
             raise _Stopped
 
     return on_epoch

@@ -9,6 +9,7 @@ mistake that only the workers meet (the data missing on their node) fails the tr
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shlex
@@ -100,3 +101,21 @@ def test_a_mistake_the_workers_meet_fails_the_trial_at_once_with_its_one_line(ra
     message = str(raised.value)
     assert f"data_root '{missing}' does not exist" in message and "\n" not in message, message
     assert reported == [] and not (tmp_path / "run" / "recipe.json").exists()  # nothing trained, nothing written
+
+
+def test_queues_the_driver_closed_stop_the_workers_instead_of_failing_them(ray_local):
+    """The driver shuts its queues when Tune stops the trial or it goes down: rank 0's next epoch report then
+    stops every rank (one process here: no group) instead of raising, which Ray Train would restart."""
+    from ray.util.queue import Queue
+
+    from lightrecipe.search.tune.data_parallel import _epoch_callback, _Stopped
+
+    results, stop = Queue(actor_options={"num_cpus": 0}), Queue(actor_options={"num_cpus": 0})
+    # The worker holds its own handles to the driver's queue actors (copies, as Ray Train hands them over).
+    on_epoch = _epoch_callback(True, copy.copy(results), copy.copy(stop))
+    on_epoch({"epoch": 1})  # open queues, no stop asked: training goes on
+    assert results.get(timeout=10) == ("epoch", {"epoch": 1})
+    results.shutdown()  # kills the queue actors
+    stop.shutdown()
+    with pytest.raises(_Stopped):
+        on_epoch({"epoch": 2})
