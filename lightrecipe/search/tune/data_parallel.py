@@ -17,9 +17,10 @@ A user's mistake that shows only on the workers (the data missing on a node) is 
 for nothing, and rank 0's one line fails the trial as a one-worker trial's does.
 
 When Tune stops the trial (ASHA, a signal, the time budget), its `tune.report` raises in the driver; the driver
-then asks the workers to stop through a second queue, which rank 0 reads at the end of every epoch and passes to
-the other ranks, so all of them leave train() together, after that epoch's checkpoint, and the run ends cleanly
-instead of training on with nobody listening (or counting as a worker failure and being restarted).
+then asks the workers to stop through a second queue, which rank 0 reads every `train.STOP_POLL_STEPS` steps
+and at every epoch's end and passes to the other ranks, so all of them leave train() together, within a few
+steps, and the run ends cleanly (resumable from its last epoch's checkpoint) instead of training on with nobody
+listening. Queues the driver has closed read as a stop too, not as a worker failure Ray Train would restart.
 """
 
 from __future__ import annotations
@@ -133,27 +134,36 @@ def _drain(results) -> list[tuple[str, dict[str, Any]]]:
     return items
 
 
-class _Stopped(Exception):
-    """Every rank leaves train() at the same epoch end: the trial was stopped."""
+def _stop_check(stop):
+    """Rank 0's reading of the stop queue: True once the driver asked the workers to stop, or closed its queues
+    (it stopped the trial, or went down): nobody is listening, and an error raised here would count as a worker
+    failure, which Ray Train answers by starting the workers again."""
+
+    def asked_to_stop() -> bool:
+        try:
+            return not stop.empty()
+        except Exception:  # noqa: BLE001 - the queue actor is gone (RayActorError and kin)
+            return True
+
+    return asked_to_stop
 
 
-def _epoch_callback(lead: bool, results, stop):
-    """train()'s per-epoch report on a worker: rank 0 sends the row; all ranks agree on rank 0's reading of
-    the stop queue (a broadcast, at the same point of every rank's train()). Queues the driver has closed (it
-    stopped the trial, or went down) are a stop too: nobody is listening, and an error here would count as a
-    worker failure, which Ray Train answers by starting the workers again."""
+def _epoch_callback(lead: bool, results, asked_to_stop):
+    """train()'s per-epoch report on a worker: rank 0 sends the row; every rank stops when rank 0 was asked to or
+    cannot send (a broadcast, at the same point of every rank's train())."""
     from lightrecipe.trainers.parallel.world import World
+    from lightrecipe.trainers.run.outcome import RunStopped
 
     def on_epoch(row: dict[str, Any]) -> None:
         stopping = False
         if lead:
             try:
                 results.put((EPOCH, row))
-                stopping = not stop.empty()
-            except Exception:  # noqa: BLE001 - the queue actors are gone (RayActorError and kin)
+                stopping = asked_to_stop()
+            except Exception:  # noqa: BLE001 - the queue actors are gone: see _stop_check
                 stopping = True
         if World.current().from_rank0(stopping):
-            raise _Stopped
+            raise RunStopped(f"stopped after epoch {row.get('epoch')}")
 
     return on_epoch
 
@@ -167,6 +177,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     from lightrecipe.search.tune.devices import check_cuda, node_label
     from lightrecipe.trainers.parallel.world import World
     from lightrecipe.trainers.recipe import Recipe
+    from lightrecipe.trainers.run.outcome import RunStopped
     from lightrecipe.trainers.run.train import train
 
     check_cuda(config["gpus"])
@@ -175,10 +186,11 @@ def _worker_loop(config: dict[str, Any]) -> None:
     results = config["results"]
     device = ray.train.torch.get_device() if config["gpus"] > 0 else torch.device("cpu")
     recipe = Recipe.from_dict(config["recipe"], source="trial recipe")
+    asked_to_stop = _stop_check(config["stop"])  # every rank passes it to train(); only rank 0's is asked
     try:
         metrics = train(recipe, workdir=config["run_dir"], device=device,
-                        report=_epoch_callback(lead, results, config["stop"]))
-    except _Stopped:
+                        report=_epoch_callback(lead, results, asked_to_stop), stop=asked_to_stop)
+    except RunStopped:
         return
     except UserError as exc:  # raised on every rank at once (World.agree): no rank is left waiting
         if lead:

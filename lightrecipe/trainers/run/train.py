@@ -24,12 +24,14 @@ from lightrecipe.trainers.method.model import count_params
 from lightrecipe.trainers.method.split_bn import average_batch_norm_stats
 from lightrecipe.trainers.parallel.world import World, shard_split
 from lightrecipe.trainers.recipe import Recipe
-from lightrecipe.trainers.run.outcome import COMPLETE, DIVERGED
+from lightrecipe.trainers.run.outcome import COMPLETE, DIVERGED, RunStopped
 from lightrecipe.trainers.run.run_files import RunFiles
 from lightrecipe.trainers.run.scoring import final_scores, val_monitor
 from lightrecipe.trainers.run.trainer import Trainer, epoch_seed, resolve_device
 
 EpochCallback = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], bool]
+STOP_POLL_STEPS = 10  # a stopped data-parallel trial ends within this many steps, not at the end of its epoch
 
 
 def train(
@@ -38,8 +40,12 @@ def train(
     workdir: str | Path,
     device: str | torch.device | None = None,
     report: EpochCallback | None = None,
+    stop: StopCheck | None = None,
 ) -> dict[str, Any]:
-    """Train `recipe` in `workdir`, resuming from its checkpoint if one is there; return the final metrics."""
+    """Train `recipe` in `workdir`, resuming from its checkpoint if one is there; return the final metrics.
+
+    `stop`, if given (data-parallel: on every rank), is asked every STOP_POLL_STEPS training steps on rank 0;
+    when it answers True, every rank raises RunStopped at that step."""
     world = World.current()
     lead = world.rank == 0  # the one rank that writes the run folder
     files = RunFiles(workdir)
@@ -57,7 +63,7 @@ def train(
     start_epoch, history = _resume(trainer, files, data)
 
     for epoch in range(start_epoch, recipe.epochs + 1):
-        row, non_finite = _epoch(trainer, data, epoch)
+        row, non_finite = _epoch(trainer, data, epoch, stop)
         if non_finite:
             return _diverged(files if lead else None, history, epoch, non_finite, trainer)
         history.append(world.from_rank0(row))  # one set of numbers for the run, whichever rank reports it
@@ -77,10 +83,10 @@ def _checked_data(recipe: Recipe) -> Dataset:
     return data
 
 
-def _epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[dict[str, Any], str]:
+def _epoch(trainer: Trainer, data: Dataset, epoch: int, stop: StopCheck | None) -> tuple[dict[str, Any], str]:
     """Train and monitor one epoch: its history row, or what became non-finite ('' when nothing did)."""
     started, skipped_before = time.perf_counter(), trainer.skipped_steps
-    loss, images_per_s = _train_epoch(trainer, data, epoch)
+    loss, images_per_s = _train_epoch(trainer, data, epoch, stop)
     if not math.isfinite(loss):
         return {}, f"loss became {loss}"
     average_batch_norm_stats(trainer.model, trainer.world)
@@ -137,7 +143,7 @@ def _resume(trainer: Trainer, files: RunFiles, data: Dataset) -> tuple[int, list
     return start_epoch, checkpoint["history"]
 
 
-def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, float]:
+def _train_epoch(trainer: Trainer, data: Dataset, epoch: int, stop: StopCheck | None = None) -> tuple[float, float]:
     """Mean loss over the global batch and training throughput (images/s of the global batch) of one epoch; the
     loss is NaN as soon as one step's is not finite on any rank (all ranks leave the loop at the same step)."""
     r, world = trainer.recipe, trainer.world
@@ -149,6 +155,8 @@ def _train_epoch(trainer: Trainer, data: Dataset, epoch: int) -> tuple[float, fl
         trainer.local_batch, device=trainer.device, generator=shuffle, crop_scale=trainer.augment.crop_scale,
         seed=epoch_seed(r, epoch))
     for i, batch in enumerate(batches):
+        if stop is not None and i % STOP_POLL_STEPS == 0 and world.from_rank0(world.rank == 0 and bool(stop())):
+            raise RunStopped(f"stopped in epoch {epoch}, at step {i}")
         loss = trainer.step(batch, (epoch - 1) * trainer.steps_per_epoch + i)
         if loss is None:  # a batch of mostly unreadable files: nothing to learn from
             continue

@@ -27,6 +27,7 @@ from lightrecipe.search.store import records
 from lightrecipe.search.tune.data_parallel import train_on_workers
 from lightrecipe.trainers.recipe import Recipe
 from lightrecipe.trainers.run.launch import launch
+from lightrecipe.trainers.run.outcome import RunStopped
 from tests.search.helpers import ARCH, TINY_SPACE, descendants, load, processes_mentioning, trial_rows, wait_for
 from tests.test_readme_blocks import readme_command_of
 
@@ -104,18 +105,22 @@ def test_a_mistake_the_workers_meet_fails_the_trial_at_once_with_its_one_line(ra
 
 
 def test_queues_the_driver_closed_stop_the_workers_instead_of_failing_them(ray_local):
-    """The driver shuts its queues when Tune stops the trial or it goes down: rank 0's next epoch report then
-    stops every rank (one process here: no group) instead of raising, which Ray Train would restart."""
+    """The driver shuts its queues when Tune stops the trial or it goes down: rank 0's next stop check and epoch
+    report then stop every rank (one process here: no group) instead of raising, which Ray Train would restart."""
     from ray.util.queue import Queue
 
-    from lightrecipe.search.tune.data_parallel import _epoch_callback, _Stopped
+    from lightrecipe.search.tune.data_parallel import _epoch_callback, _stop_check
 
     results, stop = Queue(actor_options={"num_cpus": 0}), Queue(actor_options={"num_cpus": 0})
     # The worker holds its own handles to the driver's queue actors (copies, as Ray Train hands them over).
-    on_epoch = _epoch_callback(True, copy.copy(results), copy.copy(stop))
+    asked_to_stop = _stop_check(copy.copy(stop))
+    on_epoch = _epoch_callback(True, copy.copy(results), asked_to_stop)
     on_epoch({"epoch": 1})  # open queues, no stop asked: training goes on
-    assert results.get(timeout=10) == ("epoch", {"epoch": 1})
+    assert results.get(timeout=10) == ("epoch", {"epoch": 1}) and not asked_to_stop()
+    stop.put(True)
+    assert asked_to_stop()  # the driver asked
     results.shutdown()  # kills the queue actors
     stop.shutdown()
-    with pytest.raises(_Stopped):
+    assert asked_to_stop()
+    with pytest.raises(RunStopped):
         on_epoch({"epoch": 2})

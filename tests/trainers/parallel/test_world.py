@@ -20,7 +20,8 @@ from lightrecipe.trainers.method.split_bn import average_batch_norm_stats
 from lightrecipe.trainers.parallel.launch import run_parallel
 from lightrecipe.trainers.parallel.world import World, check_parallel
 from lightrecipe.trainers.recipe import preset
-from lightrecipe.trainers.run.train import train
+from lightrecipe.trainers.run.outcome import RunStopped
+from lightrecipe.trainers.run.train import STOP_POLL_STEPS, train
 from lightrecipe.trainers.run.trainer import Trainer
 
 GLOBAL_BATCH = 64
@@ -227,3 +228,30 @@ def test_a_user_error_on_one_rank_stops_every_rank_with_its_line():
     with pytest.raises(UserError, match=r"^data_root '/data' does not exist$"):  # every rank alike: as one process
         run_parallel(fail_on, 2, args=((0, 1), "data_root '/data' does not exist"), device="cpu", timeout_s=TIMEOUT_S)
     assert run_parallel(fail_on, 2, args=((), ""), device="cpu", timeout_s=TIMEOUT_S) == 0
+
+
+def train_until_asked(workdir: str, ask_at: int) -> dict:
+    """train() whose stop check (asked on rank 0 only) says yes on its `ask_at`-th question."""
+    asked = []
+
+    def stop() -> bool:
+        asked.append(True)
+        return len(asked) >= ask_at
+
+    torch.set_num_threads(1)
+    recipe = preset("digits-small", epochs=1, warmup_epochs=0.0, bn_splits=4, probe_weight_decay=1e-4)
+    try:
+        train(recipe, workdir=workdir, device="cpu", stop=stop)
+    except RunStopped as stopped:
+        return {"stopped": str(stopped), "asked": len(asked), "world": World.current().size}
+    return {"stopped": "", "asked": len(asked)}
+
+
+@pytest.mark.slow
+def test_a_stop_check_ends_every_rank_at_the_same_step_within_the_epoch(tmp_path):
+    """Rank 0 is asked every STOP_POLL_STEPS steps and its answer reaches every rank: both leave train() at
+    step 10 of the 16-step epoch, before its checkpoint, instead of at the epoch's end (or hanging, one rank
+    waiting for the other in a collective)."""
+    out = run_parallel(train_until_asked, 2, args=(str(tmp_path / "run"), 2), device="cpu", timeout_s=TIMEOUT_S)
+    assert out == {"stopped": f"stopped in epoch 1, at step {STOP_POLL_STEPS}", "asked": 2, "world": 2}
+    assert not (tmp_path / "run" / "checkpoint.pt").exists() and not (tmp_path / "run" / "metrics.json").exists()
