@@ -9,10 +9,13 @@ channels_last, in one process, a pass of each in turn per repeat:
   SGD with momentum), same batch size, autocast and memory format, on a fixed random batch as timm's benchmark.
 Images/s are batch / median step time over the repeats (each pass: `--steps` steps, one wait at its end).
 A MoCo v2 step does a supervised step's work plus a key forward (about 4/3 of it), so ~0.75x is the expected ratio.
+`--variants bn_splits=1 channels_last=false` adds MoCo rows under those recipe overrides; `--profile` prints, per
+arch and MoCo row, the CUDA kernels that took the most time over a few steps (torch.profiler).
 The queue holds 1024 keys (the bundled digits' train split has 1078 images); MoCo v2's 65536 adds one 256 x 65536
 x 128 product per step. Without CUDA it says so and exits 0.
 
-    python benchmarks/bench_gpu.py [--archs A B] [--batch 256] [--image-size 224] [--steps 10] [--repeats 5] [--json F]
+    python benchmarks/bench_gpu.py [--archs A B] [--batch 256] [--image-size 224] [--steps 10] [--repeats 5]
+                                   [--variants OVERRIDES ...] [--profile] [--json F]
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ class SupervisedStep:
 class MoCoStep:
     """The trainer's step on pre-made views, and its view-making on a uint8 batch, timed apart."""
 
-    def __init__(self, arch: str, batch: int, size: int, device: torch.device):
-        recipe = bench_recipe(arch, batch, size, ["precision=bf16", "channels_last=true"])
+    def __init__(self, arch: str, batch: int, size: int, device: torch.device, overrides: list[str] = ()):
+        recipe = bench_recipe(arch, batch, size, ["precision=bf16", "channels_last=true", *overrides])
         data = load_dataset(recipe)
         self.trainer = Trainer.build(recipe, device, len(data.train))
         self.trainer.model.train()
@@ -99,10 +102,26 @@ def peak_gib(step, device: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
 
 
-def measure(arch: str, batch: int, size: int, steps: int, repeats: int, device: torch.device) -> dict:
+def print_profile(title: str, step, device: torch.device, steps: int = 3) -> None:
+    """The kernels that took the most device time over `steps` steps, as torch.profiler tabulates them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        pass_seconds(step, steps, device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"-- {title}: {steps} steps, top kernels by self time", flush=True)
+    print(prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60), flush=True)
+
+
+def measure(arch: str, batch: int, size: int, steps: int, repeats: int, device: torch.device,
+            variants: list[str], profile: bool = False) -> list[dict]:
+    """One row per step kind: supervised, the MoCo step, its views, and the MoCo step under each variant's
+    recipe overrides (e.g. 'bn_splits=1'), all timed in turn in each repeat."""
     moco = MoCoStep(arch, batch, size, device)
-    supervised = SupervisedStep(arch, batch, size, device)
-    timed = {"moco": moco, "views": moco.make_views, "supervised": supervised}
+    timed = {"supervised": SupervisedStep(arch, batch, size, device), "moco": moco, "views": moco.make_views}
+    for variant in variants:
+        timed[f"moco {variant}"] = MoCoStep(arch, batch, size, device, variant.split(","))
     for step in timed.values():  # warm-up: cuDNN picks its kernels, the allocator fills its pools
         pass_seconds(step, 3, device)
     seconds = {name: [] for name in timed}
@@ -110,21 +129,27 @@ def measure(arch: str, batch: int, size: int, steps: int, repeats: int, device: 
         for name, step in timed.items():
             seconds[name].append(pass_seconds(step, steps, device))
     med = {name: statistics.median(values) for name, values in seconds.items()}
-    moco_peak, supervised_peak = peak_gib(moco, device), peak_gib(supervised, device)
-    del moco, supervised
+    if profile:
+        for name, step in timed.items():
+            if name.startswith("moco"):
+                print_profile(f"{arch}, {name}", step, device)
+    rows = []
+    for name, step in timed.items():
+        per_step = med[name]
+        rows.append({
+            "arch": arch, "step": name, "image_size": size, "batch": batch, "precision": "bf16",
+            "images_per_s": round(batch / per_step, 1), "step_ms": round(1000 * per_step, 2),
+            "x_supervised": round(med["supervised"] / per_step, 3) if name != "views" else None,
+            "peak_gib": peak_gib(step, device) if name != "views" else None,
+            "repeats": repeats, "steps_per_pass": steps,
+        })
+    rows.append({**rows[1], "step": "moco with views", "images_per_s": round(batch / (med["moco"] + med["views"]), 1),
+                 "step_ms": round(1000 * (med["moco"] + med["views"]), 2),
+                 "x_supervised": round(med["supervised"] / (med["moco"] + med["views"]), 3)})
+    del timed, moco
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {
-        "arch": arch, "image_size": size, "batch": batch, "precision": "bf16", "channels_last": True,
-        "moco_images_per_s": round(batch / med["moco"], 1),
-        "moco_with_views_images_per_s": round(batch / (med["moco"] + med["views"]), 1),
-        "supervised_images_per_s": round(batch / med["supervised"], 1),
-        "ratio": round(med["supervised"] / med["moco"], 3),
-        "moco_step_ms": round(1000 * med["moco"], 2), "views_ms": round(1000 * med["views"], 2),
-        "supervised_step_ms": round(1000 * med["supervised"], 2),
-        "moco_peak_gib": moco_peak, "supervised_peak_gib": supervised_peak,
-        "repeats": repeats, "steps_per_pass": steps,
-    }
+    return rows
 
 
 def main() -> None:
@@ -134,6 +159,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--variants", nargs="*", default=[],
+                        help="more MoCo rows under recipe overrides, e.g. bn_splits=1 channels_last=false")
+    parser.add_argument("--profile", action="store_true", help="print each MoCo row's top kernels")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--device", default="cuda", help="cpu: a quick check that the script runs (tiny sizes)")
     args = parser.parse_args()
@@ -145,16 +173,18 @@ def main() -> None:
     chip = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{chip}, torch {torch.__version__}, timm {timm.__version__}, "
           f"batch {args.batch}, {args.image_size} px, bf16 autocast, channels_last; "
-          f"median of {args.repeats} passes of {args.steps} steps")
+          f"median of {args.repeats} passes of {args.steps} steps; MoCo rows with split BatchNorm train in NCHW "
+          "on a GPU (trainer.trains_channels_last)")
     rows = []
-    print(f"{'arch':24} {'MoCo img/s':>10} {'+views':>8} {'supervised':>10} {'MoCo/sup':>8} "
-          f"{'views ms':>8} {'MoCo GiB':>8} {'sup GiB':>7}")
+    print(f"{'arch':24} {'step':32} {'images/s':>9} {'ms/step':>8} {'x supervised':>12} {'peak GiB':>8}")
     for arch in args.archs:
-        row = measure(arch, args.batch, args.image_size, args.steps, args.repeats, device)
-        rows.append(row)
-        print(f"{arch:24} {row['moco_images_per_s']:>10.0f} {row['moco_with_views_images_per_s']:>8.0f} "
-              f"{row['supervised_images_per_s']:>10.0f} {row['ratio']:>8.2f} {row['views_ms']:>8.1f} "
-              f"{row['moco_peak_gib'] or 0:>8.1f} {row['supervised_peak_gib'] or 0:>7.1f}", flush=True)
+        for row in measure(arch, args.batch, args.image_size, args.steps, args.repeats, device, args.variants,
+                           args.profile):
+            rows.append(row)
+            ratio = "" if row["x_supervised"] is None else f"{row['x_supervised']:.2f}"
+            peak = "" if row["peak_gib"] is None else f"{row['peak_gib']:.1f}"
+            print(f"{arch:24} {row['step']:32} {row['images_per_s']:>9.0f} {row['step_ms']:>8.1f} {ratio:>12} "
+                  f"{peak:>8}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -8,7 +8,9 @@
 # project's virtual environment: lightrecipe is put on the path from this checkout, with just enough metadata for
 # `lightrecipe.__version__`, and nothing is installed.
 #
-#     bash benchmarks/device_check.sh
+#     bash benchmarks/device_check.sh              # every part
+#     ONLY="gpu_step latency" bash benchmarks/device_check.sh   # just these parts
+#     GPU_STEP_ARGS="--archs resnet50 --profile" GPU_STEP_SECONDS=120 ONLY=gpu_step bash benchmarks/device_check.sh
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-device-out}
@@ -23,6 +25,7 @@ py=${PYTHON:-python3}
 part() {  # part NAME SECONDS COMMAND...: run one measurement into $out/NAME.txt, whatever became of the last
     local name=$1 seconds=$2
     shift 2
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
     echo "== $name (at most $seconds s)"
     timeout "$seconds" "$@" >"$out/$name.txt" 2>&1
     echo "   exit $? after $SECONDS s in all"
@@ -30,7 +33,7 @@ part() {  # part NAME SECONDS COMMAND...: run one measurement into $out/NAME.txt
 }
 
 part machine 30 bash -c "nvidia-smi; nproc; grep -m1 'model name' /proc/cpuinfo; $py -c 'import torch, timm, torchvision, PIL; print(\"torch\", torch.__version__, \"torchvision\", torchvision.__version__, \"timm\", timm.__version__, \"pillow\", PIL.__version__)'"
-part gpu_step 240 "$py" benchmarks/bench_gpu.py --json "$out/gpu_step.json"
+part gpu_step ${GPU_STEP_SECONDS:-240} "$py" benchmarks/bench_gpu.py ${GPU_STEP_ARGS:---variants bn_splits=1 channels_last=false} --json "$out/gpu_step.json"
 part latency 60 "$py" -c "
 import json
 from lightrecipe.trainers.latency import measure

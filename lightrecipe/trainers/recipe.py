@@ -125,7 +125,7 @@ class Recipe:
     # bf16/fp16: autocast (GPUs; CPUs run it too, slowly); fp16 adds a GradScaler (moco-v3 main_moco.py).
     # The contrastive logits and the top-k choice are always computed in float32.
     precision: str = "fp32"
-    channels_last: bool = False  # faster convolutions on tensor-core GPUs
+    channels_last: bool = False  # faster convolutions on tensor-core GPUs; NCHW where split BN is on (trainer.py)
     compile: bool = False  # torch.compile the encoders (GPU runs; costs start-up time)
     seed: int = 0
 

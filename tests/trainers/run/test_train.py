@@ -13,10 +13,11 @@ from PIL import Image
 from lightrecipe.errors import UserError
 from lightrecipe.trainers.data.datasets import load_dataset, load_digits_arrays
 from lightrecipe.trainers.method.model import MoCo
+from lightrecipe.trainers.parallel.world import World
 from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.run.scoring import final_scores, val_knn
 from lightrecipe.trainers.run.train import divergence_advice, train
-from lightrecipe.trainers.run.trainer import restore_generator
+from lightrecipe.trainers.run.trainer import restore_generator, trains_channels_last
 
 EPOCH_KEYS = {"epoch", "loss", "lr", "knn_top1", "images_per_s", "epoch_seconds", "skipped_steps", "skipped_files"}
 FINAL_KEYS = EPOCH_KEYS | {"linear_top1", "test_knn_top1", "test_linear_top1", "params", "state", "error",
@@ -209,6 +210,18 @@ def test_channels_last_runs_end_to_end(tmp_path):
         metrics = train(tiny(channels_last=True, **PRECISION_RUN), workdir=tmp_path, device="cpu")
     assert metrics["state"] == "complete"
     assert seen.channels_last == {True} and seen.dtypes == {torch.float32}
+
+
+@pytest.mark.parametrize("bn_splits,ranks,device,expected", [
+    (8, 1, "cuda", False),  # split BatchNorm on a GPU: the regrouping would transpose channels_last memory
+    (1, 1, "cuda", True),
+    (8, 8, "cuda", True),  # one group per rank: plain BatchNorm on each device
+    (8, 1, "cpu", True),  # CPUs keep what the recipe asks
+])
+def test_channels_last_gives_way_to_split_batchnorm_on_a_gpu(bn_splits, ranks, device, expected):
+    recipe = tiny(channels_last=True, bn_splits=bn_splits, batch_size=64)
+    assert trains_channels_last(recipe, World(rank=0, size=ranks), torch.device(device)) is expected
+    assert trains_channels_last(recipe.replace(channels_last=False), World(), torch.device(device)) is False
 
 
 # --- checkpoints across devices ------------------------------------------------------------------
