@@ -113,7 +113,7 @@ class CacheItems(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         img, w, h = self.image(i)
         if self.scale is None:
-            return torch.from_numpy(eval_view(img, self.size)).permute(2, 0, 1).contiguous(), i, ""
+            return torch.from_numpy(eval_view(img, self.size)).permute(2, 0, 1), i, ""
         generator = torch.Generator().manual_seed((self.seed * ITEM_SEED_STRIDE + i) % 2**63)
         pair = resize_views(img, pair_boxes(w, h, self.scale, generator), 1.0, self.size)
-        return torch.from_numpy(pair).permute(0, 3, 1, 2).contiguous(), i, ""
+        return torch.from_numpy(pair).permute(0, 3, 1, 2), i, ""

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from lightrecipe.trainers.data.augment import crop_boxes
+from lightrecipe.trainers.data.augment import CROP_ATTEMPTS, CROP_RATIO
 
 EVAL_CROP_FRACTION = 0.875  # timm's default crop_pct; torchvision's ImageNet evaluation: 224 of 256
 ITEM_SEED_STRIDE = 1_000_003  # item seed = epoch seed * stride + index: distinct per (epoch, image), any worker count
@@ -50,7 +50,7 @@ class EvalImages(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         try:
             view = decode_eval(self.paths[i], self.size)
-            return torch.from_numpy(view).permute(2, 0, 1).contiguous(), i, ""
+            return torch.from_numpy(view).permute(2, 0, 1), i, ""
         except _decode_errors() as exc:
             return torch.zeros((3, self.size, self.size), dtype=torch.uint8), i, f"'{self.paths[i]}' ({exc})"
 
@@ -75,7 +75,7 @@ class CropPairs(torch.utils.data.Dataset):
         generator = torch.Generator().manual_seed((self.seed * ITEM_SEED_STRIDE + i) % 2**63)
         try:
             pair = decode_pair(self.paths[i], self.size, self.scale, generator)
-            return torch.from_numpy(pair).permute(0, 3, 1, 2).contiguous(), i, ""
+            return torch.from_numpy(pair).permute(0, 3, 1, 2), i, ""
         except _decode_errors() as exc:
             return torch.zeros((2, 3, self.size, self.size), dtype=torch.uint8), i, f"'{self.paths[i]}' ({exc})"
 
@@ -105,9 +105,32 @@ def eval_view(img, size: int) -> np.ndarray:
 
 
 def pair_boxes(width: int, height: int, scale: tuple[float, float], generator: torch.Generator):
-    """The two RandomResizedCrop boxes of an image as lists (top, left, h, w), drawn from `generator`."""
-    return tuple(t.tolist() for t in crop_boxes(
-        torch.tensor([height, height]), torch.tensor([width, width]), scale, generator=generator))
+    """The two RandomResizedCrop boxes of an image as lists (top, left, h, w), drawn from `generator`.
+
+    `augment.crop_boxes` for one image twice, in scalar Python: the same two draws from `generator`, the same
+    float64 arithmetic (tests/trainers/data/test_image_decode.py holds them equal). Its tensor version spent
+    about 280 us on two-element tensors, a fifth of a cached image's time in a loader worker.
+    """
+    u = torch.rand((2, 2, CROP_ATTEMPTS), dtype=torch.float64, generator=generator).tolist()
+    pos = torch.rand((2, 2), dtype=torch.float64, generator=generator).tolist()
+    area = float(height * width)
+    log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+    boxes = []
+    for v in range(2):
+        for attempt in range(CROP_ATTEMPTS):
+            target = area * (scale[0] + (scale[1] - scale[0]) * u[0][v][attempt])
+            aspect = math.exp(log_lo + (log_hi - log_lo) * u[1][v][attempt])
+            w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))  # half to even, as torch
+            if 0 < w <= width and 0 < h <= height:
+                top, left = math.floor(pos[0][v] * (height - h + 1)), math.floor(pos[1][v] * (width - w + 1))
+                break
+        else:  # the central crop, clamped to the ratio range
+            in_ratio = width / height
+            w = round(height * CROP_RATIO[1]) if in_ratio > CROP_RATIO[1] else width
+            h = round(width / CROP_RATIO[0]) if in_ratio < CROP_RATIO[0] else height
+            top, left = (height - h) // 2, (width - w) // 2
+        boxes.append((top, left, h, w))
+    return tuple(list(column) for column in zip(*boxes))
 
 
 def resize_views(img, boxes, factor: float, size: int) -> np.ndarray:

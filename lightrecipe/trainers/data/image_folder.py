@@ -175,6 +175,7 @@ class FileSplit(Split):
 
     def _load(self, dataset, order: torch.Tensor, batch_size: int, device: torch.device):
         """(images, labels, readable mask) per batch of `order`; an unreadable file's row is blank, not dropped."""
+        # Items are decoded HWC pixels viewed as CHW: the collate's stack is their one copy (as PILToTensor's).
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, sampler=order.tolist(), num_workers=self.num_workers,
             pin_memory=device.type == "cuda",
