@@ -37,6 +37,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "smoothing_schedule_unit": ("step", "epoch"),
     "probe_method": ("lbfgs", "sgd"),
     "precision": ("fp32", "bf16", "fp16"),
+    "jpeg_decode": ("workers", "device"),
 }
 
 # Inclusive numeric bounds (low, high); None means unbounded on that side.
@@ -90,7 +91,7 @@ VIEW2_AS_VIEW1 = -1.0  # value of a *_view2 probability field that means "as the
 # resolution, the evaluation protocol and the hardware settings. Two recipes being compared (a searched one and
 # the ResNet-50 baseline) keep these equal, so a difference in score is the recipe's.
 SHARED_FIELDS = (
-    "dataset", "data_root", "eval_root", "image_size", "data_fraction", "num_workers",
+    "dataset", "data_root", "eval_root", "image_size", "data_fraction", "num_workers", "jpeg_decode",
     "precision", "channels_last", "compile",
     "knn_k", "knn_temperature", "probe_method", "probe_epochs", "probe_lr", "probe_weight_decay",
 )
@@ -110,6 +111,9 @@ class Recipe:
     batch_size: int = 256  # MoCo v2
     data_fraction: float = 1.0  # share of the train split used: a fidelity knob for short trials
     num_workers: int = 2  # DataLoader workers that decode imagefolder files (this machine has 2 cores)
+    # Training JPEGs of a folder (imagefolder, unlabeled): decoded by the workers, or read by them and decoded in
+    # batches on the training device (nvJPEG on a GPU: one H200 decoded as fast as ~31 workers).
+    jpeg_decode: str = "workers"
     # How residual blocks start (model.RESIDUAL_INIT): timm's ResNets zero the last BatchNorm of each block
     # (zero_init_last), torchvision's, which MoCo v2 builds, do not. Archs without it: both are the same init.
     residual_init: str = "timm"

@@ -32,7 +32,8 @@ from lightrecipe.words import counted
 
 POINT = 1.0  # "within 1 point of the best": one percentage point of top-1
 # Recipe fields that describe the run rather than the recipe: never shown as knobs that "shift".
-NOT_KNOBS = ("arch", "seed", "data_root", "eval_root", "num_workers", "compile", "channels_last", "precision")
+NOT_KNOBS = ("arch", "seed", "data_root", "eval_root", "num_workers", "jpeg_decode", "compile", "channels_last",
+             "precision")
 RESNET50_SETTINGS = {f.name: f.default for f in dataclasses.fields(Recipe)}  # the field defaults are MoCo v2's
 
 

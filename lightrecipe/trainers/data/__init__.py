@@ -1,5 +1,5 @@
 """Data: datasets (the bundled digits, CIFAR, ImageNet-layout folders) as uint8 splits, their fixed stratified
-cuts, image decoding in loader workers, and the two-view augmentation on the training device.
+cuts, image decoding in loader workers (or of JPEGs on the training device), and the two-view augmentation on the training device.
 
 Owns: pixels.py (normalisation, resizing), splits.py (Split, Dataset, the cuts), datasets.py (`load_dataset`),
 formats.py (CIFAR files), image_folder.py and image_decode.py (folders), tree.py and unlabeled.py (unlabeled

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from lightrecipe.errors import UserError
-from lightrecipe.trainers.data.image_decode import ITEM_SEED_STRIDE, eval_view, pair_boxes, resize_views
+from lightrecipe.trainers.data.image_decode import eval_view, item_generator, pair_boxes, resize_views
 
 CACHE_FILE = "lightrecipe-cache.json"  # its presence makes a folder a cache
 INDEX_FILE = "index.npz"
@@ -114,6 +114,5 @@ class CacheItems(torch.utils.data.Dataset):
         img, w, h = self.image(i)
         if self.scale is None:
             return torch.from_numpy(eval_view(img, self.size)).permute(2, 0, 1), i, ""
-        generator = torch.Generator().manual_seed((self.seed * ITEM_SEED_STRIDE + i) % 2**63)
-        pair = resize_views(img, pair_boxes(w, h, self.scale, generator), 1.0, self.size)
+        pair = resize_views(img, pair_boxes(w, h, self.scale, item_generator(self.seed, i)), 1.0, self.size)
         return torch.from_numpy(pair).permute(0, 3, 1, 2), i, ""

@@ -61,7 +61,7 @@ class Part:
         size, workers = self.recipe.image_size, self.recipe.num_workers
         if self.cache is not None:
             return CachedSplit(paths, labels, self.num_classes, size, workers, self.cache, self.positions[idx])
-        return FileSplit(paths, labels, self.num_classes, size, workers)
+        return FileSplit(paths, labels, self.num_classes, size, workers, self.recipe.jpeg_decode)
 
 
 def labeled_parts(root_text: str, field: str, recipe) -> tuple[Part, Part, list[str]]:
@@ -124,10 +124,12 @@ class FileSplit(Split):
 
     crops_in_loader = True
 
-    def __init__(self, paths: list[str], labels: torch.Tensor, num_classes: int, image_size: int, num_workers: int):
+    def __init__(self, paths: list[str], labels: torch.Tensor, num_classes: int, image_size: int, num_workers: int,
+                 jpeg_decode: str = "workers"):
         super().__init__(labels, num_classes, image_size)
         self.paths = paths
         self.num_workers = num_workers
+        self.jpeg_decode = jpeg_decode  # "device": training JPEGs decoded in batches on the device (image_decode.py)
         self._skipped: set[str] = set()
 
     def items(self, scale: tuple[float, float] | None = None, seed: int = 0) -> torch.utils.data.Dataset:
@@ -153,8 +155,26 @@ class FileSplit(Split):
         a batch too short to learn from on every rank together).
         """
         order = self.epoch_order(batch_size, shuffle=True, drop_last=True, generator=generator)
+        if self.jpeg_decode == "device":
+            yield from self._decoded_on_device(order, batch_size, torch.device(device), crop_scale, seed)
+            return
         for views, _, readable in self._load(self.items(crop_scale, seed), order, batch_size, torch.device(device)):
             yield views[readable]
+
+    def _decoded_on_device(self, order: torch.Tensor, batch_size: int, device: torch.device,
+                           crop_scale: tuple[float, float], seed: int):
+        """training_batches with the workers reading JPEG bytes and `device` decoding each batch of them."""
+        from lightrecipe.trainers.data.image_decode import JpegBytesOrPairs, as_list, decode_batch
+
+        items = JpegBytesOrPairs(self.paths, self.image_size, crop_scale, seed)
+        loader = torch.utils.data.DataLoader(items, batch_size=batch_size, sampler=order.tolist(),
+                                             num_workers=self.num_workers, collate_fn=as_list)
+        for batch in loader:
+            views, errors = decode_batch(batch, self.paths, self.image_size, crop_scale, seed, device)
+            for (_, _, i), error in zip(batch, errors):
+                if error:
+                    self._skip(self.paths[i], error)
+            yield views[torch.tensor([not e for e in errors], dtype=torch.bool, device=device)]
 
     def skipped_files(self) -> list[str]:
         return sorted(self._skipped)

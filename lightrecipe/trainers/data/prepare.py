@@ -153,7 +153,7 @@ def decode_short(job):
     """(position, uint8 H x W x 3 with shorter side S, '') or (position, None, error text)."""
     from PIL import Image
 
-    from lightrecipe.trainers.data.image_decode import _decode_errors
+    from lightrecipe.trainers.data.image_decode import decode_errors
 
     i, path, size = job
     try:
@@ -166,7 +166,7 @@ def decode_short(job):
             if (nw, nh) != (w, h):
                 img = img.resize((nw, nh), Image.BILINEAR)  # antialiased when shrinking, as torchvision's Resize
             return i, np.asarray(img, dtype=np.uint8), ""
-    except _decode_errors() as exc:
+    except decode_errors() as exc:
         return i, None, str(exc)
 
 

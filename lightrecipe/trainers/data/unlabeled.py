@@ -43,4 +43,4 @@ def unlabeled_split(recipe, num_classes: int) -> FileSplit:
     labels = torch.zeros(len(paths), dtype=torch.int64)
     if cache is not None:
         return CachedSplit(paths, labels, num_classes, recipe.image_size, recipe.num_workers, cache, positions[keep])
-    return FileSplit(paths, labels, num_classes, recipe.image_size, recipe.num_workers)
+    return FileSplit(paths, labels, num_classes, recipe.image_size, recipe.num_workers, recipe.jpeg_decode)
