@@ -13,7 +13,7 @@ from lightrecipe.trainers.recipe import FIELD_NAMES, preset
 SHARED = dict(
     dataset="digits", data_root="", eval_root="", data_fraction=1.0, num_workers=2, seed=0,  # data is the user's choice
     lr_scaling="linear",  # both scale lr by batch / 256 (MoCo v2 states 0.03 at 256; moco-v3 multiplies)
-    channels_last=False, compile=False,  # speed knobs, no effect on the maths
+    channels_last=False, compile=False, jpeg_decode="workers",  # speed knobs, no effect on the maths
     smoothing="none", smoothing_alpha=0.0, smoothing_k=0, smoothing_schedule="constant",  # plain InfoNCE
     smoothing_schedule_unit="step", smoothing_groups="",
     aug_strength=1.0,  # jitter strengths as written
