@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -44,24 +45,30 @@ TIMM_TRAIN_IMAGES_PER_S = {"mobilenetv3_large_100": 2732, "efficientnet_b0": 175
 TARGET_CACHE, TARGET_JPEG = 3.0, 1.0  # issue 20: cache >= 3x torchvision at 64 and 128 px; JPEG >= 1.0x
 
 
-def make_folder(root: Path, count: int) -> Path:
-    """`count` JPEGs of smooth colour fields plus texture (JPEG sizes like photos'), in CLASSES class folders."""
+def make_folder(root: Path, count: int, processes: int = 1) -> Path:
+    """`count` JPEGs of smooth colour fields plus texture (JPEG sizes like photos'), in CLASSES class folders.
+    Image i is drawn from its own seed, so the folder is the same whatever `processes` writes it."""
     marker = root / f"done-{count}"
     if marker.exists():
         return root
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        folder = root / "train" / f"c{i % CLASSES}"
-        folder.mkdir(parents=True, exist_ok=True)
-        coarse = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((WIDTH, HEIGHT), Image.BICUBIC)
-        pixels = np.asarray(coarse, dtype=np.int16) + rng.normal(0, 12, (HEIGHT, WIDTH, 3)).astype(np.int16)
-        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg", quality=90)
+    for c in range(CLASSES):
+        (root / "train" / f"c{c}").mkdir(parents=True, exist_ok=True)
+    with multiprocessing.Pool(processes) as pool:
+        pool.starmap(write_jpeg, [(root, i) for i in range(count)], chunksize=64)
     for c in range(CLASSES):  # a small val/ so the folder has the layout lightrecipe expects
         (root / "val" / f"c{c}").mkdir(parents=True, exist_ok=True)
         src = next((root / "train" / f"c{c}").iterdir())
         (root / "val" / f"c{c}" / src.name).write_bytes(src.read_bytes())
     marker.touch()
     return root
+
+
+def write_jpeg(root: Path, i: int) -> None:
+    rng = np.random.default_rng(i)
+    coarse = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((WIDTH, HEIGHT), Image.BICUBIC)
+    pixels = np.asarray(coarse, dtype=np.int16) + rng.normal(0, 12, (HEIGHT, WIDTH, 3)).astype(np.int16)
+    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / "train" / f"c{i % CLASSES}" / f"{i:05d}.jpg",
+                                                               quality=90)
 
 
 class TwoCrops:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything one lent GPU machine measures, in one go (a lease is minutes): the machine, the MoCo step beside timm's
 # supervised step (bench_gpu.py), batch-1 and serving latency on the GPU, GPU JPEG decoding against CPU workers
-# (bench_gpu_decode.py) and the CPU loader at 224 px (bench_loader.py). Each part has its own time limit, so one
-# that fails or hangs still leaves the others' results. Logs go to $OUT (the device tool's folder), else ./device-out.
+# (bench_gpu_decode.py), training from JPEGs with either decoder (bench_gpu_train.py) and the CPU loader at 224 px
+# (bench_loader.py). Each part has its own time limit, so one that fails or hangs still leaves the others' results.
+# Logs go to $OUT (the device tool's folder), else ./device-out.
 #
 # It runs under whatever python3 the machine has (torch, timm, pillow, numpy, pyyaml, scikit-learn), not this
 # project's virtual environment: lightrecipe is put on the path from this checkout, with just enough metadata for
@@ -42,5 +43,6 @@ for r in rows:
     print(json.dumps(r))
 "
 part gpu_decode 60 "$py" benchmarks/bench_gpu_decode.py --images 512 --batch 128 --repeats 5
+part gpu_train ${GPU_TRAIN_SECONDS:-300} "$py" benchmarks/bench_gpu_train.py ${GPU_TRAIN_ARGS:-} --json "$out/gpu_train.json"
 part loader 80 "$py" benchmarks/bench_loader.py --sizes 224 --images 600 --limit 384 --repeats 3
 echo "done in $SECONDS s"

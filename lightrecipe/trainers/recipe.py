@@ -112,7 +112,8 @@ class Recipe:
     data_fraction: float = 1.0  # share of the train split used: a fidelity knob for short trials
     num_workers: int = 2  # DataLoader workers that decode imagefolder files (this machine has 2 cores)
     # Training JPEGs of a folder (imagefolder, unlabeled): decoded by the workers, or read by them and decoded in
-    # batches on the training device (nvJPEG on a GPU: one H200 decoded as fast as ~31 workers).
+    # batches on the training device (nvJPEG on a GPU). The device decodes between steps: on an H200 it beat 4
+    # workers and lost to 12 (README, "jpeg_decode").
     jpeg_decode: str = "workers"
     # How residual blocks start (model.RESIDUAL_INIT): timm's ResNets zero the last BatchNorm of each block
     # (zero_init_last), torchvision's, which MoCo v2 builds, do not. Archs without it: both are the same init.
