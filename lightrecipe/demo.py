@@ -45,6 +45,15 @@ def demo_archs(added: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*DEMO_ARCHS, *added]))
 
 
+def single_run_note(sweep_dir: Path) -> str:
+    """What the demo's trained numbers are: one run each. The CPU's instruction set picks torch's and oneDNN's
+    kernels, which sum in another order, and early MoCo training on digits grows such a rounding difference into
+    another run (benchmarks/cpu_kernels.py); the untrained floor only evaluates and stays put."""
+    return ("note: each trained value above is one run of one seed: bit-identical again on this machine, but on "
+            "another CPU, torch build or thread count the same recipe and seed move by several points (the "
+            f"untrained floor does not). The estimate: lightrecipe confirm {sweep_dir} (the winners over seeds)")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from lightrecipe.reports.build import build_report
     from lightrecipe.reports.commands import print_summary
@@ -78,6 +87,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         print(f"{outcome.name}: {outcome.finished}/{outcome.trials} {noun(outcome.trials, 'trial')} finished")
     print_summary(report)
+    print(single_run_note(args.out / "sweep"))
     total = time.perf_counter() - started
     print(f"sweep {swept / 60:.1f} min, report {(total - swept) / 60:.1f} min")
     print(f"trial database: {sweep_dir / 'trials.db'}")

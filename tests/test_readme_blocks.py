@@ -47,11 +47,15 @@ PROGRAM = re.compile(r"(?:^|(?<=[\s;&|(]))lightrecipe\s+(" + "|".join(SUBCOMMAND
 
 
 def readme_commands() -> list[str]:
-    """Every `lightrecipe SUBCOMMAND ...` of the README's indented blocks, from `lightrecipe` to its line's end."""
+    """Every `lightrecipe SUBCOMMAND ...` of the README's indented blocks, from `lightrecipe` to its line's end.
+    In a block with `$ ` prompts, the lines without one are output (a printed hint naming a command runs nothing)."""
     commands = []
     for block in _blocks(README.read_text()):
         joined = "\n".join(block).replace("\\\n", " ")  # continuation lines
+        prompted = any(line.lstrip().startswith("$ ") for line in joined.splitlines())
         for line in joined.splitlines():
+            if prompted and not line.lstrip().startswith("$ "):
+                continue
             line = re.sub(r"\s+#.*$", "", line).strip()  # a trailing comment
             line = re.sub(r"\s+", " ", line)
             match = PROGRAM.search(line)
@@ -314,7 +318,7 @@ def holdup(workspace, cifar, ray_local) -> dict:
 def test_the_demo_sweeps_each_arch_on_the_digits_folder_and_writes_its_report(holdup, workspace):
     """`make demo`'s job (`lightrecipe demo`), here with the README's second arch: one study per arch, the
     ResNet-50 baseline first, the digits' properties fixed in every recipe, a floor above chance, a report."""
-    from lightrecipe.demo import DEMO_SPACE, demo_archs
+    from lightrecipe.demo import DEMO_SPACE, demo_archs, single_run_note
     from lightrecipe.reports.figures import FIGURES
     from lightrecipe.search.store import records
 
@@ -323,6 +327,7 @@ def test_the_demo_sweeps_each_arch_on_the_digits_folder_and_writes_its_report(ho
     printed = holdup["demo"].printed
     assert f"report: {out / 'report' / 'report.html'}" in printed
     assert f"data: the bundled digits as an image folder, {out / 'data' / 'digits'}" in printed
+    assert single_run_note(Path("measured") / "sweep") in printed  # one run each; confirm is the estimate
     assert sorted(folder.studies) == sorted(f"{DEMO_SPACE}/{arch}" for arch in archs)
     fixed = {"hflip_prob": 0.0, "grayscale_prob": 0.0, "blur_prob": 0.0, "image_size": 32}  # the data's properties
     for name, trials in folder.studies.items():
