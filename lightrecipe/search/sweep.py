@@ -30,7 +30,7 @@ from ray import tune
 
 from lightrecipe.search import floor, latency
 from lightrecipe.search.cluster.interrupts import Interrupted, SignalStopper, catch_signals, received
-from lightrecipe.search.cluster.session import ray_session, trials_that_fit
+from lightrecipe.search.cluster.session import placement_groups_released, ray_session, trials_that_fit
 from lightrecipe.search.planning import one_driver, plan_studies
 from lightrecipe.search.settings import StudyOutcome, StudyPlan, SweepSettings, check_settings, make_out
 from lightrecipe.search.store import records
@@ -140,7 +140,9 @@ def run_study(
                              stopped_by_scheduler=scheduler.was_stopped, on_update=progress.update,
                              workers_per_trial=settings.workers_per_trial, worker_failures=settings.max_failures)
     logs = tracker_callbacks(trackers.parse(settings.log_to), out, study=plan.name, stopped_by_scheduler=scheduler.was_stopped)
-    _tuner(plan, settings, out, searcher, scheduler, remaining, concurrency, budget, [_ProgressTick(progress), *logs]).fit()
+    with placement_groups_released():  # a stopped data-parallel trial's workers' reservation ends with the run
+        _tuner(plan, settings, out, searcher, scheduler, remaining, concurrency, budget,
+               [_ProgressTick(progress), *logs]).fit()
     progress.close()
     left = searcher.open_trials()
     if left:

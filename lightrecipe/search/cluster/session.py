@@ -150,6 +150,35 @@ def _captured_stderr() -> Iterator[_Captured]:
 
 
 
+@contextlib.contextmanager
+def placement_groups_released() -> Iterator[None]:
+    """Placement groups this driver's job creates inside the block and leaves behind are removed at its end.
+
+    A data-parallel trial's Ray Train controller holds its workers' CPUs and GPUs in a placement group. When
+    Tune ends the trial by ending its actor (the time budget, a signal), the controller goes with it, and Ray
+    Train leaves the group to a detached cleaner that asks Ray's state API whether the controller still lives.
+    That API gives up when two Ray instances run on one machine (two users' sweeps, a test beside a sweep), so
+    the group and its CPUs would outlive the sweep on any Ray that outlives it (a cluster joined with
+    --address, a notebook's), and the `--resume` that follows would wait for them forever. Groups of other
+    jobs (other drivers on a shared cluster) are never touched: a group's id ends with its job's id.
+    """
+    import ray
+    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+
+    job = ray.get_runtime_context().get_job_id()
+    before = set(placement_group_table())
+    try:
+        yield
+    finally:
+        for group_id, info in placement_group_table().items():
+            if group_id in before or not group_id.endswith(job) or info.get("state") == "REMOVED":
+                continue
+            try:
+                remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(group_id)))
+            except Exception:  # noqa: BLE001 - removed meanwhile by Ray Train's own cleaner
+                pass
+
+
 def trials_that_fit(cpus_per_worker: float, gpus_per_worker: float, workers: int = 1) -> int:
     """How many trials of `workers` workers each the live cluster can run at once; UserError when the whole
     cluster cannot hold one trial. A trial's workers may sit on different nodes (Ray Train places them)."""

@@ -25,6 +25,7 @@ listening. Queues the driver has closed read as a stop too, not as a worker fail
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,11 @@ from lightrecipe.errors import UserError
 
 QUEUE_POLL_S = 1.0  # how often the driver looks for worker results while fit() runs
 STOP_WAIT_S = 600.0  # how long a stopped trial's driver waits for its workers to finish the epoch they are in
+# Tune hands a stopped trial's actor to the next trial (reuse_actors) only if the old trial's thread ends
+# within this many seconds of being asked (FunctionTrainable.reset_config, read in the actor at each reuse;
+# 2 s by default). Ours ends once its workers have left train(): several seconds, which would make the next
+# trial fail with "Could not re-use actor" instead of waiting for the CPUs they free.
+REUSE_WAIT_VARIABLE = "TUNE_FUNCTION_THREAD_TIMEOUT_S"
 EPOCH, FINAL, USER_ERROR = "epoch", "final", "user_error"
 WORKER_NODES = "worker_nodes"  # a final metric of a data-parallel trial: each rank's node (devices.node_label),
 #                                 space-separated in rank order (a string, as every tracker takes it)
@@ -48,6 +54,7 @@ def train_on_workers(recipe: dict[str, Any], run_dir: Path, *, workers: int, cpu
     from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
 
+    os.environ[REUSE_WAIT_VARIABLE] = str(int(STOP_WAIT_S) + 60)  # this trial actor's process, see above
     results, stop = Queue(actor_options={"num_cpus": 0}), Queue(actor_options={"num_cpus": 0})
     per_worker = {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
     trainer = TorchTrainer(
