@@ -67,8 +67,6 @@ def readme_commands() -> list[str]:
 # Each README command, by a fragment only it holds, and where it runs. `here`: a test of this module; a file:
 # that test reads the command from the README and runs it; `not run`: why it cannot be.
 SHOWN = "tests/test_readme.py"
-WARM_MEASURE = ("not run: the record of a measurement (SEED and `...` stand for its five sweeps, about 55 minutes "
-                "here); `--warm-start` runs here in section 4's example")  # the `$ lightrecipe` examples, whose output the README shows
 CLAIMS: dict[str, str] = {
     # 2. Train one recipe
     "train --preset digits-small --out runs/digits": "here",
@@ -88,11 +86,6 @@ CLAIMS: dict[str, str] = {
     "sweep ... --log-to mlflow:http": "not run: `...` stands for a sweep's flags; the URI is a server's",
     "train --preset digits-small --out runs/one --log-to mlflow": "here",
     "train --preset digits-small --out runs/two --log-to wandb": "here",
-    # The warm-start measurement: how it was made, not a command to copy (SEED and `...` are placeholders)
-    "--seed SEED --out $D/cold-sSEED": WARM_MEASURE,
-    "--out $D/warm-mn-sSEED": WARM_MEASURE,
-    "--out $D/warm-rn-sSEED": WARM_MEASURE,
-    "report $D/cold-s0 $D/cold-s1 $D/warm-mn-s0 ...": WARM_MEASURE,
     # 5. Reports, 6. confirm
     "report demo/sweep sweeps/paper postgresql://": "here",
     "confirm sweeps/paper [--top K]": "not run: a synopsis; its options are in brackets",

@@ -77,3 +77,27 @@ def test_the_trial_table_and_the_history_mark_warm_started_trials(sources):
     assert pd.isna(rows.loc[3, "warm_source_study"]) and rows.loc[3, "warm_changes"] == ""
     history = figures.history_data(frames)
     assert history.set_index("number")["warm_started"].to_dict() == {0: False, 1: True, 2: True, 3: False, 4: False}
+
+
+def test_the_random_init_floor_is_drawn_where_the_sources_measured_it(sources):
+    """Two short studies can both sit below the untrained backbone: the figure shows the line to beat."""
+    import optuna
+
+    cold, warm, _ = sources
+    cold_study = optuna.load_study(study_name=None, storage=records.default_storage_url(cold))
+    cold_study.set_user_attr(records.FLOOR, [{"seed": 0, "knn_top1": 0.8}, {"seed": 1, "knn_top1": 0.7}])
+    data = figures.warm_data(tables.load([cold, warm]))
+    assert data.attrs["floors"] == {ARCH: pytest.approx(75.0)}  # the mean over the floor's seeds
+    fig = figures.plot_warm(data)
+    (ax,) = [a for a in fig.axes if a.get_title() == ARCH]
+    assert [tuple(line.get_ydata()) for line in ax.get_lines() if line.get_linestyle() == "--"] == [(75.0, 75.0)]
+    assert "random-init floor" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert layout_problems(fig) == []
+
+
+def test_without_a_measured_floor_no_line_is_drawn(sources):
+    cold, warm, _ = sources
+    data = figures.warm_data(tables.load([cold, warm]))
+    assert data.attrs["floors"] == {}
+    fig = figures.plot_warm(data)
+    assert not [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == "--"]

@@ -29,7 +29,8 @@ def warm_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """One row per finished trial of each warm study and each cold study it is compared with: source, study,
     arch, kind ("warm" | "cold"), place (1-based), number, warm_started (bool), baseline, top1 (complete
     trials), best_so_far, device_seconds (cumulative). `attrs["pairs"]`: one row per (warm, cold) pair (see
-    `warm_pairs`); `attrs["title"]` says, over the pairs, how often and how soon warm reached the cold best."""
+    `warm_pairs`); `attrs["title"]` says, over the pairs, how often and how soon warm reached the cold best;
+    `attrs["floors"]`: per arch shown, its random-init floor (%), where the sources measured one."""
     trials = frames.trials
     order = tables.arch_order(trials)
     if trials.empty or metric not in trials.columns or "warm_start" not in trials.columns:
@@ -46,8 +47,10 @@ def warm_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
         return empty_frame(NO_PAIR, order=order, metric=metric, title=EMPTY_TITLE)
     frame = pd.concat(shown, ignore_index=True)
     pairs = warm_pairs([(w, c) for g in groups.values() for w in g["warm"] for c in g["cold"]])
-    frame.attrs.update(order=[a for a in order if a in set(frame["arch"])], metric=metric, pairs=pairs,
-                       title=warm_title(pairs))
+    shown_archs = [a for a in order if a in set(frame["arch"])]
+    floor = tables.floor_by_arch(frames.floor, metric)
+    frame.attrs.update(order=shown_archs, metric=metric, pairs=pairs, title=warm_title(pairs),
+                       floors={a: 100.0 * float(floor.loc[a, "value"]) for a in shown_archs if a in floor.index})
     return frame
 
 
@@ -115,13 +118,18 @@ def plot_warm(data: pd.DataFrame):
             started = c[c["warm_started"] & c["top1"].notna()]
             ax.scatter(started["place"], started["top1"], marker="D", s=22, facecolor="white", edgecolor=color,
                        linewidth=1.1, zorder=4)
+        if arch in data.attrs.get("floors", {}):  # what a trained recipe must beat: the backbone untrained
+            ax.axhline(data.attrs["floors"][arch], color=style.FLOOR_COLOR, linestyle="--", linewidth=1.2)
         integer_x_axis(ax, part["place"])
         ax.set_title(arch, fontsize=9)
         ax.set_xlabel("trials finished")
     axes[0].set_ylabel(f"best val {metric_label(data.attrs['metric'])} so far (%)")
-    legend_below(fig, [Line2D([], [], color=WARM_COLOR, label="warm-started study"),
-                        Line2D([], [], color=COLD_COLOR, label="cold study, same space and budget"),
-                        Line2D([], [], marker="D", linestyle="", markerfacecolor="white", markeredgecolor="#555555",
-                               label="warm-started trial (its own value)")])
+    handles = [Line2D([], [], color=WARM_COLOR, label="warm-started study"),
+               Line2D([], [], color=COLD_COLOR, label="cold study, same space and budget"),
+               Line2D([], [], marker="D", linestyle="", markerfacecolor="white", markeredgecolor="#555555",
+                      label="warm-started trial (its own value)")]
+    if data.attrs.get("floors"):
+        handles.append(Line2D([], [], color=style.FLOOR_COLOR, linestyle="--", label=style.FLOOR_LABEL))
+    legend_below(fig, handles)
     suptitle(fig, data.attrs["title"])
     return fig
