@@ -7,6 +7,7 @@ process on the machine, other tests' included.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -141,38 +141,42 @@ def test_the_readme_two_node_cluster_runs_with_token_auth_and_refuses_a_driver_w
     assert len(workers) == 2 and len({w.rsplit("/", 1)[1] for w in workers}) == 2, workers
 
 
-@pytest.fixture
-def gpu_head(cluster_dir, tmp_path):
-    """One Ray node that says it has a GPU, on a machine whose torch sees none: a worker without CUDA."""
-    home = tmp_path / "home"
-    home.mkdir()
+@contextlib.contextmanager
+def single_ray_node(home: Path, temp_dir: Path, log_path: Path, *, cpus: int, gpus: int = 0):
+    """A one-node Ray started with `ray start --head --block`, token authentication on, with its own HOME and
+    temp dir; yields its address and the environment its drivers need, and stops it at the end."""
+    home.mkdir(exist_ok=True)
     # A single node, on 127.0.0.1 only; its drivers need the same setting, or Ray sends them to the machine's
     # network address, where this node does not listen.
     env = user_env(home, RAY_AUTH_MODE="token", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=env, capture_output=True, check=True)
     port = free_port()
-    log = open(tmp_path / "head.log", "w")
-    node = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--port", str(port), "--num-cpus", "1", "--num-gpus", "1",
-         "--include-dashboard", "false", "--temp-dir", str(cluster_dir / "g"), "--disable-usage-stats",
-         "--dashboard-agent-listen-port", str(free_port()), "--runtime-env-agent-port", str(free_port()), "--block"],
-        env=env,
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while "Ray runtime started" not in (tmp_path / "head.log").read_text():
-        assert node.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()[-3000:]
-        time.sleep(0.5)
-    try:
-        yield f"127.0.0.1:{port}", env
-    finally:
-        node.terminate()  # `ray start --block` stops its node's processes on SIGTERM
+    with open(log_path, "w") as log:
+        node = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--head", "--port", str(port), "--num-cpus", str(cpus), "--num-gpus",
+             str(gpus), "--include-dashboard", "false", "--temp-dir", str(temp_dir), "--disable-usage-stats",
+             "--dashboard-agent-listen-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
+             "--block"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
         try:
-            node.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
-        log.close()
+            wait_for("the Ray node to start", lambda: "Ray runtime started" in log_path.read_text(), timeout_s=120,
+                     running=lambda: node.poll() is None, log=log_path)
+            yield f"127.0.0.1:{port}", env
+        finally:
+            node.terminate()  # `ray start --block` stops its node's processes on SIGTERM
+            try:
+                node.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
+
+
+@pytest.fixture
+def gpu_head(cluster_dir, tmp_path):
+    """One Ray node that says it has a GPU, on a machine whose torch sees none: a worker without CUDA."""
+    with single_ray_node(tmp_path / "home", cluster_dir / "g", tmp_path / "head.log", cpus=1, gpus=1) as head:
+        yield head
 
 
 def sweep_on(address: str, env: dict[str, str], out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -16,7 +16,6 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -29,14 +28,13 @@ from lightrecipe.search.store.study import create_study
 from lightrecipe.search.tune.data_parallel import WORKER_NODES
 from lightrecipe.spaces.loader import load_space
 from lightrecipe.trainers.run.run_files import read_history
-from tests.search.cluster.test_cluster import BIN, user_env
+from tests.search.cluster.test_cluster import single_ray_node
 from tests.search.cluster.test_interrupts import Driver, running_with_an_epoch
 from tests.search.helpers import (
     ARCH,
     DATA,
     TINY_SPACE,
     descendants,
-    free_port,
     load,
     processes_mentioning,
     stop_pids,
@@ -129,30 +127,12 @@ def another_ray_on_this_machine(tmp_path):
     """A second Ray instance on the machine, as when two users' sweeps (or a test and a sweep) share it. Ray
     Train's own placement-group cleaner asks Ray's state API, which then cannot tell which instance is its."""
     temp = Path(tempfile.mkdtemp(prefix="lr-other-", dir="/tmp"))  # short: Ray's socket paths must be
-    home = tmp_path / "home"
-    home.mkdir()
-    env = user_env(home, RAY_AUTH_MODE="token", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=env, capture_output=True, check=True)
-    log_path = tmp_path / "other-ray.log"
-    with open(log_path, "w") as log:
-        node = subprocess.Popen(
-            [str(BIN / "ray"), "start", "--head", "--port", str(free_port()), "--num-cpus", "0",
-             "--include-dashboard", "false", "--temp-dir", str(temp), "--disable-usage-stats",
-             "--dashboard-agent-listen-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
-             "--block"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for("the other Ray instance", lambda: "Ray runtime started" in log_path.read_text(),
-                     timeout_s=120, running=lambda: node.poll() is None, log=log_path)
+    try:
+        with single_ray_node(tmp_path / "home", temp, tmp_path / "other-ray.log", cpus=0):
             yield
-        finally:
-            node.terminate()  # `ray start --block` stops its node's processes on SIGTERM
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait()
-            stop_pids(processes_mentioning(str(temp)), grace_s=1.0)
-            shutil.rmtree(temp, ignore_errors=True)
+    finally:
+        stop_pids(processes_mentioning(str(temp)), grace_s=1.0)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_time_budget_stops_the_workers_frees_their_cpus_and_resume_runs_exactly_the_trials(
