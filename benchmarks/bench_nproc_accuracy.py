@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from lightrecipe.reports.holdup import t_interval
 from lightrecipe.reports.text import plus_minus
 from lightrecipe.search.floor import random_init_scores
+from lightrecipe.stats import t_interval
 from lightrecipe.trainers.recipe import preset
 from lightrecipe.trainers.run.launch import launch
 from lightrecipe.trainers.run.train import train

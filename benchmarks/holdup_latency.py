@@ -18,7 +18,7 @@ import sys
 import pandas as pd
 
 from lightrecipe.reports.figures.latency import latency_title, pareto, plot_latency
-from lightrecipe.reports.tables import latency_caption
+from lightrecipe.reports.selections import latency_caption
 
 # README, "Does the search find recipes that hold up?": val kNN (%) of the confirmed winner, the ResNet-50
 # settings and the untrained floor, and the backbone parameters (timm, num_classes=0).

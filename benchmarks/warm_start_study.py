@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import tables
+from lightrecipe.reports import selections, tables
 from lightrecipe.reports.figures.warm import warm_data
-from lightrecipe.reports.holdup import t_interval
+from lightrecipe.stats import t_interval
 from lightrecipe.words import counted
 
 MOBILENET, RESNET = "mobilenetv3_small_050", "resnet10t"
@@ -107,7 +107,7 @@ def interval(values: pd.Series) -> str:
 
 
 def report(frame: pd.DataFrame, floors: pd.DataFrame, args: argparse.Namespace) -> None:
-    floor = tables.floor_by_arch(floors, "knn_top1")
+    floor = selections.floor_by_arch(floors, "knn_top1")
     seeds = sorted(frame["seed"].unique())
     print(f"\nWarm against cold: digits-demo space, {args.trials} trials of 2 epochs per study, ASHA from epoch 1, "
           f"--warm-top 3, sweep seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}); val kNN top-1 (%), mean +- 95% "

@@ -4,7 +4,7 @@ Imports are read with `ast` from every module, including those inside functions 
 arrow), so a circle or an upward import fails here before anyone has to untangle it.
 
 From the ground up, a module may import only modules of its own room or of rooms below it:
-    ground (errors, plain_json, words, ranking) < trainers < spaces < search < reports < demo, the front door (lightrecipe) < cli
+    ground (errors, plain_json, words, ranking, stats) < trainers < spaces < search < reports < demo, the front door (lightrecipe) < cli
 and inside trainers and search, the sub-rooms named in their `__init__` docstrings.
 """
 
@@ -21,6 +21,7 @@ MAX_MODULES = 12
 # (module-name prefix, height): the longest matching prefix decides a module's room.
 ROOMS = [
     ("lightrecipe.errors", 0), ("lightrecipe.plain_json", 0), ("lightrecipe.words", 0), ("lightrecipe.ranking", 0),
+    ("lightrecipe.stats", 0),
     # trainers: the recipe's rules, then data | parallel, method, run, and the commands on top
     ("lightrecipe.trainers.fields", 10), ("lightrecipe.trainers.presets", 11), ("lightrecipe.trainers.recipe", 12),
     ("lightrecipe.trainers.data", 13), ("lightrecipe.trainers.parallel", 13),

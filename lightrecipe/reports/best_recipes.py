@@ -10,10 +10,11 @@ from typing import Any
 import pandas as pd
 
 from lightrecipe.errors import UserError
-from lightrecipe.reports import tables
+from lightrecipe.reports import selections
 from lightrecipe.reports.text import one_line
 from lightrecipe.search.store import records
-from lightrecipe.trainers.recipe import CPU_THREADS, FIELD_NAMES, Recipe, field_types
+from lightrecipe.trainers.fields.recipe_text import CPU_THREADS
+from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, field_types
 from lightrecipe.words import counted
 
 
@@ -30,7 +31,7 @@ def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list
     written: dict[str, Path] = {}
     taken: set[str] = set()
     confirmed = confirmed or {}
-    best = tables.best_trials(trials, metric)
+    best = selections.best_trials(trials, metric)
     for arch in sorted(set(best.index) | set(confirmed)):
         row, how = confirmed[arch] if arch in confirmed else (best.loc[arch], "")
         data = _recipe_from_row(row)
@@ -52,7 +53,7 @@ def write_best_recipes(trials: pd.DataFrame, metric: str, out: Path, notes: list
             f"# Train it: lightrecipe train --recipe {name}\n"
         )
         threads = _cpu_threads(row)
-        if threads is not None:  # the number above reproduces on a CPU only at this count (recipe.CPU_THREADS)
+        if threads is not None:  # the number above reproduces on a CPU only at this count (recipe_text.CPU_THREADS)
             header += (f"# Obtained on a CPU with {counted(threads, 'torch thread')}: `lightrecipe train --recipe` on a "
                        f"CPU trains with\n# {CPU_THREADS} below, since another count gives another number\n"
                        f"{CPU_THREADS}: {threads}\n")
@@ -69,7 +70,7 @@ def _which(row: pd.Series) -> str:
     fitted = row.get("fitted")
     fitted = one_line(fitted) if isinstance(fitted, str) else ""
     if bool(row.get("baseline")) or row.get("role") == records.ROLE_RESNET50:
-        return f", the {tables.baseline_name(fitted)}"
+        return f", the {selections.baseline_name(fitted)}"
     return f" ({fitted})" if fitted else ""
 
 

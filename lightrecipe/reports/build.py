@@ -13,8 +13,9 @@ from typing import Sequence
 import pandas as pd
 
 from lightrecipe.errors import UserError
-from lightrecipe.reports import figures, holdup, style, tables
+from lightrecipe.reports import figures, holdup, selections, tables
 from lightrecipe.reports.best_recipes import write_best_recipes
+from lightrecipe.reports.figures import style
 from lightrecipe.reports.headline import headline_data
 from lightrecipe.reports.render_html import render_html
 from lightrecipe.reports.render_md import render_markdown
@@ -74,7 +75,7 @@ def _winner_recipes(confirm: pd.DataFrame, winners: pd.DataFrame) -> dict[str, t
 
 def _unscored_notes(trials: pd.DataFrame, metric: str) -> list[str]:
     """A note when no trial can be ranked yet, with each study's trial counts by state."""
-    if tables.scored(trials, metric).shape[0]:
+    if selections.scored(trials, metric).shape[0]:
         return []
     counts = trials.groupby("study")["state"].value_counts()
     return [f"no complete trial has a {metric} value yet; "

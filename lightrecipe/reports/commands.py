@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_summary(report) -> None:
     """The report's notes and, per arch, ResNet-50 settings -> best recipe, as the terminal sees them."""
-    from lightrecipe.reports.tables import baseline_name
+    from lightrecipe.reports.selections import baseline_name
 
     for note in report.notes:
         print(f"note: {note}")

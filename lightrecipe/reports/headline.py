@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from lightrecipe.reports import figures, holdup, tables
+from lightrecipe.reports import figures, holdup, selections, tables
 from lightrecipe.search.store import records
 from lightrecipe.words import counted
 
@@ -22,18 +22,18 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
     nothing), the delta in points, `basis` ("sweep val" or "confirm test, N seeds"), the best
     trial and its run folder(s), the most important knobs, trial counts by state, `params_m` (backbone parameters,
     millions) and `latency_ms` (batch-1 latency as the sweep measured it, NaN where it did not; attrs
-    ["latency_caption"] names the device and threads, tables.latency_by_arch). `importance` is the
+    ["latency_caption"] names the device and threads, selections.latency_by_arch). `importance` is the
     importance figure's data when the caller already has it (fANOVA takes seconds), `confirmed` is
     `holdup.holdup_data`; each is computed when not given."""
     trials = frames.trials
     comp = figures.comparison_data(frames, metric)
     importance = figures.importance_data(frames, metric) if importance is None else importance
-    best = tables.best_trials(trials, metric)
+    best = selections.best_trials(trials, metric)
     confirmed = holdup.holdup_data(frames, metric) if confirmed is None else confirmed
     winners = holdup.confirmed_winners(confirmed, metric)
-    latency = tables.latency_by_arch(frames.latency)
+    latency = selections.latency_by_arch(frames.latency)
     rows = []
-    for arch in tables.arch_order(trials):
+    for arch in selections.arch_order(trials):
         sub = trials[trials["arch"] == arch]
         c = comp[comp["arch"] == arch] if not comp.empty else comp
         get = lambda kind, col: float(c.loc[c["kind"] == kind, col].iloc[0]) if len(c) and (c["kind"] == kind).any() \
@@ -51,8 +51,8 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
             best_run_dir=str(best_row.run_dir or "") if best_row is not None else "",
             top_knobs=knobs,
             trials=len(sub),
-            baseline_fit=tables.baseline_fit(sub[sub["baseline"]]),
-            params_m=tables.params_millions(trials, arch),
+            baseline_fit=selections.baseline_fit(sub[sub["baseline"]]),
+            params_m=selections.params_millions(trials, arch),
             latency_ms=float(latency.loc[arch, "latency_ms"]) if arch in latency.index else math.nan,
             **{s: int(counts.get(s, 0)) for s in records.STATES},
         )
@@ -60,7 +60,7 @@ def headline_data(frames: tables.Frames, metric: str, importance: pd.DataFrame |
             winner = winners.loc[arch]
             row.update(_confirmed(confirmed[confirmed["arch"] == arch], winner, metric))
             runs = frames.confirm
-            row["baseline_fit"] = tables.baseline_fit(
+            row["baseline_fit"] = selections.baseline_fit(
                 runs[(runs["study"] == winner.study) & (runs["role"] == records.ROLE_RESNET50)])
         rows.append(row)
     frame = pd.DataFrame(rows)

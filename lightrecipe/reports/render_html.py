@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from lightrecipe.reports import figures, holdup, tables
+from lightrecipe.reports import figures, holdup, selections, tables
 from lightrecipe.reports.text import number, percent, plus_minus
 from lightrecipe.search.store import records
 from lightrecipe.words import counted
@@ -79,7 +79,7 @@ def _headline_html(headline: pd.DataFrame, metric: str, best_files: dict[str, Pa
         fitted = f"<br><span class=sub>{_cell(r.baseline_fit)}</span>" if r.baseline_fit else ""
         rows.append(
             f"<tr><td><b>{_cell(r.arch)}</b><br><span class=sub>{escape_text(r.basis)}</span></td>"
-            f"<td class=num>{number(r.params_m, '{:.2f}')} · {number(r.latency_ms, '{:.1f}', tables.NOT_MEASURED)}</td>"
+            f"<td class=num>{number(r.params_m, '{:.2f}')} · {number(r.latency_ms, '{:.1f}', selections.NOT_MEASURED)}</td>"
             f"<td class=num>{plus_minus(r.floor, r.floor_ci)}</td><td class=num>{plus_minus(r.baseline, r.baseline_ci)}{fitted}</td>"
             f"<td class=num>{plus_minus(r.best, r.best_ci)}</td><td class='num {cls}'>{number(r.delta, '{:+.1f}')}</td>"
             f"<td>{_cell(r.top_knobs) or '–'}</td><td>{_cell(r.best_trial) or '–'}{link}{run}</td>"
@@ -142,8 +142,8 @@ def render_html(*, trials: pd.DataFrame, metric: str, sources: list[str], drawn:
     parts.append("<h2>Figures</h2>")
     parts.extend(_figure_html(f) for f in drawn)
     parts.append("<h2>Studies</h2>")
-    parts.append(_table(tables.state_counts(trials)))
-    top = tables.top_trials(trials, metric)
+    parts.append(_table(selections.state_counts(trials)))
+    top = selections.top_trials(trials, metric)
     if not top.empty:
         parts.append("<h2>Top trials per arch</h2>" + _top_trials_html(top, metric))
     failures = trials[trials["state"].isin([records.FAILED, records.DIVERGED])][["study", "number", "state", "node", "error"]]

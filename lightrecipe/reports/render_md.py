@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from lightrecipe.reports import holdup, tables
+from lightrecipe.reports import holdup, selections, tables
 from lightrecipe.reports.text import markdown_text as _md
 from lightrecipe.reports.text import number, percent, plus_minus
 from lightrecipe.words import counted
@@ -27,7 +27,7 @@ def render_markdown(*, trials: pd.DataFrame, metric: str, sources: list[str], dr
         recipe = report.best_recipes.get(r.arch)
         fitted = f" ({_md(r.baseline_fit)})" if r.baseline_fit else ""
         lines.append(f"| {_md(r.arch)} | {_md(r.basis)} | {number(r.params_m, '{:.2f}')} | "
-                     f"{number(r.latency_ms, '{:.1f}', tables.NOT_MEASURED)} | {plus_minus(r.floor, r.floor_ci)} | {plus_minus(r.baseline, r.baseline_ci)}{fitted} | "
+                     f"{number(r.latency_ms, '{:.1f}', selections.NOT_MEASURED)} | {plus_minus(r.floor, r.floor_ci)} | {plus_minus(r.baseline, r.baseline_ci)}{fitted} | "
                      f"{plus_minus(r.best, r.best_ci)} | {number(r.delta, '{:+.1f}')} | "
                      f"{_md(r.top_knobs) or '–'} | {_md(r.best_trial)} | {_md(r.best_run_dir) or '–'} | "
                      f"{_md(recipe.name) if recipe else '–'} |")

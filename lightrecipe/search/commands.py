@@ -131,7 +131,7 @@ def sweep_settings(args: argparse.Namespace, **study_fields):
     import dataclasses
 
     from lightrecipe.search.settings import SweepSettings
-    from lightrecipe.trainers.recipe import parse_assignments
+    from lightrecipe.trainers.fields.recipe_text import parse_assignments
 
     if args.max_failures < 0:
         raise UserError(f"--max-failures must be 0 or more, got {args.max_failures}")

@@ -13,16 +13,9 @@ from typing import Any, Callable, Mapping
 
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.spaces.params import Choice, Float, Int, ParamSpec, describe_range, same_value, yaml_value
+from lightrecipe.trainers.fields.valid_values import CHOICES, outside_bounds, value_fits
 from lightrecipe.trainers.presets import list_presets
-from lightrecipe.trainers.recipe import (
-    CHOICES,
-    FIELD_NAMES,
-    check_field_names,
-    field_types,
-    outside_bounds,
-    preset,
-    value_fits,
-)
+from lightrecipe.trainers.recipe import FIELD_NAMES, check_field_names, field_types, preset
 
 
 def validate(space: Any, source: str) -> None:

@@ -2,7 +2,8 @@
 `search`, `spaces` or `reports`.
 
 Rooms, from the ground up (a room imports only rooms before it):
-- fields/: what a field may hold (arch names, the fitted queue and batch, smoothing groups), the YAML reader.
+- fields/: what a field may hold (choices, bounds and types, arch names, the fitted queue and batch, smoothing
+  groups), recipes as text (files, `--set`), the YAML reader.
 - recipe.py, presets.py: the Recipe and every rule about its fields; named recipes.
 - data/: datasets, fixed splits, decoding, two-view augmentation.
 - parallel/: the process group (`World`: gathers, broadcasts) and the local launcher.

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from lightrecipe.errors import UserError
+from lightrecipe.trainers.fields.recipe_text import parse_assignments
 from lightrecipe.trainers.fit import Fit, TrainImages, fit_preset
 from lightrecipe.trainers.presets import list_presets, preset_description
-from lightrecipe.trainers.recipe import Recipe, check_field_names, parse_assignments, preset
+from lightrecipe.trainers.recipe import Recipe, check_field_names, preset
 from lightrecipe.trainers.run import trackers
 from lightrecipe.trainers.run.outcome import DIVERGED
 
@@ -87,10 +88,10 @@ def use_all_cores() -> None:
 
 def set_cpu_threads(recipe_file: str | None, device: str | None) -> None:
     """Every core, unless the recipe file records the thread count its result was obtained with and this run is on
-    a CPU: then that count, so the file's number reproduces (recipe.CPU_THREADS), and one line says so."""
+    a CPU: then that count, so the file's number reproduces (recipe_text.CPU_THREADS), and one line says so."""
     import torch
 
-    from lightrecipe.trainers.recipe import CPU_THREADS, cpu_threads_of
+    from lightrecipe.trainers.fields.recipe_text import CPU_THREADS, cpu_threads_of
     from lightrecipe.trainers.run.trainer import resolve_device
     from lightrecipe.words import counted
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,72 +19,18 @@ import yaml
 from lightrecipe.errors import UserError, nearest
 from lightrecipe.trainers.fields.arch_names import check_arch
 from lightrecipe.trainers.fields.fit_rule import fitted_batch, fitted_queue
+from lightrecipe.trainers.fields.recipe_text import CPU_THREADS, checked_cpu_threads, load_mapping, parse_assignments
 from lightrecipe.trainers.fields.smoothing_groups import EXAMPLE as SMOOTHING_EXAMPLE
 from lightrecipe.trainers.fields.smoothing_groups import neighbours, parse_groups
-from lightrecipe.trainers.fields.yaml_files import parse_yaml
+from lightrecipe.trainers.fields.valid_values import (
+    BOUNDS,
+    CHOICES,
+    TYPE_WORDS,
+    VIEW2_AS_VIEW1,
+    outside_bounds,
+    value_fits,
+)
 from lightrecipe.trainers.presets import preset_fields
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": ("digits", "cifar10", "cifar100", "imagefolder", "unlabeled"),
-    "lr_scaling": ("linear", "none"),
-    "optimizer": ("sgd", "lars", "adamw"),
-    "key_momentum_schedule": ("constant", "cosine"),
-    "residual_init": ("timm", "torchvision"),
-    "loss_scale_rule": ("constant", "temperature"),
-    "smoothing": ("none", "topk", "uniform", "graded"),
-    "smoothing_schedule": ("constant", "warmup", "cosine"),
-    "smoothing_schedule_unit": ("step", "epoch"),
-    "probe_method": ("lbfgs", "sgd"),
-    "precision": ("fp32", "bf16", "fp16"),
-    "jpeg_decode": ("workers", "device"),
-}
-
-# Inclusive numeric bounds (low, high); None means unbounded on that side.
-BOUNDS: dict[str, tuple[float | None, float | None]] = {
-    "image_size": (8, 1024),
-    "epochs": (1, None),
-    "batch_size": (2, None),
-    "base_lr": (0.0, None),
-    "momentum": (0.0, 1.0),
-    "weight_decay": (0.0, None),
-    "warmup_epochs": (0.0, None),
-    "temperature": (1e-4, None),
-    "queue_size": (0, None),
-    "key_momentum": (0.0, 1.0),
-    "proj_hidden_dim": (0, None),
-    "proj_out_dim": (1, None),
-    "proj_layers": (1, 8),
-    "predictor_hidden_dim": (0, None),
-    "loss_scale": (0.0, None),
-    "smoothing_alpha": (0.0, 1.0),
-    "smoothing_k": (0, None),
-    "aug_strength": (0.0, 4.0),
-    "crop_min_scale": (0.01, 1.0),
-    "color_jitter_prob": (0.0, 1.0),
-    "grayscale_prob": (0.0, 1.0),
-    "blur_prob": (0.0, 1.0),
-    "solarize_prob": (0.0, 1.0),
-    "blur_prob_view2": (-1.0, 1.0),  # -1 = as view 1; otherwise a probability (checked in _validate_combinations)
-    "solarize_prob_view2": (-1.0, 1.0),
-    "jitter_brightness": (0.0, 2.0),
-    "jitter_contrast": (0.0, 2.0),
-    "jitter_saturation": (0.0, 2.0),
-    "jitter_hue": (0.0, 0.5),  # torchvision's ColorJitter: hue in [0, 0.5]
-    "hflip_prob": (0.0, 1.0),
-    "bn_splits": (1, None),
-    "knn_k": (1, None),
-    "knn_temperature": (1e-4, None),
-    "probe_epochs": (1, None),
-    "probe_lr": (0.0, None),
-    "probe_weight_decay": (0.0, None),
-    "data_fraction": (1e-4, 1.0),
-    "num_workers": (0, None),
-    "seed": (0, None),
-}
-
-
-VIEW2_AS_VIEW1 = -1.0  # value of a *_view2 probability field that means "as the first view"
-
 
 # What a recipe is trained and scored on, and what it runs on, rather than how it trains: the data, its
 # resolution, the evaluation protocol and the hardware settings. Two recipes being compared (a searched one and
@@ -335,7 +280,7 @@ class Recipe:
         not part of the recipe (CPU_THREADS; `cpu_threads_of` reads it).
         """
         data = load_mapping(path)
-        _checked_cpu_threads(data.pop(CPU_THREADS, None), path)
+        checked_cpu_threads(data.pop(CPU_THREADS, None), path)
         base = data.pop("preset", None)
         if base is not None:
             return preset(str(base)).replace(source=str(path), **data)
@@ -360,33 +305,6 @@ def preset(name: str, **overrides: Any) -> Recipe:
 FIELD_NAMES = tuple(f.name for f in fields(Recipe))
 
 
-TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
-
-
-def value_fits(ftype: type, value: Any) -> bool:
-    """Whether `value` has the type a recipe field declared as `ftype` takes: no bool where a number is meant,
-    an int fills a float field, numbers are finite. Recipes and search spaces both check values with this."""
-    if ftype is bool:
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False  # Python counts a bool as an int; a recipe never takes one as a number or a string
-    if ftype is int:
-        return isinstance(value, int)
-    if ftype is float:
-        return isinstance(value, (int, float)) and math.isfinite(value)
-    return isinstance(value, str)
-
-
-def outside_bounds(name: str, value: Any) -> str | None:
-    """The valid range of field `name` as text, e.g. '[0, 1]', when `value` lies outside it; else None."""
-    if name not in BOUNDS:
-        return None
-    low, high = BOUNDS[name]
-    if (low is not None and value < low) or (high is not None and value > high):
-        return f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-    return None
-
-
 def check_field_names(data: Mapping[str, Any], source: str) -> None:
     """UserError naming the nearest field for the first key of `data` that is not a recipe field."""
     for key in data:
@@ -409,70 +327,16 @@ def _coerce_numbers(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """['lr=0.1', 'symmetric=true'] -> {'lr': 0.1, 'symmetric': True}; values are YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set expects key=value, got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, (dict, list)):
-            raise UserError(f"--set {key.strip()}: expected a single value, got {raw!r}")
-        out[key.strip()] = value if value is not None else ""
-    return out
-
-
-def load_mapping(path: str | Path) -> dict[str, Any]:
-    """A YAML/JSON file as a dict; a missing or malformed file is a UserError naming it."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"recipe file '{p}' does not exist")
-    data = parse_yaml(p.read_text(), f"recipe file '{p}'")
-    if not isinstance(data, dict):
-        raise UserError(f"recipe file '{p}' must hold a mapping of recipe fields, got {type(data).__name__}")
-    return data
-
-
-# A recipe file may say, beside the recipe, how many torch CPU threads its result was obtained with (a report's
-# best-<arch>.yaml does): the thread count sets the order of CPU reductions, so a CPU result is bit-identical
-# only at that count. Not a recipe field: it is where a number came from, not how to train; `lightrecipe train
-# --recipe` applies it to a CPU run so that the file's number reproduces.
-CPU_THREADS = "cpu_threads"
-
-
-def cpu_threads_of(path: str | Path) -> int | None:
-    """The recipe file's `cpu_threads` (CPU_THREADS), or None when it records none."""
-    return _checked_cpu_threads(load_mapping(path).get(CPU_THREADS), path)
-
-
-def _checked_cpu_threads(value: Any, path: str | Path) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UserError(f"recipe file '{path}': '{CPU_THREADS}' is {value!r}; valid: a whole number of torch CPU "
-                        "threads, 1 or more (or no such line: every core)")
-    return value
-
-
 def field_types() -> dict[str, type]:
     """Field name -> Python type (bool, int, float, str); used by search spaces to check values."""
     return {k: v for k, v in typing.get_type_hints(Recipe).items() if k in FIELD_NAMES}
 
 
 __all__ = [
-    "VIEW2_AS_VIEW1",
-    "BOUNDS",
-    "CHOICES",
-    "CPU_THREADS",
     "FIELD_NAMES",
+    "SHARED_FIELDS",
     "Recipe",
     "check_field_names",
-    "cpu_threads_of",
     "field_types",
-    "load_mapping",
-    "outside_bounds",
-    "value_fits",
-    "parse_assignments",
+    "preset",
 ]

@@ -10,8 +10,10 @@ settings. Floor: 3 seeds at val kNN 0.70, 0.72, 0.74.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -31,6 +33,12 @@ CONFIRMED = {
 }
 FLOOR = [(0.70, 0.75, 0.69, 0.74), (0.72, 0.76, 0.71, 0.75), (0.74, 0.77, 0.73, 0.76)]
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5% quantile, 2 degrees of freedom (tables)
+
+
+def literal_interval(values):
+    """Mean and 95% half-width written out: mean +- t(0.975, n-1) * s / sqrt(n), for n = 3."""
+    x = np.asarray(values, dtype=float)
+    return x.mean(), T_975_DF2 * x.std(ddof=1) / math.sqrt(len(x))
 
 
 def _scores(values: tuple[float, float, float, float]) -> dict[str, float]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from lightrecipe import stats
 from lightrecipe.reports import holdup, tables
 from tests.reports import confirmdb
-from tests.reports.confirmdb import ARCH, CONFIRMED, FLOOR, T_975_DF2
+from tests.reports.confirmdb import ARCH, CONFIRMED, FLOOR, literal_interval
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +29,6 @@ def built(folder, tmp_path_factory):
     from lightrecipe.reports.build import build_report
 
     return build_report(str(folder), tmp_path_factory.mktemp("report") / "out")
-
-
-def literal_interval(values):
-    """Mean and 95% half-width written out: mean +- t(0.975, n-1) * s / sqrt(n), for n = 3."""
-    x = np.asarray(values, dtype=float)
-    return x.mean(), T_975_DF2 * x.std(ddof=1) / math.sqrt(len(x))
-
-
-def test_t_interval_matches_the_formula_and_has_no_width_for_one_value():
-    mean, half = holdup.t_interval([0.78, 0.80, 0.79])
-    assert (mean, half) == pytest.approx(literal_interval([0.78, 0.80, 0.79]))
-    assert math.isnan(holdup.t_interval([0.5])[1]) and holdup.t_interval([0.5])[0] == 0.5
 
 
 def test_confirm_trials_are_kept_out_of_the_searched_trials(frames):
@@ -61,33 +49,6 @@ def test_holdup_rows_give_mean_and_interval_per_recipe_and_the_floor(frames):
     assert floor["test_knn_top1_ci"] == pytest.approx(literal_interval([r[2] for r in FLOOR])[1])
     assert list(data.loc[["#2", "#1", "#3", "#0 ResNet-50 settings"], "confirmed_rank"]) == [1, 2, 3, 4]
     assert list(data.loc[["#1", "#2", "#3", "#0 ResNet-50 settings"], "short_rank"]) == [1, 2, 3, 4]
-
-
-def literal_exact_p(x, y):
-    """The exact p written out: every ordering of y, its tau-b by the definition, the share at least as extreme."""
-    def tau_b(a, b):
-        pairs = list(itertools.combinations(range(len(a)), 2))
-        s = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
-        return s / math.sqrt(sum(a[i] != a[j] for i, j in pairs) * sum(b[i] != b[j] for i, j in pairs))
-    observed = abs(tau_b(x, y))
-    orders = list(itertools.permutations(y))
-    return sum(abs(tau_b(x, o)) >= observed - 1e-12 for o in orders) / len(orders)
-
-
-def test_kendall_tau_is_tau_b_with_the_exact_p_of_the_orders_with_ties_held():
-    # x ties its last two: S = 2 of 3 pairs, tau-b = 2 / sqrt(2 * 3); of the 6 orders of y, 4 reach |S| = 2
-    assert holdup.kendall_tau([1, 2, 2], [1, 2, 3]) == pytest.approx((2 / math.sqrt(6), 2 / 3))
-    # the README's ResNet-10-T line: sweep 143, 142, 142, 137 of 145 val images, confirmed 97.7, 97.7, 97.5, 96.1;
-    # scipy's normal approximation gave p = 0.13, the exact p with both ties held is 1/3
-    tau, p = holdup.kendall_tau([143, 142, 142, 137], [97.7, 97.7, 97.5, 96.1])
-    assert tau == pytest.approx(0.8) and p == pytest.approx(1 / 3)
-    for x, y in [((1, 1, 2, 3, 3), (2, 1, 3, 3, 5)), ((4, 3, 2, 1, 0, 0), (1, 1, 2, 0, 3, 3))]:
-        assert holdup.kendall_tau(x, y)[1] == pytest.approx(literal_exact_p(np.array(x), np.array(y)))
-    assert math.isnan(holdup.kendall_tau([1, 1, 1], [1, 2, 3])[0])  # one order all ties: no tau-b
-
-
-def test_the_orders_enumerated_are_every_permutation_once():
-    assert sorted(map(tuple, holdup.all_orders(5).tolist())) == sorted(itertools.permutations(range(5)))
 
 
 def test_tau_is_over_the_searched_recipes_alone_with_a_bootstrap_interval_over_seeds(frames):
@@ -113,7 +74,7 @@ def test_paired_tests_see_a_difference_in_every_seed_that_welch_calls_noise(fram
     assert summary.winner == "#2"
     # #2 beats #1 by exactly one point in each seed: Welch p = 0.29 (within noise), paired p = 0
     runs = {n: dict(seeds=[0, 1, 2], values=[r[0] for r in CONFIRMED[n]]) for n in (1, 2)}
-    assert holdup.paired_test(runs[2], runs[1])[:2] == (False, 0.0)
+    assert stats.paired_test(runs[2], runs[1])[:2] == (False, 0.0)
     assert not any("within noise" in f for f in summary.warnings)
     assert not any("floor" in f for f in summary.warnings)  # 0.09, 0.09, 0.06 above it: paired p = 0.015
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from matplotlib.lines import Line2D
 
-from lightrecipe.reports import figures, style, tables
+from lightrecipe.reports import figures, tables
+from lightrecipe.reports.figures import style
 from tests.reports import sweepdb
 from tests.reports.layout import invisible_lines, layout_problems
 

@@ -162,7 +162,7 @@ def test_the_headline_shows_params_and_the_measured_latency_with_its_device_and_
 def test_a_study_without_a_latency_says_not_measured(report, frames):
     import dataclasses
 
-    from lightrecipe.reports import tables
+    from lightrecipe.reports import selections
     from lightrecipe.reports.headline import headline_data
     from lightrecipe.reports.render_html import render_html
     from lightrecipe.reports.render_md import render_markdown
@@ -170,9 +170,9 @@ def test_a_study_without_a_latency_says_not_measured(report, frames):
     unmeasured = frames._replace(latency=frames.latency.iloc[0:0])  # a sweep from before latency was recorded
     head = headline_data(unmeasured, "knn_top1", importance=pd.DataFrame(columns=["arch", "knob", "importance"]))
     assert head["latency_ms"].isna().all() and head["params_m"].notna().all()
-    assert head.attrs["latency_caption"].startswith(f"latency {tables.NOT_MEASURED}: no sweep study recorded one")
+    assert head.attrs["latency_caption"].startswith(f"latency {selections.NOT_MEASURED}: no sweep study recorded one")
     context = dict(trials=frames.trials, metric="knn_top1", sources=["s"], drawn=[],
                    report=dataclasses.replace(report, headline=head))
     md, html = render_markdown(**context), render_html(**context)
-    assert md.count(f"| {tables.NOT_MEASURED} |") == len(head)
-    assert html.count(f" · {tables.NOT_MEASURED}</td>") == len(head)
+    assert md.count(f"| {selections.NOT_MEASURED} |") == len(head)
+    assert html.count(f" · {selections.NOT_MEASURED}</td>") == len(head)

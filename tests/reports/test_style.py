@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from lightrecipe.reports import style
+from lightrecipe.reports.figures import style
 
 
 @pytest.mark.parametrize("as_type", [str, Path], ids=["str", "Path"])

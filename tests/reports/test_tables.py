@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from lightrecipe.errors import UserError
-from lightrecipe.reports import tables
+from lightrecipe.reports import selections, tables
 from lightrecipe.search.store import records
 from lightrecipe.trainers.recipe import FIELD_NAMES
 from tests.reports import sweepdb
@@ -131,14 +131,14 @@ def test_study_without_complete_trials_loads(tmp_path):
     optuna.load_study(study_name=records.study_name(sweepdb.SPACE, MNV3), storage=url).enqueue_trial({"base_lr": 0.03})
     trials = tables.load_trials(str(tmp_path))
     assert sorted(trials["state"]) == ["failed", "running", "running", "waiting"]
-    assert tables.best_trials(trials, "knn_top1").empty
+    assert selections.best_trials(trials, "knn_top1").empty
 
 
 def test_probe_metric_ranks_the_trial_that_wins_the_probe_and_loses_on_knn(planted):
     trials = tables.load_trials(str(planted.folder))
     number, params, linear = planted.probe_best["efficientnet_b0"]
-    by_knn = tables.best_trials(trials, "knn_top1").loc["efficientnet_b0"]
-    by_probe = tables.best_trials(trials, "linear_top1").loc["efficientnet_b0"]
+    by_knn = selections.best_trials(trials, "knn_top1").loc["efficientnet_b0"]
+    by_probe = selections.best_trials(trials, "linear_top1").loc["efficientnet_b0"]
     assert by_knn["number"] != number and by_knn["knn_top1"] > trials.loc[
         (trials["arch"] == "efficientnet_b0") & (trials["number"] == number), "knn_top1"].item()
     assert by_probe["number"] == number and by_probe["linear_top1"] == pytest.approx(linear)

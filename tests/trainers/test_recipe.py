@@ -5,8 +5,9 @@ import re
 import pytest
 
 from lightrecipe.errors import UserError
+from lightrecipe.trainers.fields.recipe_text import parse_assignments
 from lightrecipe.trainers.presets import list_presets
-from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, parse_assignments, preset
+from lightrecipe.trainers.recipe import FIELD_NAMES, Recipe, preset
 
 CONTRACT_FIELDS = """arch dataset data_root image_size epochs batch_size base_lr lr_scaling optimizer momentum weight_decay
 wd_on_norm_and_bias warmup_epochs temperature queue_size key_momentum key_momentum_schedule proj_hidden_dim
@@ -160,7 +161,7 @@ def test_recipe_and_space_files_read_1e_4_as_a_number(tmp_path):
 def test_a_recipe_file_may_record_its_cpu_thread_count_beside_the_recipe(tmp_path):
     """A report's best-recipe file says how many torch threads its number was obtained with: the recipe is the
     same with or without that line, `cpu_threads_of` reads it, and anything but a count of 1 or more is one error."""
-    from lightrecipe.trainers.recipe import cpu_threads_of
+    from lightrecipe.trainers.fields.recipe_text import cpu_threads_of
 
     r = preset("digits-small", epochs=3)
     plain, card = tmp_path / "plain.yaml", tmp_path / "card.yaml"

@@ -1,7 +1,7 @@
 """The report's figures, each as data first and drawing second, after Optuna's visualization module:
 `<name>_data(frames, metric) -> DataFrame` (every figure has this one signature: `frames` is
 `tables.Frames(trials, curves)`) and `plot_<name>(data) -> Figure`. Accuracies in the data frames are
-percentages (column `top1`).
+percentages (column `top1`). `style.py` gives every figure one look: arch colours, fonts, saving.
 
 The data function computes everything the figure states: its title, a sentence such as "lifts efficient nets
 by +9.2 points", is `attrs["title"]`, next to the arch order and metric; `plot_*` draws that frame and

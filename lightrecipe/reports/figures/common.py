@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import style
-from lightrecipe.reports.tables import as_percent, scored
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports.selections import as_percent, scored
 from lightrecipe.reports.text import one_line
 from lightrecipe.trainers.recipe import FIELD_NAMES
 

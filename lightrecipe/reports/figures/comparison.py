@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import selections, tables
 from lightrecipe.reports.figures.common import (
     choice_ticks,
     empty_frame,
@@ -32,7 +33,7 @@ def comparison_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataF
     must clear to be better than no training. `attrs["title"]` states the finding."""
     trials = frames.trials
     done = with_top1(trials, metric)
-    order = tables.arch_order(trials)
+    order = selections.arch_order(trials)
     if done.empty:
         return empty_frame(f"no complete trial has a {metric} value yet", order=order, metric=metric)
     done = done.assign(recipe_key=done.apply(recipe_key, axis=1))
@@ -64,7 +65,7 @@ def comparison_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataF
 
 def _floor_row(frames: tables.Frames, metric: str, arch: str) -> list[dict]:
     """The arch's random-init floor as a comparison row (none when the database holds no floor for it)."""
-    floor = tables.floor_by_arch(frames.floor, metric)
+    floor = selections.floor_by_arch(frames.floor, metric)
     if arch not in floor.index:
         return []
     f = floor.loc[arch]

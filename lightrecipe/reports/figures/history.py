@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from lightrecipe.reports import style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import selections, tables
 from lightrecipe.reports.figures.common import (
     empty_frame,
     integer_x_axis,
@@ -18,7 +19,7 @@ from lightrecipe.reports.figures.common import (
     short_label,
     suptitle,
 )
-from lightrecipe.reports.tables import as_percent
+from lightrecipe.reports.selections import as_percent
 from lightrecipe.search.store import records
 
 # --- 5. optimisation history and learning curves --------------------------------------------------------
@@ -33,7 +34,7 @@ def history_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFram
     recipe), top1 (pruned trials keep their last value) and best_so_far (best complete top1 up to this trial
     number)."""
     trials = frames.trials
-    order = tables.arch_order(trials)
+    order = selections.arch_order(trials)
     if metric not in trials.columns or trials.empty:
         return empty_frame("no trials", order=order, metric=metric)
     pct = as_percent(trials[metric]).set_axis(trials.index)
@@ -135,7 +136,7 @@ def curves_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame
     """One row per trial x epoch: study, arch, number, state, baseline, best (the arch's best trial), epoch and
     top1 (the per-epoch `metric` if the history has it, else the objective Optuna recorded)."""
     trials, curves = frames.trials, frames.curves
-    order = tables.arch_order(trials)
+    order = selections.arch_order(trials)
     if curves.empty:
         return empty_frame("no trial reported an epoch yet", order=order, metric=metric)
     column = metric if metric in curves.columns and curves[metric].notna().any() else "objective_value"
@@ -145,7 +146,7 @@ def curves_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame
     frame = frame[np.isfinite(frame["top1"])]
     if frame.empty:
         return empty_frame(f"no per-epoch {column} values", order=order, metric=metric)
-    best = tables.best_trials(trials, metric)
+    best = selections.best_trials(trials, metric)
     best_keys = set(zip(best["source"], best["study"], best["number"]))
     frame = frame.assign(best=[k in best_keys for k in zip(frame["source"], frame["study"], frame["number"])])
     frame = frame.reset_index(drop=True)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import selections, tables
 from lightrecipe.reports.figures.common import (
     empty_frame,
     is_numeric,
@@ -38,8 +39,8 @@ def importance_data(frames: tables.Frames, metric: str = "knn_top1", *, seed: in
     """
     trials = frames.trials
     done = with_top1(trials, metric)
-    order = tables.arch_order(trials)
-    params = tables.searched_params(trials)
+    order = selections.arch_order(trials)
+    params = selections.searched_params(trials)
     notes: list[str] = []
     rows = []
     for arch in order:

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import holdup, style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import holdup, selections, tables
 from lightrecipe.reports.figures.common import arch_legend, empty_frame, metric_label, suptitle
 from lightrecipe.search.store import records
 
@@ -20,15 +21,15 @@ from lightrecipe.search.store import records
 def latency_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     """Per arch: latency_ms (median) and latency_p90_ms, params_m, best (percent) and its `basis`, baseline,
     floor, and `pareto` (on the front); attrs: title, caption (device, threads, image size, batch)."""
-    order = tables.arch_order(frames.trials)
-    measured = tables.latency_by_arch(frames.latency)  # as the report's table shows it
+    order = selections.arch_order(frames.trials)
+    measured = selections.latency_by_arch(frames.latency)  # as the report's table shows it
     if measured.empty:
         return empty_frame("no sweep study recorded a latency (sweeps measure it on their driver)", order=order,
                       metric=metric)
     confirmed = holdup.holdup_data(frames, metric)
     winners = holdup.confirmed_winners(confirmed, metric)
-    swept = tables.best_trials(frames.trials, metric)
-    floor = tables.floor_by_arch(frames.floor, metric)
+    swept = selections.best_trials(frames.trials, metric)
+    floor = selections.floor_by_arch(frames.floor, metric)
     rows = []
     for arch in [a for a in order if a in measured.index]:
         if arch in winners.index:
@@ -39,7 +40,7 @@ def latency_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFram
             best, basis = math.nan, ""
         rows.append(dict(arch=arch, latency_ms=float(measured.loc[arch, "latency_ms"]),
                          latency_p90_ms=float(measured.loc[arch, "latency_p90_ms"]),
-                         params_m=tables.params_millions(frames.trials, arch),
+                         params_m=selections.params_millions(frames.trials, arch),
                          best=100 * best, basis=basis, baseline=100 * _baseline(frames.trials, confirmed, arch, metric),
                          floor=100 * float(floor.loc[arch, "value"]) if arch in floor.index else math.nan))
     frame = pd.DataFrame(rows)
@@ -54,7 +55,7 @@ def _baseline(trials: pd.DataFrame, confirmed: pd.DataFrame, arch: str, metric: 
         rows = confirmed[(confirmed["arch"] == arch) & (confirmed["role"] == records.ROLE_RESNET50)]
         if len(rows):
             return float(rows[metric].iloc[-1])
-    done = tables.scored(trials, metric)
+    done = selections.scored(trials, metric)
     base = done[(done["arch"] == arch) & done["baseline"].astype(bool)]
     return float(base[metric].mean()) if len(base) else math.nan
 

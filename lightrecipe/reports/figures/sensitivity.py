@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import selections, tables
 from lightrecipe.reports.figures.common import (
     PANEL_INCHES,
     arch_legend,
@@ -36,8 +37,8 @@ def sensitivity_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.Data
     scale), numeric."""
     trials = frames.trials
     done = with_top1(trials, metric)
-    order = tables.arch_order(trials)
-    params = [p for p in tables.searched_params(trials) if f"param_{p}" in done and done[f"param_{p}"].notna().any()]
+    order = selections.arch_order(trials)
+    params = [p for p in selections.searched_params(trials) if f"param_{p}" in done and done[f"param_{p}"].notna().any()]
     if done.empty or not params:
         return empty_frame("no complete trial with sampled parameters yet", order=order, metric=metric)
     rows = []

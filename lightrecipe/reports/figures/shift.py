@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from lightrecipe.reports import style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import selections, tables
 from lightrecipe.reports.figures.common import (
     PANEL_INCHES,
     choice_ticks,
@@ -67,7 +68,7 @@ def shift_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     ResNets ran); `attrs["title"]` counts those knobs."""
     trials = frames.trials
     done = with_top1(trials, metric)
-    order = tables.arch_order(trials)
+    order = selections.arch_order(trials)
     if done.empty:
         return empty_frame(f"no complete trial has a {metric} value yet", order=order, metric=metric)
     knobs = _knobs(done)

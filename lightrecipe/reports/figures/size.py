@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import tables
 from lightrecipe.reports.figures.common import arch_legend, empty_frame, metric_label, suptitle
 from lightrecipe.reports.figures.comparison import comparison_data
 

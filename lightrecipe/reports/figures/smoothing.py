@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lightrecipe.reports import style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import selections, tables
 from lightrecipe.reports.figures.common import (
     arch_legend,
     empty_frame,
@@ -25,7 +26,7 @@ def smoothing_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFr
     `attrs["title"]` states the gain of smoothing per arch (`smoothing_gain`)."""
     trials = frames.trials
     done = with_top1(trials, metric)
-    order = tables.arch_order(trials)
+    order = selections.arch_order(trials)
     need = ("recipe_smoothing", "recipe_smoothing_alpha", "recipe_smoothing_k")
     if done.empty or any(c not in done for c in need):
         return empty_frame(f"no complete trial has a {metric} value and a recorded recipe", order=order, metric=metric)

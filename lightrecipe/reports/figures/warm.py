@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from lightrecipe.reports import style, tables
+import lightrecipe.reports.figures.style as style
+from lightrecipe.reports import selections, tables
 from lightrecipe.reports.figures.common import empty_frame, integer_x_axis, legend_below, metric_label, suptitle
-from lightrecipe.reports.tables import as_percent
+from lightrecipe.reports.selections import as_percent
 from lightrecipe.search.store import records
 
 FINISHED = (records.COMPLETE, records.PRUNED, records.FAILED, records.DIVERGED)
@@ -32,7 +33,7 @@ def warm_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     `warm_pairs`); `attrs["title"]` says, over the pairs, how often and how soon warm reached the cold best;
     `attrs["floors"]`: per arch shown, its random-init floor (%), where the sources measured one."""
     trials = frames.trials
-    order = tables.arch_order(trials)
+    order = selections.arch_order(trials)
     if trials.empty or metric not in trials.columns or "warm_start" not in trials.columns:
         return empty_frame(NO_PAIR, order=order, metric=metric, title=EMPTY_TITLE)
     done = trials[trials["state"].isin(FINISHED)].copy()
@@ -48,7 +49,7 @@ def warm_data(frames: tables.Frames, metric: str = "knn_top1") -> pd.DataFrame:
     frame = pd.concat(shown, ignore_index=True)
     pairs = warm_pairs([(w, c) for g in groups.values() for w in g["warm"] for c in g["cold"]])
     shown_archs = [a for a in order if a in set(frame["arch"])]
-    floor = tables.floor_by_arch(frames.floor, metric)
+    floor = selections.floor_by_arch(frames.floor, metric)
     frame.attrs.update(order=shown_archs, metric=metric, pairs=pairs, title=warm_title(pairs),
                        floors={a: 100.0 * float(floor.loc[a, "value"]) for a in shown_archs if a in floor.index})
     return frame

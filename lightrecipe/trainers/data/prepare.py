@@ -26,7 +26,7 @@ from lightrecipe.errors import UserError
 from lightrecipe.trainers.data import cache as fmt
 from lightrecipe.trainers.data import tree
 from lightrecipe.trainers.data.image_folder import MAX_UNREADABLE_SHARE, scan_classes
-from lightrecipe.trainers.recipe import BOUNDS
+from lightrecipe.trainers.fields.valid_values import BOUNDS
 
 DECODE_CHUNK = 16  # images per task sent to a decoding process: amortises the pickling of small results
 

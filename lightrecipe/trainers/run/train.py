@@ -176,7 +176,7 @@ def backbone_params(trainer: Trainer) -> int:
 
 def cpu_threads(trainer: Trainer) -> dict[str, int]:
     """{"cpu_threads": n} for a one-process CPU run, {} otherwise: torch's thread count sets the order of CPU
-    reductions, so the result is bit-identical only at this count (recipe.CPU_THREADS: a report's best-recipe file
+    reductions, so the result is bit-identical only at this count (recipe_text.CPU_THREADS: a report's best-recipe file
     carries it, and `lightrecipe train --recipe` trains with it). The count of the attempt that finished the run."""
     if trainer.device.type != "cpu" or trainer.world.size > 1:
         return {}

@@ -58,7 +58,7 @@ def styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
 
 
 def arch_colors(archs: Iterable[str]) -> dict[str, str]:
-    """Arch -> colour, in the order given (pass `tables.arch_order` so every figure agrees)."""
+    """Arch -> colour, in the order given (pass `selections.arch_order` so every figure agrees)."""
     return {arch: PALETTE[i % len(PALETTE)] for i, arch in enumerate(archs)}
 
 
