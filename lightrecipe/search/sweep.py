@@ -65,21 +65,26 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
     fit_to = TrainImages()  # MoCo's queue and batch fitted to the data, every recipe checked against it
     with one_driver(storage, space, settings):
         plans = plan_studies(space, settings, storage, stream, fit_to)
+        studies = [optuna.load_study(study_name=plan.name, storage=storage) for plan in plans]
+        baselines = [space.baseline(plan.overrides, fit_to=fit_to) for plan in plans]
+        for plan, study, baseline in zip(plans, studies, baselines):  # on a quiet machine: before Ray and any floor
+            latency.ensure(study, plan.arch, baseline.image_size)
+        place = floor.place_of(settings)
+        # The first study's floor, where it runs in the driver, is measured while Ray starts (a Ray task needs Ray).
+        first_floor = floor.start(studies[0], baselines[0], place=place) if plans and not place.on_ray else None
         with ray_session(settings.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             concurrency = concurrency_for(settings)
             deadline = time.monotonic() + settings.time_budget if settings.time_budget else None
             outcomes = []
-            for plan in plans:
+            for i, (plan, study, baseline) in enumerate(zip(plans, studies, baselines)):
                 budget = None if deadline is None else deadline - time.monotonic()
                 if received() is not None:
                     stream.write(f"[{plan.name}] not started: interrupted; --resume runs it\n")
                 elif budget is not None and budget <= 0:
                     stream.write(f"[{plan.name}] not started: --time-budget used up; --resume runs it\n")
-                else:  # the latency once per study in the driver; the random-init floor where trials run
-                    study = optuna.load_study(study_name=plan.name, storage=storage)
-                    baseline = space.baseline(plan.overrides, fit_to=fit_to)
-                    latency.ensure(study, plan.arch, baseline.image_size)
-                    with floor.beside_the_trials(study, baseline, place=floor.place_of(settings), stream=stream):
+                else:  # the random-init floor where trials run, beside them
+                    with floor.beside_the_trials(study, baseline, place=place, stream=stream,
+                                                 started=first_floor if i == 0 else None):
                         run_study(plan, space, settings, storage, out, concurrency, budget, stream, fit_to=fit_to)
                 outcomes.append(outcome(optuna.load_study(study_name=plan.name, storage=storage), settings.trials))
         if received() is not None:

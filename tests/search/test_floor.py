@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import optuna
 import pytest
 
@@ -35,3 +37,24 @@ def test_on_a_cluster_the_floor_is_a_ray_task_beside_the_trials_and_scores_as_th
     assert [r["seed"] for r in rows] == [0]
     assert (rows[0]["device"], rows[0]["precision"]) == ("cpu", "fp32")  # named, as trials on CPU train
     assert rows[0]["knn_top1"] == here[0]["knn_top1"] and rows[0]["test_knn_top1"] == here[0]["test_knn_top1"]
+
+
+@pytest.mark.slow
+def test_on_this_machine_the_floor_is_a_driver_thread_that_no_trial_waits_for():
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="maximize")
+    pending = floor.start(study, RECIPE, [0], floor.place_of(_settings()))
+    assert study.user_attrs.get("floor") is None  # started, not waited for: stored by finish, after the trials
+    rows = pending.finish()
+    assert [r["seed"] for r in rows] == [0] and floor.recorded(study) == rows
+    assert rows[0]["knn_top1"] == floor.measure(RECIPE, [0])[0]["knn_top1"]  # the thread scores as the driver does
+
+
+def test_a_floor_the_driver_thread_cannot_measure_is_one_line_and_stores_nothing(tmp_path):
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="maximize", study_name="s")
+    missing = Recipe(arch="mobilenetv3_small_050", dataset="imagefolder", data_root=str(tmp_path / "gone"))
+    lines = io.StringIO()
+    with floor.beside_the_trials(study, missing, [0], floor.place_of(_settings()), lines):
+        pass
+    assert floor.recorded(study) == []
+    assert lines.getvalue().startswith("[s] random-init floor not measured: ")
+    assert lines.getvalue().rstrip().endswith("--resume measures it again") and str(tmp_path / "gone") in lines.getvalue()
