@@ -5,6 +5,9 @@
    shutdown included), each trial and each direct call with the same number of CPU threads. Median of
    --repeats runs. Then where the sweep's extra time goes, from the trial database's timestamps: start-up
    before the first trial, the first trial's worker start, the trials, the gaps between them, and the end.
+   Then Ray Tune alone, run as the sweep runs it with N trials that only import torch and timm and report each
+   epoch: the overhead no sweep made of Ray Tune trials can go below here, and the trial length at which +5%
+   is within reach.
    Then the same sweep at concurrency 2: its speed-up.
 2. ASHA savings: a real sweep of the tiny test space with ASHA, and the same sweep (same seed, so the same
    sampled recipes while TPE is in its random start-up phase) with pruning off. Reports epochs run over
@@ -61,6 +64,29 @@ for i in range(n):
     train(recipe, workdir=f"{{root}}/run-{{i}}", device="cpu")
     trains.append(time.perf_counter() - begin)
 print(json.dumps({{"imports": imported, "trains": trains}}))
+"""
+
+
+TUNE_ALONE = """\
+# Ray Tune itself, as the sweep uses it (its own local Ray, concurrency 1, reused actors), with trials that only
+# import what a trial's worker must import to train and report each epoch: the least a Tune sweep can cost.
+import os, sys
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+from ray import tune
+from lightrecipe.search.cluster.session import ray_session
+n, epochs, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+
+def trial(config):
+    import timm, torch  # noqa: F401
+    for epoch in range(1, epochs + 1):
+        tune.report({"epoch": epoch})
+
+with ray_session(None):
+    tune.Tuner(
+        tune.with_resources(trial, {"cpu": 1}),
+        tune_config=tune.TuneConfig(num_samples=n, max_concurrent_trials=1, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=root, verbose=0),
+    ).fit()
 """
 
 
@@ -128,9 +154,12 @@ def overhead(args: argparse.Namespace, tmp: Path) -> None:
     space.write_text(IDENTICAL_SPACE.format(epochs=args.epochs))
     script = tmp / "direct.py"
     script.write_text(DIRECT.format(sizes=", ".join(f"{k}={v!r}" for k, v in SIZES.items())))
+    tune_alone = tmp / "tune_alone.py"
+    tune_alone.write_text(TUNE_ALONE)
     no_asha = ["--no-baseline", "--grace-epochs", str(args.epochs)]
     direct, c1, c2 = "train() x N, one process", "sweep, concurrency 1", "sweep, concurrency 2"
-    rows: dict[str, list[float]] = {direct: [], c1: []} | ({} if args.skip_concurrency_2 else {c2: []})
+    bare = "Ray Tune alone, no training"
+    rows: dict[str, list[float]] = {direct: [], c1: [], bare: []} | ({} if args.skip_concurrency_2 else {c2: []})
     phases: dict[str, list[dict[str, float]]] = {direct: [], c1: []}
     for r in range(args.repeats):
         seconds, _, stdout = run_timed([sys.executable, str(script), str(args.trials), str(args.epochs), "1",
@@ -140,6 +169,8 @@ def overhead(args: argparse.Namespace, tmp: Path) -> None:
         seconds, launched, _ = run_timed(sweep_cmd(space, tmp / f"c1-{r}", args.trials, args.epochs, 1, no_asha))
         rows[c1].append(seconds)
         phases[c1].append(sweep_phases(tmp / f"c1-{r}", launched, seconds))
+        rows[bare].append(timed([sys.executable, str(tune_alone), str(args.trials), str(args.epochs),
+                                 str(tmp / f"bare-{r}")]))
         if c2 in rows:
             rows[c2].append(timed(sweep_cmd(space, tmp / f"c2-{r}", args.trials, args.epochs, 2, no_asha)))
         print(f"  run {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in rows.items()), flush=True)
@@ -152,6 +183,7 @@ def overhead(args: argparse.Namespace, tmp: Path) -> None:
         med = statistics.median(values)
         print(f"{name:<28} {med:>9.1f} {min(values):>7.1f} {max(values):>7.1f} {med / base:>10.2f}x")
     print(f"sweep overhead at concurrency 1: {100 * (statistics.median(rows[c1]) / base - 1):+.1f}% (target <= +5%)")
+    least_overhead(rows[direct], phases[direct], rows[c1], rows[bare], args.trials)
     print("\nWhere the time goes (median s of each part over the runs):")
     for name in (direct, c1):
         for part in phases[name][0]:
@@ -160,6 +192,25 @@ def overhead(args: argparse.Namespace, tmp: Path) -> None:
         speed_up = statistics.median(rows[c1]) / statistics.median(rows[c2])
         print(f"speed-up of concurrency 2 over concurrency 1: {speed_up:.2f}x "
               f"(cores on this machine: {os.cpu_count()})")
+
+
+def least_overhead(direct: list[float], direct_parts: list[dict[str, float]], sweep: list[float],
+                   bare: list[float], trials: int) -> None:
+    """What of the sweep's overhead Ray Tune costs by itself, and from what trial length +5% is within reach.
+    Ray Tune alone trains nothing, so its whole process is fixed cost; train()'s fixed cost is its process less
+    its train() calls. Their difference is the overhead no sweep run as Ray Tune trials can go below here."""
+    base = statistics.median(direct)
+    trains = statistics.median(p["train() calls"] for p in direct_parts)
+    fixed = base - trains
+    tune_floor = statistics.median(bare) - fixed
+    ours = statistics.median(sweep) - base - tune_floor
+    per_trial = trains / trials
+    print(f"Ray Tune's own cost beyond train()'s imports and exit: {tune_floor:+.1f} s = "
+          f"{100 * tune_floor / base:+.1f}% of train() x N; the sweep's own part: {ours:+.1f} s")
+    for name, seconds in (("this sweep", tune_floor + ours), ("Ray Tune alone", tune_floor)):
+        shortest = (seconds / 0.05 - fixed) / trials  # overhead / (N t + fixed) <= 5%
+        print(f"  +5% needs trials of at least {shortest:.0f} s with {name}'s fixed cost "
+              f"(these trials: {per_trial:.0f} s)")
 
 
 def asha(args: argparse.Namespace, tmp: Path) -> None:
