@@ -67,13 +67,15 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
         plans = plan_studies(space, settings, storage, stream, fit_to)
         studies = [optuna.load_study(study_name=plan.name, storage=storage) for plan in plans]
         baselines = [space.baseline(plan.overrides, fit_to=fit_to) for plan in plans]
-        for plan, study, baseline in zip(plans, studies, baselines):  # on a quiet machine: before Ray and any floor
-            latency.ensure(study, plan.arch, baseline.image_size)
+        if not settings.address:  # on a quiet machine: before this sweep's own Ray and any floor
+            _measure_latencies(plans, studies, baselines)
         place = floor.place_of(settings)
         # The first study's floor, where it runs in the driver, is measured while Ray starts (a Ray task needs Ray).
         first_floor = floor.start(studies[0], baselines[0], place=place) if plans and not place.on_ray else None
         with ray_session(settings.address), catch_signals():  # after ray.init, which installs Ray's own SIGTERM handler
             concurrency = concurrency_for(settings)
+            if settings.address:  # joining a cluster leaves this machine as quiet as it was: refuse a trial first
+                _measure_latencies(plans, studies, baselines)
             deadline = time.monotonic() + settings.time_budget if settings.time_budget else None
             outcomes = []
             for i, (plan, study, baseline) in enumerate(zip(plans, studies, baselines)):
@@ -90,6 +92,12 @@ def run_sweep(settings: SweepSettings, stream: TextIO | None = None) -> list[Stu
         if received() is not None:
             raise Interrupted(received())
     return outcomes
+
+
+def _measure_latencies(plans: list[StudyPlan], studies: list[optuna.Study], baselines: list[Any]) -> None:
+    """Each study's arch at its image size, unless the study holds its latency already (a resumed sweep)."""
+    for plan, study, baseline in zip(plans, studies, baselines):
+        latency.ensure(study, plan.arch, baseline.image_size)
 
 
 def concurrency_for(settings: SweepSettings) -> int:

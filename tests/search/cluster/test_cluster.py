@@ -193,11 +193,15 @@ def test_a_gpu_trial_on_a_worker_without_cuda_fails_with_the_reason_and_too_big_
     assert too_big.returncode == 2, too_big.stderr[-2000:]
     assert "a trial needs 1 worker(s) of 2 CPU (--workers-per-trial, --cpus-per-trial, --gpus-per-trial) but the " \
            "cluster holds 0 (nodes: 1 CPU/1 GPU)" in too_big.stderr
+    # Refused before the driver measures the arch's latency (seconds per arch at ImageNet sizes), which a
+    # sweep joining a cluster does once the cluster can hold a trial: the second sweep below has it.
+    assert records.LATENCY not in load(tmp_path / "big", STUDY).user_attrs
 
     result = sweep_on(address, env, tmp_path / "gpu", "--gpus-per-trial", "1")
     # the study has its 1 trial, and it failed: no trial completed, exit 1 with the reason (issue 18)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "no trial completed" in result.stderr and "sees no CUDA device" in result.stderr
+    assert load(tmp_path / "gpu", STUDY).user_attrs[records.LATENCY]
     (trial,) = load(tmp_path / "gpu", STUDY).trials
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs[records.STATE] == "failed"
     assert "--gpus-per-trial 1, but this worker sees no CUDA device" in trial.user_attrs[records.ERROR]
